@@ -1,0 +1,47 @@
+/**
+ * Named errors. Every error the framework raises is one of these, so callers can branch on
+ * `instanceof` (or `.name`) instead of parsing messages; the underlying error is kept as `cause`.
+ */
+
+/** Base class of every agentstate error. */
+export class AgentStateError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An option passed to `WorkerOptions` (or a flag/env that feeds one) is invalid. */
+export class InvalidOptionError extends AgentStateError {
+  /** The option's name as the user wrote it, e.g. `loadThreshold`. */
+  readonly option: string;
+  constructor(option: string, problem: string, options?: { cause?: unknown }) {
+    super(`Invalid option \`${option}\`: ${problem}`, options);
+    this.option = option;
+  }
+}
+
+/** The LiveKit server refused the worker (bad credentials, wrong URL, not an agent endpoint). */
+export class ServerRefusedError extends AgentStateError {
+  /** HTTP status of the refused upgrade, when there was one. */
+  readonly status: number | undefined;
+  constructor(message: string, status?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
+/** The connection to the LiveKit server failed or was lost. Retried with backoff. */
+export class ServerConnectionError extends AgentStateError {}
+
+/** A frame from the server could not be decoded; it is dropped and logged, never fatal. */
+export class ProtocolError extends AgentStateError {}
+
+/** `requestFnc` threw, or did not answer within its budget. The request is rejected. */
+export class JobRequestError extends AgentStateError {}
+
+/** A job process failed to start, crashed, hung or was killed. */
+export class JobProcessError extends AgentStateError {}
+
+/** The user's entrypoint threw, or a job could not run. */
+export class JobError extends AgentStateError {}
