@@ -1,0 +1,505 @@
+/**
+ * The life of one job process, as a pure chart: `prewarming → idle → running → exiting`, and a
+ * named final state for every way a process can end. The chart does no I/O: it invokes an
+ * abstract `processHost` actor (provided by `src/pool`) that forks the process, relays what the
+ * child says as events and carries out the chart's commands. Every wait has a named delay taken
+ * from the input, so tests drive it with a `SimulatedClock`.
+ *
+ * Reports to the worker follow `jobProcess.contract.ts`: `PROCESS_PREWARMED`, `JOB_STARTED`,
+ * exactly one `JOB_ENDED` per job the process was given, and `PROCESS_EXITED` last.
+ */
+import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
+import type { RunningJobInfo } from '../src/job/running-job.ts';
+import type {
+  JobProcessCommand,
+  JobProcessInput,
+  JobProcessReport,
+} from './jobProcess.contract.ts';
+
+/** Deadlines (ms) on top of the contract input. The worker derives them from its options. */
+export interface JobProcessTimeouts {
+  /** Prewarm budget (`initializeProcessTimeout`); also the budget for a launched job to start. */
+  initializeTimeout: number;
+  /** Graceful shutdown budget of a running job (`shutdownProcessTimeout`). */
+  shutdownTimeout: number;
+  /** Grace between SIGTERM and SIGKILL. Default 5000. */
+  terminateTimeout?: number;
+  /** How long to wait for the exit after SIGKILL before giving the process up. Default 5000. */
+  killTimeout?: number;
+}
+
+export type JobProcessMachineInput = JobProcessInput & JobProcessTimeouts;
+
+export type JobOutcome = 'success' | 'failed';
+
+/** What the process host observed (host → chart). */
+export type ProcessHostEvent =
+  | { type: 'PROCESS_SPAWNED'; pid: number }
+  | { type: 'PREWARM_SUCCEEDED' }
+  | { type: 'PREWARM_FAILED'; error: string }
+  /** The child confirmed the launched job is running (its entrypoint is being called). */
+  | { type: 'JOB_RUNNING' }
+  /** The child finished the job: callbacks ran and the room was left. */
+  | { type: 'JOB_RETURNED'; outcome: JobOutcome; reason: string }
+  /** The OS process is gone, for whatever reason. */
+  | { type: 'CHILD_EXITED'; code: number | null; signal: string | null }
+  | { type: 'MEMORY_EXCEEDED'; rssMb: number; limitMb: number }
+  | { type: 'PING_TIMED_OUT'; silentMs: number };
+
+/** What the chart asks the host to do (chart → host). */
+export type ProcessHostCommand =
+  | { type: 'LAUNCH_JOB'; job: RunningJobInfo }
+  | { type: 'SHUTDOWN_JOB'; reason: string }
+  /** SIGTERM: the polite signal, after the job had its chance to end. */
+  | { type: 'TERMINATE_PROCESS' }
+  /** SIGKILL. */
+  | { type: 'KILL_PROCESS' };
+
+export interface ProcessHostInput {
+  procId: string;
+}
+
+export type JobProcessEvent = JobProcessCommand | ProcessHostEvent;
+
+/** The final state a process ends in, chosen when it starts to exit. */
+export type ExitKind =
+  | 'finished'
+  | 'stopped'
+  | 'prewarmFailed'
+  | 'prewarmTimedOut'
+  | 'crashed'
+  | 'killed'
+  | 'memoryExceeded'
+  | 'unresponsive';
+
+export interface JobProcessContext {
+  procId: string;
+  pid: number | undefined;
+  /** The job given to this process (queued during prewarm, or running) until it is reported ended. */
+  job: RunningJobInfo | undefined;
+  /** Set when the process starts to exit: which final state and why. */
+  exit: { kind: ExitKind; reason: string } | undefined;
+  timeouts: Required<JobProcessTimeouts>;
+}
+
+const FAILED_EXITS: ReadonlySet<ExitKind> = new Set([
+  'prewarmFailed',
+  'prewarmTimedOut',
+  'crashed',
+  'killed',
+  'memoryExceeded',
+  'unresponsive',
+]);
+
+/** `crashed (code 1)`, `crashed (signal SIGSEGV)`. */
+export function describeExit(code: number | null, signal: string | null): string {
+  return signal ? `signal ${signal}` : `code ${code ?? 'unknown'}`;
+}
+
+const exitTo = (kind: ExitKind) => ({
+  target: kind,
+  guard: { type: 'exitIs' as const, params: { kind } },
+});
+
+export const jobProcessMachine = setup({
+  types: {
+    context: {} as JobProcessContext,
+    events: {} as JobProcessEvent,
+    input: {} as JobProcessMachineInput,
+  },
+  actors: {
+    /**
+     * Abstract: `src/pool` provides the real one. This stand-in reports at once that there is no
+     * host, so an unprovided chart ends in `prewarmFailed` instead of waiting.
+     */
+    processHost: fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack }) => {
+      sendBack({
+        type: 'PREWARM_FAILED',
+        error: 'no processHost was provided',
+      } satisfies ProcessHostEvent);
+    }),
+  },
+  delays: {
+    INITIALIZE_TIMEOUT: ({ context }) => context.timeouts.initializeTimeout,
+    SHUTDOWN_TIMEOUT: ({ context }) => context.timeouts.shutdownTimeout,
+    TERMINATE_TIMEOUT: ({ context }) => context.timeouts.terminateTimeout,
+    KILL_TIMEOUT: ({ context }) => context.timeouts.killTimeout,
+  },
+  guards: {
+    hasJob: ({ context }) => context.job !== undefined,
+    exitIs: ({ context }, params: { kind: ExitKind }) => context.exit?.kind === params.kind,
+  },
+  actions: {
+    recordPid: assign({
+      pid: ({ event, context }) => (event.type === 'PROCESS_SPAWNED' ? event.pid : context.pid),
+    }),
+    takeJob: assign({
+      job: ({ event, context }) => (event.type === 'LAUNCH' ? event.job : context.job),
+    }),
+    beginExit: assign({
+      exit: (_, params: { kind: ExitKind; reason: string }) => params,
+    }),
+    /** The exit reason comes from the event: a crash names its code or signal. */
+    beginCrashExit: assign({
+      exit: ({ event }) => ({
+        kind: 'crashed' as const,
+        reason:
+          event.type === 'CHILD_EXITED'
+            ? `crashed (${describeExit(event.code, event.signal)})`
+            : 'crashed',
+      }),
+    }),
+    launchJob: sendTo(
+      'processHost',
+      ({ context }) => ({ type: 'LAUNCH_JOB', job: context.job! }) satisfies ProcessHostCommand,
+    ),
+    askJobToShutdown: sendTo(
+      'processHost',
+      ({ event }) =>
+        ({
+          type: 'SHUTDOWN_JOB',
+          reason: event.type === 'SHUTDOWN_REQUESTED' ? event.reason : 'shutdown requested',
+        }) satisfies ProcessHostCommand,
+    ),
+    terminateProcess: sendTo('processHost', {
+      type: 'TERMINATE_PROCESS',
+    } satisfies ProcessHostCommand),
+    killProcess: sendTo('processHost', { type: 'KILL_PROCESS' } satisfies ProcessHostCommand),
+    reportPrewarmed: sendParent(
+      ({ context }) =>
+        ({
+          type: 'PROCESS_PREWARMED',
+          procId: context.procId,
+          pid: context.pid!,
+        }) satisfies JobProcessReport,
+    ),
+    reportJobStarted: sendParent(
+      ({ context }) =>
+        ({
+          type: 'JOB_STARTED',
+          procId: context.procId,
+          pid: context.pid!,
+          jobId: context.job!.jobId,
+        }) satisfies JobProcessReport,
+    ),
+    /** Reports the end of the job this process holds, if any, exactly once (the job is then cleared). */
+    reportJobEnded: enqueueActions(
+      ({ context, enqueue }, params: { outcome: JobOutcome; reason?: string }) => {
+        const job = context.job;
+        if (!job) return;
+        const reason = params.reason ?? context.exit?.reason ?? 'job ended';
+        enqueue.sendParent({
+          type: 'JOB_ENDED',
+          procId: context.procId,
+          pid: context.pid,
+          jobId: job.jobId,
+          outcome: params.outcome,
+          reason,
+        } satisfies JobProcessReport);
+        enqueue.assign({ job: undefined });
+      },
+    ),
+    reportJobReturned: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'JOB_RETURNED' || !context.job) return;
+      enqueue.sendParent({
+        type: 'JOB_ENDED',
+        procId: context.procId,
+        pid: context.pid,
+        jobId: context.job.jobId,
+        outcome: event.outcome,
+        reason: event.reason,
+      } satisfies JobProcessReport);
+      enqueue.assign({ job: undefined });
+    }),
+    reportExited: sendParent(({ context }) => {
+      const exit = context.exit ?? { kind: 'crashed' as const, reason: 'exited' };
+      return {
+        type: 'PROCESS_EXITED',
+        procId: context.procId,
+        pid: context.pid,
+        reason: exit.reason,
+        failed: FAILED_EXITS.has(exit.kind),
+      } satisfies JobProcessReport;
+    }),
+  },
+}).createMachine({
+  id: 'jobProcess',
+  context: ({ input }) => ({
+    procId: input.procId,
+    pid: undefined,
+    job: input.job,
+    exit: undefined,
+    timeouts: {
+      initializeTimeout: input.initializeTimeout,
+      shutdownTimeout: input.shutdownTimeout,
+      terminateTimeout: input.terminateTimeout ?? 5000,
+      killTimeout: input.killTimeout ?? 5000,
+    },
+  }),
+  // The host lives as long as the chart: leaving the last state stops it, which releases the pool.
+  invoke: {
+    id: 'processHost',
+    src: 'processHost',
+    input: ({ context }) => ({ procId: context.procId }),
+  },
+  on: {
+    PROCESS_SPAWNED: { actions: 'recordPid' },
+  },
+  initial: 'prewarming',
+  states: {
+    prewarming: {
+      after: {
+        INITIALIZE_TIMEOUT: {
+          target: 'exiting.killing',
+          actions: [
+            { type: 'beginExit', params: { kind: 'prewarmTimedOut', reason: 'prewarm timed out' } },
+            { type: 'reportJobEnded', params: { outcome: 'failed' } },
+          ],
+        },
+      },
+      on: {
+        PREWARM_SUCCEEDED: [
+          { guard: 'hasJob', target: 'running', actions: 'reportPrewarmed' },
+          { target: 'idle', actions: 'reportPrewarmed' },
+        ],
+        PREWARM_FAILED: {
+          target: 'exiting.terminating',
+          actions: [
+            {
+              type: 'beginExit',
+              params: ({ event }) => ({
+                kind: 'prewarmFailed',
+                reason: `prewarm failed: ${event.error}`,
+              }),
+            },
+            { type: 'reportJobEnded', params: { outcome: 'failed' } },
+          ],
+        },
+        CHILD_EXITED: {
+          target: 'crashed',
+          actions: ['beginCrashExit', { type: 'reportJobEnded', params: { outcome: 'failed' } }],
+        },
+        SHUTDOWN_REQUESTED: {
+          target: 'exiting.terminating',
+          actions: [
+            {
+              type: 'beginExit',
+              params: ({ event }) => ({
+                kind: 'stopped',
+                reason: `shutdown requested: ${event.reason}`,
+              }),
+            },
+            { type: 'reportJobEnded', params: { outcome: 'failed' } },
+          ],
+        },
+        KILL_REQUESTED: {
+          target: 'exiting.killing',
+          actions: [
+            {
+              type: 'beginExit',
+              params: ({ event }) => ({
+                kind: 'killed',
+                reason: `kill requested: ${event.reason}`,
+              }),
+            },
+            { type: 'reportJobEnded', params: { outcome: 'failed' } },
+          ],
+        },
+      },
+    },
+
+    idle: {
+      on: {
+        LAUNCH: { target: 'running', actions: 'takeJob' },
+        CHILD_EXITED: { target: 'crashed', actions: 'beginCrashExit' },
+        SHUTDOWN_REQUESTED: {
+          target: 'exiting.terminating',
+          actions: {
+            type: 'beginExit',
+            params: ({ event }) => ({
+              kind: 'stopped',
+              reason: `shutdown requested: ${event.reason}`,
+            }),
+          },
+        },
+        KILL_REQUESTED: {
+          target: 'exiting.killing',
+          actions: {
+            type: 'beginExit',
+            params: ({ event }) => ({ kind: 'killed', reason: `kill requested: ${event.reason}` }),
+          },
+        },
+        PING_TIMED_OUT: {
+          target: 'exiting.terminating',
+          actions: {
+            type: 'beginExit',
+            params: ({ event }) => ({
+              kind: 'unresponsive',
+              reason: `unresponsive (no pong for ${event.silentMs} ms)`,
+            }),
+          },
+        },
+        MEMORY_EXCEEDED: {
+          target: 'exiting.terminating',
+          actions: {
+            type: 'beginExit',
+            params: ({ event }) => ({
+              kind: 'memoryExceeded',
+              reason: `memory limit (${event.rssMb} MB > ${event.limitMb} MB)`,
+            }),
+          },
+        },
+      },
+    },
+
+    running: {
+      entry: 'launchJob',
+      initial: 'starting',
+      states: {
+        /** Launched; waiting for the child to confirm. */
+        starting: {
+          on: { JOB_RUNNING: { target: 'active', actions: 'reportJobStarted' } },
+          after: {
+            INITIALIZE_TIMEOUT: {
+              target: '#jobProcess.exiting.terminating',
+              actions: [
+                {
+                  type: 'beginExit',
+                  params: { kind: 'unresponsive', reason: 'job did not start in time' },
+                },
+                { type: 'reportJobEnded', params: { outcome: 'failed' } },
+              ],
+            },
+          },
+        },
+        active: {
+          on: {
+            SHUTDOWN_REQUESTED: { target: 'shuttingDown', actions: 'askJobToShutdown' },
+          },
+        },
+        /** The child runs the shutdown callbacks and leaves the room, within SHUTDOWN_TIMEOUT. */
+        shuttingDown: {
+          after: {
+            SHUTDOWN_TIMEOUT: {
+              target: '#jobProcess.exiting.terminating',
+              actions: [
+                { type: 'beginExit', params: { kind: 'killed', reason: 'shutdown timed out' } },
+                { type: 'reportJobEnded', params: { outcome: 'failed' } },
+              ],
+            },
+          },
+        },
+      },
+      on: {
+        JOB_RETURNED: {
+          target: 'exiting.terminating',
+          actions: [
+            'reportJobReturned',
+            { type: 'beginExit', params: { kind: 'finished', reason: 'job finished' } },
+          ],
+        },
+        CHILD_EXITED: {
+          target: 'crashed',
+          actions: ['beginCrashExit', { type: 'reportJobEnded', params: { outcome: 'failed' } }],
+        },
+        KILL_REQUESTED: {
+          target: 'exiting.killing',
+          actions: [
+            {
+              type: 'beginExit',
+              params: ({ event }) => ({
+                kind: 'killed',
+                reason: `kill requested: ${event.reason}`,
+              }),
+            },
+            { type: 'reportJobEnded', params: { outcome: 'failed' } },
+          ],
+        },
+        PING_TIMED_OUT: {
+          target: 'exiting.terminating',
+          actions: [
+            {
+              type: 'beginExit',
+              params: ({ event }) => ({
+                kind: 'unresponsive',
+                reason: `unresponsive (no pong for ${event.silentMs} ms)`,
+              }),
+            },
+            { type: 'reportJobEnded', params: { outcome: 'failed' } },
+          ],
+        },
+        MEMORY_EXCEEDED: {
+          target: 'exiting.terminating',
+          actions: [
+            {
+              type: 'beginExit',
+              params: ({ event }) => ({
+                kind: 'memoryExceeded',
+                reason: `memory limit (${event.rssMb} MB > ${event.limitMb} MB)`,
+              }),
+            },
+            { type: 'reportJobEnded', params: { outcome: 'failed' } },
+          ],
+        },
+      },
+    },
+
+    /**
+     * The process is being stopped; its job (if any) is already reported. SIGTERM first, SIGKILL
+     * after TERMINATE_TIMEOUT; the final state is the one chosen on the way in.
+     */
+    exiting: {
+      initial: 'terminating',
+      states: {
+        terminating: {
+          entry: 'terminateProcess',
+          after: { TERMINATE_TIMEOUT: 'killing' },
+        },
+        killing: {
+          entry: 'killProcess',
+          after: { KILL_TIMEOUT: '#jobProcess.abandoned' },
+        },
+      },
+      on: {
+        // Escalation only: a kill asked for while terminating skips the SIGTERM grace.
+        KILL_REQUESTED: '.killing',
+        CHILD_EXITED: [
+          exitTo('finished'),
+          exitTo('stopped'),
+          exitTo('prewarmFailed'),
+          exitTo('prewarmTimedOut'),
+          exitTo('killed'),
+          exitTo('memoryExceeded'),
+          exitTo('unresponsive'),
+          { target: 'crashed' },
+        ],
+      },
+    },
+
+    /** The job ran and ended; the process was let go. */
+    finished: { type: 'final', entry: 'reportExited' },
+    /** Asked to shut down before it had a job. */
+    stopped: { type: 'final', entry: 'reportExited' },
+    prewarmFailed: { type: 'final', entry: 'reportExited' },
+    prewarmTimedOut: { type: 'final', entry: 'reportExited' },
+    /** Exited on its own (code or signal in the reason). */
+    crashed: { type: 'final', entry: 'reportExited' },
+    /** Killed on request or after a shutdown deadline. */
+    killed: { type: 'final', entry: 'reportExited' },
+    memoryExceeded: { type: 'final', entry: 'reportExited' },
+    unresponsive: { type: 'final', entry: 'reportExited' },
+    /** Did not exit even after SIGKILL (e.g. stuck in the kernel); nothing more can be done. */
+    abandoned: {
+      type: 'final',
+      entry: [
+        assign({
+          exit: ({ context }) => ({
+            kind: 'killed' as const,
+            reason: `${context.exit?.reason ?? 'exiting'}; no exit seen after SIGKILL`,
+          }),
+        }),
+        'reportExited',
+      ],
+    },
+  },
+});
