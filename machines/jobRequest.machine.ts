@@ -1,0 +1,107 @@
+/**
+ * One availability request, from the server's offer to the assignment: `deciding` (the user's
+ * `requestFnc`, bounded by `REQUEST_TIMEOUT`), then `accepted` (waiting for the assignment,
+ * bounded by `ASSIGNMENT_TIMEOUT`) or `declined`. Spawned by the worker per request; pure chart,
+ * the decision itself is the `decideRequest` actor provided from `src/worker`.
+ */
+import type { Job } from '@livekit/protocol';
+import { fromPromise, sendParent, setup } from 'xstate';
+import type { JobRequestDecision } from '../src/job/request.ts';
+import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
+
+export interface JobRequestInput {
+  job: Job;
+  requestTimeout: number;
+  assignmentTimeout: number;
+}
+
+/** jobRequest → worker. */
+export type JobRequestReport =
+  | { type: 'REQUEST_ACCEPTED'; jobId: string; acceptArguments: ResolvedAcceptArguments }
+  | { type: 'REQUEST_DECLINED'; jobId: string; reason: string }
+  | { type: 'ASSIGNMENT_TIMED_OUT'; jobId: string };
+
+export const jobRequestMachine = setup({
+  types: {
+    input: {} as JobRequestInput,
+    context: {} as JobRequestInput & { reason: string },
+  },
+  actors: {
+    /** Runs `requestFnc`; provided from src/worker. The default declines (no user logic wired). */
+    decideRequest: fromPromise<JobRequestDecision, { job: Job }>(async () => ({
+      accepted: false,
+      reason: 'no request handler provided',
+    })),
+  },
+  delays: {
+    REQUEST_TIMEOUT: ({ context }) => context.requestTimeout,
+    ASSIGNMENT_TIMEOUT: ({ context }) => context.assignmentTimeout,
+  },
+}).createMachine({
+  id: 'jobRequest',
+  context: ({ input }) => ({ ...input, reason: '' }),
+  initial: 'deciding',
+  states: {
+    deciding: {
+      invoke: {
+        src: 'decideRequest',
+        input: ({ context }) => ({ job: context.job }),
+        onDone: [
+          {
+            guard: ({ event }) => event.output.accepted,
+            target: 'accepted',
+            actions: sendParent(({ context, event }) => ({
+              type: 'REQUEST_ACCEPTED',
+              jobId: context.job.id,
+              acceptArguments: (event.output as Extract<JobRequestDecision, { accepted: true }>)
+                .acceptArguments,
+            })),
+          },
+          {
+            target: 'declined',
+            actions: sendParent(({ context, event }) => ({
+              type: 'REQUEST_DECLINED',
+              jobId: context.job.id,
+              reason: (event.output as Extract<JobRequestDecision, { accepted: false }>).reason,
+            })),
+          },
+        ],
+        onError: {
+          target: 'declined',
+          actions: sendParent(({ context, event }) => ({
+            type: 'REQUEST_DECLINED',
+            jobId: context.job.id,
+            reason: `requestFnc failed: ${errorMessage(event.error)}`,
+          })),
+        },
+      },
+      after: {
+        REQUEST_TIMEOUT: {
+          target: 'declined',
+          actions: sendParent(({ context }) => ({
+            type: 'REQUEST_DECLINED',
+            jobId: context.job.id,
+            reason: `requestFnc did not answer within ${context.requestTimeout} ms`,
+          })),
+        },
+      },
+    },
+    accepted: {
+      after: {
+        ASSIGNMENT_TIMEOUT: {
+          target: 'expired',
+          actions: sendParent(({ context }) => ({
+            type: 'ASSIGNMENT_TIMED_OUT',
+            jobId: context.job.id,
+          })),
+        },
+      },
+    },
+    declined: { type: 'final' },
+    expired: { type: 'final' },
+  },
+});
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

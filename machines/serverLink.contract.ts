@@ -1,0 +1,39 @@
+/**
+ * The contract between the worker chart and the `serverLink` actor (src/protocol), which owns
+ * one WebSocket to the LiveKit server at a time. The link only speaks the protocol; every
+ * decision (when to reconnect, what to answer) is the chart's.
+ */
+import type { Job } from '@livekit/protocol';
+import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
+
+export interface ServerLinkInput {
+  url: string;
+}
+
+/** serverLink → worker. */
+export type ServerLinkReport =
+  | { type: 'REGISTERED'; workerId: string; serverVersion: string }
+  | { type: 'AVAILABILITY_REQUESTED'; job: Job }
+  | { type: 'JOB_ASSIGNED'; job: Job; token: string; url: string | undefined }
+  | { type: 'JOB_TERMINATED'; jobId: string }
+  /** The connection failed or dropped; worth retrying. */
+  | { type: 'SERVER_LOST'; reason: string }
+  /** The server (or URL) said no in a way retrying cannot fix: 401/403/404, unknown host. */
+  | { type: 'SERVER_REFUSED'; reason: string };
+
+/** worker → serverLink. */
+export type ServerLinkCommand =
+  | { type: 'CONNECT_REQUESTED' }
+  | { type: 'DISCONNECT_REQUESTED' }
+  | {
+      type: 'AVAILABILITY_ANSWERED';
+      jobId: string;
+      acceptArguments: ResolvedAcceptArguments | undefined;
+    }
+  | { type: 'WORKER_STATUS_REPORTED'; status: 'available' | 'full'; load: number; jobCount: number }
+  | {
+      type: 'JOB_STATUS_REPORTED';
+      jobId: string;
+      outcome: 'running' | 'success' | 'failed';
+      error: string;
+    };

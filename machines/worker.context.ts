@@ -1,0 +1,105 @@
+/**
+ * The worker chart's context and the pure functions its guards and actions are built from.
+ * Kept apart from the chart so the chart reads as structure and these read as arithmetic.
+ */
+import type { Job } from '@livekit/protocol';
+import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
+
+/** The options the chart itself decides with (a subset of the resolved worker options). */
+export interface WorkerChartOptions {
+  agentName: string;
+  loadThreshold: number;
+  /** `Infinity` for no cap. */
+  maxJobs: number;
+  numIdleProcesses: number;
+  drainTimeout: number;
+  requestTimeout: number;
+  /** How long an accepted job waits for its assignment before the slot is released. */
+  assignmentTimeout: number;
+  initializeProcessTimeout: number;
+  shutdownProcessTimeout: number;
+  /** How long to wait for the server's register reply. */
+  registerTimeout: number;
+  /** Interval of the periodic `UpdateWorkerStatus`. */
+  statusInterval: number;
+  /** Reconnect backoff: first delay, cap, and the random source for jitter (injected for tests). */
+  reconnectBaseDelay: number;
+  reconnectMaxDelay: number;
+  /** Process respawn backoff after failed prewarms. */
+  spawnBaseDelay: number;
+  spawnMaxDelay: number;
+  random: () => number;
+}
+
+export type ProcPhase = 'prewarming' | 'idle' | 'running' | 'exiting';
+
+export interface ProcRecord {
+  procId: string;
+  phase: ProcPhase;
+  pid: number | undefined;
+  jobId: string | undefined;
+}
+
+/**
+ * A job from the moment this worker reserves a slot for it: `deciding` (requestFnc running),
+ * `accepted` (answer sent, awaiting assignment), `launching` (assigned, process starting) and
+ * `running` (the entrypoint started).
+ */
+export type JobPhase = 'deciding' | 'accepted' | 'launching' | 'running';
+
+export interface JobRecord {
+  jobId: string;
+  job: Job;
+  phase: JobPhase;
+  acceptArguments: ResolvedAcceptArguments | undefined;
+  procId: string | undefined;
+}
+
+export interface WorkerContext {
+  options: WorkerChartOptions;
+  workerId: string | undefined;
+  serverUrl: string;
+  load: number;
+  /** Consecutive failed connection attempts, for the backoff. Reset on registration. */
+  connectFailures: number;
+  /** Consecutive failed prewarms, for the respawn backoff. Reset when a process gets warm. */
+  prewarmFailures: number;
+  procs: Record<string, ProcRecord>;
+  jobs: Record<string, JobRecord>;
+  nextProcNumber: number;
+  lastError: string | undefined;
+  stopReason: string | undefined;
+}
+
+export const procList = (c: WorkerContext): ProcRecord[] => Object.values(c.procs);
+export const jobList = (c: WorkerContext): JobRecord[] => Object.values(c.jobs);
+
+export const idleProcCount = (c: WorkerContext): number =>
+  procList(c).filter((p) => p.phase === 'idle').length;
+
+/** Processes that are, or are becoming, idle warm processes with no job promised to them. */
+export const spareProcCount = (c: WorkerContext): number =>
+  procList(c).filter((p) => (p.phase === 'idle' || p.phase === 'prewarming') && !p.jobId).length;
+
+/** Every reserved slot counts, so two concurrent requests can never both take the last one. */
+export const hasFreeSlot = (c: WorkerContext): boolean => jobList(c).length < c.options.maxJobs;
+
+export const loadBelowThreshold = (c: WorkerContext): boolean => c.load < c.options.loadThreshold;
+
+/** Jobs that hold or may soon hold a process (everything past the decision). */
+export const activeJobCount = (c: WorkerContext): number => jobList(c).length;
+
+/** Exponential backoff with full jitter in [delay/2, delay]. */
+export function backoffDelay(
+  failures: number,
+  base: number,
+  max: number,
+  random: () => number,
+): number {
+  const exp = Math.min(max, base * 2 ** Math.max(0, failures - 1));
+  return Math.round(exp / 2 + (random() * exp) / 2);
+}
+
+export function firstIdleProc(c: WorkerContext): ProcRecord | undefined {
+  return procList(c).find((p) => p.phase === 'idle' && !p.jobId);
+}

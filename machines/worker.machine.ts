@@ -1,0 +1,668 @@
+/**
+ * The worker statechart (DESIGN §2). Two regions run side by side:
+ *
+ * - `lifecycle`: `connecting → registered { available ⇄ full } → draining → stopped`, with
+ *   `reconnecting` beside `registered` while the server link is down. Jobs keep running in
+ *   every state: job processes are spawned children of the machine, not of a state.
+ * - `processes`: keeps `numIdleProcesses` prewarmed processes (`warming`), and backs off after
+ *   failed prewarms (`backingOff`) instead of respawning in a hot loop.
+ *
+ * Pure: no I/O. The server link, load sampling, request decisions and processes are actors
+ * provided from `src/` with `.provide()`; time comes from the actor system's clock.
+ */
+import type { Job } from '@livekit/protocol';
+import {
+  and,
+  assign,
+  cancel,
+  emit,
+  enqueueActions,
+  fromCallback,
+  not,
+  or,
+  raise,
+  sendTo,
+  setup,
+  stateIn,
+  type EventObject,
+} from 'xstate';
+import type { RunningJobInfo } from '../src/job/running-job.ts';
+import type { JobProcessReport } from './jobProcess.contract.ts';
+import { jobProcessMachine } from './jobProcess.machine.ts';
+import { jobRequestMachine, type JobRequestReport } from './jobRequest.machine.ts';
+import type {
+  ServerLinkCommand,
+  ServerLinkInput,
+  ServerLinkReport,
+} from './serverLink.contract.ts';
+import {
+  activeJobCount,
+  backoffDelay,
+  firstIdleProc,
+  hasFreeSlot,
+  idleProcCount,
+  jobList,
+  loadBelowThreshold,
+  spareProcCount,
+  type JobRecord,
+  type ProcRecord,
+  type WorkerChartOptions,
+  type WorkerContext,
+} from './worker.context.ts';
+
+export interface WorkerInput {
+  options: WorkerChartOptions;
+  serverUrl: string;
+}
+
+export type WorkerEvent =
+  | ServerLinkReport
+  | JobRequestReport
+  | JobProcessReport
+  | { type: 'LOAD_SAMPLED'; load: number }
+  | { type: 'STATUS_TICKED' }
+  | { type: 'DRAIN_REQUESTED'; reason: string }
+  | { type: 'FORCE_STOP_REQUESTED'; reason: string };
+
+/** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
+export type WorkerEmitted =
+  | { type: 'registered'; workerId: string; serverVersion: string }
+  | { type: 'connectionLost'; reason: string }
+  | { type: 'statusReported'; status: 'available' | 'full'; load: number; jobCount: number }
+  | { type: 'requestAnswered'; jobId: string; accepted: boolean; reason: string }
+  | { type: 'jobLaunched'; jobId: string; procId: string }
+  | { type: 'jobEnded'; jobId: string; outcome: 'success' | 'failed'; reason: string }
+  | {
+      type: 'processExited';
+      procId: string;
+      pid: number | undefined;
+      reason: string;
+      failed: boolean;
+    }
+  | { type: 'stopped'; reason: string };
+
+const requestId = (jobId: string): string => `request-${jobId}`;
+
+export const workerMachine = setup({
+  types: {
+    context: {} as WorkerContext,
+    input: {} as WorkerInput,
+    events: {} as WorkerEvent,
+    emitted: {} as WorkerEmitted,
+  },
+  actors: {
+    /** One WebSocket to the server at a time; provided from src/protocol. */
+    serverLink: fromCallback<ServerLinkCommand, ServerLinkInput>(() => () => undefined),
+    /** Sends `LOAD_SAMPLED` periodically; provided from src/load. */
+    loadSampler: fromCallback<EventObject, void>(() => () => undefined),
+    jobRequest: jobRequestMachine,
+    jobProcess: jobProcessMachine,
+  },
+  guards: {
+    loadBelowThreshold: ({ context }) => loadBelowThreshold(context),
+    hasFreeSlot: ({ context }) => hasFreeSlot(context),
+    hasIdleProcess: ({ context }) => idleProcCount(context) > 0,
+    spawningBackedOff: stateIn({ processes: 'backingOff' }),
+    isDraining: stateIn({ lifecycle: 'draining' }),
+    noActiveJobs: ({ context }) => activeJobCount(context) === 0,
+    isAwaitingAssignment: ({ context, event }) =>
+      event.type === 'JOB_ASSIGNED' && context.jobs[event.job.id]?.phase === 'accepted',
+    isKnownJob: ({ context, event }) =>
+      'jobId' in event && typeof event.jobId === 'string' && event.jobId in context.jobs,
+    canTakeJob: and([
+      'loadBelowThreshold',
+      'hasFreeSlot',
+      or(['hasIdleProcess', not('spawningBackedOff')]),
+    ]),
+    prewarmFailed: ({ context, event }) =>
+      event.type === 'PROCESS_EXITED' &&
+      event.failed &&
+      context.procs[event.procId]?.phase === 'prewarming',
+  },
+  delays: {
+    REGISTER_TIMEOUT: ({ context }) => context.options.registerTimeout,
+    RECONNECT_DELAY: ({ context }) =>
+      backoffDelay(
+        context.connectFailures,
+        context.options.reconnectBaseDelay,
+        context.options.reconnectMaxDelay,
+        context.options.random,
+      ),
+    STATUS_INTERVAL: ({ context }) => context.options.statusInterval,
+    DRAIN_TIMEOUT: ({ context }) => context.options.drainTimeout,
+    // The processes enforce their own SIGTERM → SIGKILL deadline; this is the backstop.
+    SHUTDOWN_GRACE: ({ context }) => context.options.shutdownProcessTimeout + 5_000,
+    SPAWN_RETRY_DELAY: ({ context }) =>
+      backoffDelay(
+        context.prewarmFailures,
+        context.options.spawnBaseDelay,
+        context.options.spawnMaxDelay,
+        context.options.random,
+      ),
+  },
+  actions: {
+    connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
+    disconnectLink: sendTo('link', { type: 'DISCONNECT_REQUESTED' }),
+    recordRegistration: enqueueActions(({ enqueue, event }) => {
+      if (event.type !== 'REGISTERED') return;
+      enqueue.assign({ workerId: event.workerId, connectFailures: 0, lastError: undefined });
+      enqueue.emit({
+        type: 'registered',
+        workerId: event.workerId,
+        serverVersion: event.serverVersion,
+      });
+    }),
+    recordConnectFailure: enqueueActions(
+      ({ enqueue, event, context }, params?: { reason: string }) => {
+        const reason = params?.reason ?? ('reason' in event ? String(event.reason) : 'unknown');
+        enqueue.assign({ connectFailures: context.connectFailures + 1, lastError: reason });
+        enqueue.emit({ type: 'connectionLost', reason });
+      },
+    ),
+    recordStopReason: assign({
+      stopReason: ({ event, context }) =>
+        context.stopReason ?? ('reason' in event ? String(event.reason) : event.type),
+    }),
+    recordLoad: assign({
+      load: ({ event, context }) => (event.type === 'LOAD_SAMPLED' ? event.load : context.load),
+    }),
+    scheduleStatusTick: raise(
+      { type: 'STATUS_TICKED' },
+      { delay: 'STATUS_INTERVAL', id: 'statusTick' },
+    ),
+    cancelStatusTick: cancel('statusTick'),
+    reportStatus: enqueueActions(
+      ({ enqueue, context }, params: { status: 'available' | 'full' }) => {
+        const report = {
+          status: params.status,
+          load: context.load,
+          jobCount: activeJobCount(context),
+        };
+        enqueue.sendTo('link', { type: 'WORKER_STATUS_REPORTED', ...report });
+        enqueue.emit({ type: 'statusReported', ...report });
+      },
+    ),
+    /** Takes a slot for the offered job before deciding, so concurrent offers can't overbook. */
+    reserveSlotAndDecide: enqueueActions(({ enqueue, context, event }) => {
+      if (event.type !== 'AVAILABILITY_REQUESTED') return;
+      const job = event.job;
+      const record: JobRecord = {
+        jobId: job.id,
+        job,
+        phase: 'deciding',
+        acceptArguments: undefined,
+        procId: undefined,
+      };
+      enqueue.assign({ jobs: { ...context.jobs, [job.id]: record } });
+      enqueue.spawnChild('jobRequest', {
+        id: requestId(job.id),
+        input: {
+          job,
+          requestTimeout: context.options.requestTimeout,
+          assignmentTimeout: context.options.assignmentTimeout,
+        },
+      });
+    }),
+    declineOffer: enqueueActions(({ enqueue, event }, params: { reason: string }) => {
+      if (event.type !== 'AVAILABILITY_REQUESTED') return;
+      enqueue.sendTo('link', {
+        type: 'AVAILABILITY_ANSWERED',
+        jobId: event.job.id,
+        acceptArguments: undefined,
+      });
+      enqueue.emit({
+        type: 'requestAnswered',
+        jobId: event.job.id,
+        accepted: false,
+        reason: params.reason,
+      });
+    }),
+    answerAccepted: enqueueActions(({ enqueue, context, event }) => {
+      if (event.type !== 'REQUEST_ACCEPTED') return;
+      const record = context.jobs[event.jobId];
+      if (!record) return;
+      enqueue.assign({
+        jobs: {
+          ...context.jobs,
+          [event.jobId]: { ...record, phase: 'accepted', acceptArguments: event.acceptArguments },
+        },
+      });
+      enqueue.sendTo('link', {
+        type: 'AVAILABILITY_ANSWERED',
+        jobId: event.jobId,
+        acceptArguments: event.acceptArguments,
+      });
+      enqueue.emit({ type: 'requestAnswered', jobId: event.jobId, accepted: true, reason: '' });
+    }),
+    /** Answers "no" for a request that was being decided and frees its slot. */
+    answerDeclined: enqueueActions(({ enqueue, context, event }, params?: { reason: string }) => {
+      if (!('jobId' in event) || typeof event.jobId !== 'string') return;
+      const jobId = event.jobId;
+      const reason =
+        params?.reason ?? (event.type === 'REQUEST_DECLINED' ? event.reason : 'declined');
+      enqueue.stopChild(requestId(jobId));
+      enqueue.assign({ jobs: without(context.jobs, jobId) });
+      enqueue.sendTo('link', { type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments: undefined });
+      enqueue.emit({ type: 'requestAnswered', jobId, accepted: false, reason });
+    }),
+    /** Declines every request still being decided (entering `draining`). */
+    declineUndecidedRequests: enqueueActions(({ enqueue, context }) => {
+      const undecided = jobList(context).filter((j) => j.phase === 'deciding');
+      if (undecided.length === 0) return;
+      let jobs = context.jobs;
+      for (const j of undecided) {
+        enqueue.stopChild(requestId(j.jobId));
+        jobs = without(jobs, j.jobId);
+        enqueue.sendTo('link', {
+          type: 'AVAILABILITY_ANSWERED',
+          jobId: j.jobId,
+          acceptArguments: undefined,
+        });
+        enqueue.emit({
+          type: 'requestAnswered',
+          jobId: j.jobId,
+          accepted: false,
+          reason: 'draining',
+        });
+      }
+      enqueue.assign({ jobs });
+    }),
+    releaseSlot: enqueueActions(({ enqueue, context, event }) => {
+      if (!('jobId' in event) || typeof event.jobId !== 'string') return;
+      enqueue.stopChild(requestId(event.jobId));
+      enqueue.assign({ jobs: without(context.jobs, event.jobId) });
+    }),
+    /** Hands an assigned job to an idle process, or starts a process for it. */
+    launchJob: enqueueActions(({ enqueue, context, event }) => {
+      if (event.type !== 'JOB_ASSIGNED') return;
+      const record = context.jobs[event.job.id];
+      if (!record || !record.acceptArguments || !context.workerId) return;
+      enqueue.stopChild(requestId(record.jobId));
+      const info: RunningJobInfo = {
+        jobId: record.jobId,
+        job: event.job.toJson(),
+        acceptArguments: record.acceptArguments,
+        url: event.url || context.serverUrl,
+        token: event.token,
+        workerId: context.workerId,
+      };
+      const idle = firstIdleProc(context);
+      let procs = context.procs;
+      let nextProcNumber = context.nextProcNumber;
+      let procId: string;
+      if (idle) {
+        procId = idle.procId;
+        procs = { ...procs, [procId]: { ...idle, phase: 'running', jobId: record.jobId } };
+        enqueue.sendTo(procId, { type: 'LAUNCH', job: info });
+      } else {
+        procId = `proc-${nextProcNumber++}`;
+        procs = { ...procs, [procId]: newProc(procId, record.jobId) };
+        enqueue.spawnChild('jobProcess', {
+          id: procId,
+          systemId: procId,
+          input: processInput(context, procId, info),
+        });
+      }
+      enqueue.assign({
+        procs,
+        nextProcNumber,
+        jobs: {
+          ...context.jobs,
+          [record.jobId]: { ...record, job: event.job, phase: 'launching', procId },
+        },
+      });
+      enqueue.emit({ type: 'jobLaunched', jobId: record.jobId, procId });
+    }),
+    /** An assignment this worker never accepted (or gave up on): tell the server it failed. */
+    refuseAssignment: enqueueActions(({ enqueue, event }) => {
+      if (event.type !== 'JOB_ASSIGNED') return;
+      enqueue.sendTo('link', {
+        type: 'JOB_STATUS_REPORTED',
+        jobId: event.job.id,
+        outcome: 'failed',
+        error: 'assignment for a job this worker did not accept',
+      });
+    }),
+    /** Keeps `numIdleProcesses` spare warm processes, counting those already prewarming. */
+    // Only `processes.warming` runs this: never while backing off, draining or stopped.
+    spawnIdleProcesses: enqueueActions(({ enqueue, context }) => {
+      const missing = context.options.numIdleProcesses - spareProcCount(context);
+      if (missing <= 0) return;
+      let procs = context.procs;
+      let next = context.nextProcNumber;
+      for (let i = 0; i < missing; i++) {
+        const procId = `proc-${next++}`;
+        procs = { ...procs, [procId]: newProc(procId, undefined) };
+        enqueue.spawnChild('jobProcess', {
+          id: procId,
+          systemId: procId,
+          input: processInput(context, procId, undefined),
+        });
+      }
+      enqueue.assign({ procs, nextProcNumber: next });
+    }),
+    markProcessPrewarmed: assign(({ context, event }) => {
+      if (event.type !== 'PROCESS_PREWARMED') return {};
+      const proc = context.procs[event.procId];
+      if (!proc) return {};
+      return {
+        prewarmFailures: 0,
+        procs: {
+          ...context.procs,
+          [event.procId]: { ...proc, pid: event.pid, phase: proc.jobId ? proc.phase : 'idle' },
+        },
+      };
+    }),
+    markJobStarted: enqueueActions(({ enqueue, context, event }) => {
+      if (event.type !== 'JOB_STARTED') return;
+      const proc = context.procs[event.procId];
+      const job = context.jobs[event.jobId];
+      enqueue.assign({
+        procs: proc
+          ? { ...context.procs, [event.procId]: { ...proc, pid: event.pid, phase: 'running' } }
+          : context.procs,
+        jobs: job ? { ...context.jobs, [event.jobId]: { ...job, phase: 'running' } } : context.jobs,
+      });
+      enqueue.sendTo('link', {
+        type: 'JOB_STATUS_REPORTED',
+        jobId: event.jobId,
+        outcome: 'running',
+        error: '',
+      });
+    }),
+    reportJobEnded: enqueueActions(({ enqueue, context, event }) => {
+      if (event.type !== 'JOB_ENDED') return;
+      const proc = context.procs[event.procId];
+      enqueue.assign({
+        jobs: without(context.jobs, event.jobId),
+        procs: proc
+          ? { ...context.procs, [event.procId]: { ...proc, phase: 'exiting' } }
+          : context.procs,
+      });
+      enqueue.sendTo('link', {
+        type: 'JOB_STATUS_REPORTED',
+        jobId: event.jobId,
+        outcome: event.outcome,
+        error: event.outcome === 'failed' ? event.reason : '',
+      });
+      enqueue.emit({
+        type: 'jobEnded',
+        jobId: event.jobId,
+        outcome: event.outcome,
+        reason: event.reason,
+      });
+    }),
+    forgetProcess: enqueueActions(({ enqueue, context, event }) => {
+      if (event.type !== 'PROCESS_EXITED') return;
+      const proc = context.procs[event.procId];
+      // The contract promises JOB_ENDED before PROCESS_EXITED; this is the backstop so a job
+      // can never be left unreported if a process actor breaks it.
+      const orphan = proc?.jobId ? context.jobs[proc.jobId] : undefined;
+      let jobs = context.jobs;
+      if (orphan && orphan.procId === event.procId) {
+        jobs = without(jobs, orphan.jobId);
+        enqueue.sendTo('link', {
+          type: 'JOB_STATUS_REPORTED',
+          jobId: orphan.jobId,
+          outcome: 'failed',
+          error: `job process exited: ${event.reason}`,
+        });
+        enqueue.emit({
+          type: 'jobEnded',
+          jobId: orphan.jobId,
+          outcome: 'failed',
+          reason: `job process exited: ${event.reason}`,
+        });
+      }
+      enqueue.assign({ procs: without(context.procs, event.procId), jobs });
+      enqueue.emit({
+        type: 'processExited',
+        procId: event.procId,
+        pid: event.pid,
+        reason: event.reason,
+        failed: event.failed,
+      });
+    }),
+    recordPrewarmFailure: assign({ prewarmFailures: ({ context }) => context.prewarmFailures + 1 }),
+    /** Server termination: end the job's process gracefully, or drop a job not yet launched. */
+    terminateJob: enqueueActions(({ enqueue, context, event }) => {
+      if (event.type !== 'JOB_TERMINATED') return;
+      const job = context.jobs[event.jobId];
+      if (!job) return;
+      if (job.procId) {
+        enqueue.sendTo(job.procId, {
+          type: 'SHUTDOWN_REQUESTED',
+          reason: 'terminated by the server',
+        });
+        return;
+      }
+      enqueue.stopChild(requestId(job.jobId));
+      enqueue.assign({ jobs: without(context.jobs, job.jobId) });
+    }),
+    shutdownAllJobs: enqueueActions(({ enqueue, context }, params: { reason: string }) => {
+      for (const job of jobList(context)) {
+        if (job.procId)
+          enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason: params.reason });
+      }
+    }),
+    killAllProcesses: enqueueActions(({ enqueue, context }, params: { reason: string }) => {
+      for (const proc of Object.values(context.procs)) {
+        enqueue.sendTo(proc.procId, { type: 'KILL_REQUESTED', reason: params.reason });
+      }
+    }),
+    emitStopped: emit(({ context }) => ({
+      type: 'stopped' as const,
+      reason: context.stopReason ?? 'stopped',
+    })),
+  },
+}).createMachine({
+  id: 'worker',
+  type: 'parallel',
+  context: ({ input }) => ({
+    options: input.options,
+    serverUrl: input.serverUrl,
+    workerId: undefined,
+    load: 0,
+    connectFailures: 0,
+    prewarmFailures: 0,
+    procs: {},
+    jobs: {},
+    nextProcNumber: 1,
+    lastError: undefined,
+    stopReason: undefined,
+  }),
+  states: {
+    lifecycle: {
+      initial: 'connecting',
+      invoke: [
+        { id: 'link', src: 'serverLink', input: ({ context }) => ({ url: context.serverUrl }) },
+        { id: 'load', src: 'loadSampler' },
+      ],
+      // Events every lifecycle state handles the same way; states override where they differ.
+      // They live here, not on the parallel root, so the `processes` region never runs them twice.
+      on: {
+        FORCE_STOP_REQUESTED: { target: '.stopped', actions: 'recordStopReason' },
+        LOAD_SAMPLED: { actions: 'recordLoad' },
+        AVAILABILITY_REQUESTED: {
+          actions: { type: 'declineOffer', params: { reason: 'not available' } },
+        },
+        REQUEST_ACCEPTED: [
+          {
+            guard: and(['isKnownJob', 'isDraining']),
+            actions: { type: 'answerDeclined', params: { reason: 'draining' } },
+          },
+          { guard: 'isKnownJob', actions: 'answerAccepted' },
+        ],
+        REQUEST_DECLINED: { guard: 'isKnownJob', actions: 'answerDeclined' },
+        ASSIGNMENT_TIMED_OUT: { guard: 'isKnownJob', actions: 'releaseSlot' },
+        JOB_ASSIGNED: [
+          { guard: 'isAwaitingAssignment', actions: 'launchJob' },
+          { actions: 'refuseAssignment' },
+        ],
+        JOB_TERMINATED: { actions: 'terminateJob' },
+        JOB_STARTED: { actions: 'markJobStarted' },
+        JOB_ENDED: { actions: 'reportJobEnded' },
+      },
+      states: {
+        connecting: {
+          entry: 'connectLink',
+          on: {
+            REGISTERED: { target: 'registered', actions: 'recordRegistration' },
+            SERVER_LOST: { target: 'reconnecting', actions: 'recordConnectFailure' },
+            SERVER_REFUSED: { target: 'stopped', actions: 'recordStopReason' },
+            DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
+          },
+          after: {
+            REGISTER_TIMEOUT: {
+              target: 'reconnecting',
+              actions: [
+                {
+                  type: 'recordConnectFailure',
+                  params: { reason: 'no register reply from the server in time' },
+                },
+                'disconnectLink',
+              ],
+            },
+          },
+        },
+        registered: {
+          initial: 'available',
+          entry: 'scheduleStatusTick',
+          exit: 'cancelStatusTick',
+          on: {
+            SERVER_LOST: { target: 'reconnecting', actions: 'recordConnectFailure' },
+            DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
+          },
+          states: {
+            available: {
+              entry: { type: 'reportStatus', params: { status: 'available' } },
+              always: { guard: not('canTakeJob'), target: 'full' },
+              on: {
+                AVAILABILITY_REQUESTED: [
+                  { guard: 'canTakeJob', actions: 'reserveSlotAndDecide' },
+                  { actions: { type: 'declineOffer', params: { reason: 'full' } } },
+                ],
+                STATUS_TICKED: {
+                  actions: [
+                    { type: 'reportStatus', params: { status: 'available' } },
+                    'scheduleStatusTick',
+                  ],
+                },
+              },
+            },
+            full: {
+              entry: { type: 'reportStatus', params: { status: 'full' } },
+              always: { guard: 'canTakeJob', target: 'available' },
+              on: {
+                AVAILABILITY_REQUESTED: {
+                  actions: { type: 'declineOffer', params: { reason: 'full' } },
+                },
+                STATUS_TICKED: {
+                  actions: [
+                    { type: 'reportStatus', params: { status: 'full' } },
+                    'scheduleStatusTick',
+                  ],
+                },
+              },
+            },
+          },
+        },
+        reconnecting: {
+          after: { RECONNECT_DELAY: 'connecting' },
+          on: {
+            DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
+          },
+        },
+        draining: {
+          entry: [{ type: 'reportStatus', params: { status: 'full' } }, 'declineUndecidedRequests'],
+          always: { guard: 'noActiveJobs', target: 'stopped' },
+          on: {
+            // A second drain request (second signal) stops at once.
+            DRAIN_REQUESTED: { target: 'stopped', actions: 'recordStopReason' },
+            // Keep serving the link so job ends are still reported; no reconnect logic needed
+            // beyond one retry per loss, since nothing new is accepted.
+            SERVER_LOST: { actions: 'recordConnectFailure' },
+          },
+          initial: 'waitingForJobs',
+          states: {
+            waitingForJobs: { after: { DRAIN_TIMEOUT: 'endingJobs' } },
+            endingJobs: {
+              entry: { type: 'shutdownAllJobs', params: { reason: 'drain timeout' } },
+              after: { SHUTDOWN_GRACE: '#worker.lifecycle.stopped' },
+            },
+          },
+        },
+        stopped: {
+          type: 'final',
+          entry: [
+            { type: 'killAllProcesses', params: { reason: 'worker stopped' } },
+            'disconnectLink',
+            'emitStopped',
+          ],
+        },
+      },
+    },
+    processes: {
+      initial: 'warming',
+      on: {
+        'xstate.done.state.worker.lifecycle': '.closed',
+        DRAIN_REQUESTED: '.closed',
+      },
+      states: {
+        warming: {
+          entry: 'spawnIdleProcesses',
+          on: {
+            // The lifecycle region (first in document order) has just used a process: refill.
+            JOB_ASSIGNED: { actions: 'spawnIdleProcesses' },
+            PROCESS_PREWARMED: { actions: ['markProcessPrewarmed', 'spawnIdleProcesses'] },
+            PROCESS_EXITED: [
+              {
+                guard: 'prewarmFailed',
+                target: 'backingOff',
+                actions: ['recordPrewarmFailure', 'forgetProcess'],
+              },
+              { actions: ['forgetProcess', 'spawnIdleProcesses'] },
+            ],
+          },
+        },
+        backingOff: {
+          after: { SPAWN_RETRY_DELAY: 'warming' },
+          on: {
+            PROCESS_PREWARMED: { actions: 'markProcessPrewarmed' },
+            PROCESS_EXITED: [
+              { guard: 'prewarmFailed', actions: ['recordPrewarmFailure', 'forgetProcess'] },
+              { actions: 'forgetProcess' },
+            ],
+          },
+        },
+        closed: {
+          type: 'final',
+          on: {
+            PROCESS_PREWARMED: { actions: 'markProcessPrewarmed' },
+            PROCESS_EXITED: { actions: 'forgetProcess' },
+          },
+        },
+      },
+    },
+  },
+});
+
+function without<T>(record: Record<string, T>, key: string): Record<string, T> {
+  const { [key]: _removed, ...rest } = record;
+  return rest;
+}
+
+function newProc(procId: string, jobId: string | undefined): ProcRecord {
+  return { procId, phase: 'prewarming', pid: undefined, jobId };
+}
+
+function processInput(context: WorkerContext, procId: string, job: RunningJobInfo | undefined) {
+  return {
+    procId,
+    ...(job ? { job } : {}),
+    initializeTimeout: context.options.initializeProcessTimeout,
+    shutdownTimeout: context.options.shutdownProcessTimeout,
+  };
+}
+
+export type { Job };

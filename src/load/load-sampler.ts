@@ -1,0 +1,62 @@
+/**
+ * The `loadSampler` actor: calls the user's `loadFnc` (or the default CPU window) on an interval
+ * and sends `LOAD_SAMPLED` to the worker chart. A `loadFnc` that throws, hangs or returns
+ * nonsense is logged and skipped; the worker keeps its last known load.
+ */
+import { fromCallback, type EventObject } from 'xstate';
+import type { Logger } from '../log.ts';
+import type { WorkerLoadView } from '../options.ts';
+import { clamp01, CpuWindow } from './cpu.ts';
+
+export interface LoadSamplerOptions {
+  loadFnc: ((worker: WorkerLoadView) => number | Promise<number>) | undefined;
+  view: WorkerLoadView;
+  logger: Logger;
+  /** Default 500 ms. */
+  intervalMs?: number;
+}
+
+export function createLoadSampler(opts: LoadSamplerOptions) {
+  const every = opts.intervalMs ?? 500;
+  return fromCallback<EventObject, void>(({ sendBack }) => {
+    const cpu = opts.loadFnc ? undefined : new CpuWindow();
+    const loadFnc = opts.loadFnc ?? (() => cpu!.utilisation());
+    let inFlight: Promise<void> | undefined;
+    let stopped = false;
+
+    const tick = () => {
+      cpu?.sample();
+      if (inFlight) return; // a slow loadFnc never piles up calls
+      inFlight = (async () => {
+        try {
+          const value = await withDeadline(Promise.resolve(loadFnc(opts.view)), every * 4);
+          if (typeof value !== 'number' || Number.isNaN(value)) {
+            opts.logger.warn('loadFnc returned a non-number; load unchanged', {
+              value: String(value),
+            });
+            return;
+          }
+          if (!stopped) sendBack({ type: 'LOAD_SAMPLED', load: clamp01(value) });
+        } catch (err) {
+          opts.logger.warn('loadFnc failed; load unchanged', { error: err });
+        } finally {
+          inFlight = undefined;
+        }
+      })();
+    };
+    tick();
+    const timer = setInterval(tick, every);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  });
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`loadFnc did not return within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}

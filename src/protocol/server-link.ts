@@ -1,0 +1,235 @@
+/**
+ * The `serverLink` actor: one WebSocket to the LiveKit server's `/agent` endpoint at a time.
+ * It registers on every (re)connect, translates frames into chart events, sends what the chart
+ * asks, and watches liveness with a heartbeat. It never decides to reconnect: it reports
+ * `SERVER_LOST` / `SERVER_REFUSED` and the chart chooses (with backoff) when to ask again.
+ * Malformed frames are logged and dropped; nothing here throws into the actor system.
+ */
+import { ServerMessage, WorkerMessage, WorkerPing } from '@livekit/protocol';
+import WebSocket from 'ws';
+import { fromCallback } from 'xstate';
+import type {
+  ServerLinkCommand,
+  ServerLinkInput,
+  ServerLinkReport,
+} from '../../machines/serverLink.contract.ts';
+import type { Logger } from '../log.ts';
+import { agentEndpoint } from './agent-url.ts';
+import {
+  commandMessage,
+  registerMessage,
+  serverReport,
+  type RegistrationFields,
+} from './messages.ts';
+import { workerToken } from './worker-token.ts';
+
+export interface ServerLinkOptions {
+  apiKey: string;
+  apiSecret: string;
+  registration: RegistrationFields;
+  logger: Logger;
+  /** How often liveness is checked (WorkerPing + WS ping). Default 10 s. */
+  heartbeatInterval?: number;
+  /** Silence longer than interval + this ends the connection. Default 5 s. */
+  heartbeatTimeout?: number;
+  /** Bound on the HTTP upgrade. Default 10 s. */
+  handshakeTimeout?: number;
+}
+
+/** HTTP statuses that retrying cannot fix: bad credentials or not an agent endpoint. */
+const FATAL_STATUSES = new Set([400, 401, 403, 404]);
+const FATAL_ERRORS = new Set(['ENOTFOUND', 'EAI_NONAME', 'ERR_INVALID_URL']);
+
+export function createServerLink(opts: ServerLinkOptions) {
+  const interval = opts.heartbeatInterval ?? 10_000;
+  const timeout = opts.heartbeatTimeout ?? 5_000;
+  const log = opts.logger;
+
+  return fromCallback<ServerLinkCommand, ServerLinkInput>(({ input, sendBack, receive }) => {
+    let current: Connection | undefined;
+    let registeredOnce = false;
+
+    const report = (r: ServerLinkReport) => sendBack(r);
+
+    receive((cmd) => {
+      switch (cmd.type) {
+        case 'CONNECT_REQUESTED':
+          current?.close();
+          current = connect();
+          return;
+        case 'DISCONNECT_REQUESTED':
+          current?.close();
+          current = undefined;
+          return;
+        default: {
+          const msg = commandMessage(cmd);
+          if (!msg) return;
+          if (!current?.send(msg)) {
+            log.debug('server link down; message not sent', { message: cmd.type });
+          }
+        }
+      }
+    });
+
+    function connect(): Connection {
+      const endpoint = agentEndpoint(input.url);
+      const conn = new Connection();
+      // Only the newest connection may report; a closed one goes quiet.
+      const reportIfCurrent = (r: ServerLinkReport) => {
+        if (current === conn && !conn.ended) report(r);
+      };
+      const lose = (reason: string, fatal = false) => {
+        if (current !== conn || conn.ended) return;
+        conn.close();
+        report({ type: fatal ? 'SERVER_REFUSED' : 'SERVER_LOST', reason });
+      };
+
+      void workerToken(opts.apiKey, opts.apiSecret).then(
+        (token) => {
+          if (conn.ended) return;
+          let ws: WebSocket;
+          try {
+            ws = new WebSocket(endpoint, {
+              headers: { authorization: `Bearer ${token}` },
+              handshakeTimeout: opts.handshakeTimeout ?? 10_000,
+            });
+          } catch (err) {
+            lose(`cannot connect to ${endpoint.href}: ${message(err)}`, true);
+            return;
+          }
+          conn.attach(ws);
+          ws.on('unexpected-response', (req, res) => {
+            const status = res.statusCode ?? 0;
+            res.resume();
+            req.destroy();
+            const why =
+              status === 401 || status === 403
+                ? 'the server rejected the API key/secret (check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)'
+                : status === 404
+                  ? `${endpoint.href} is not a LiveKit agent endpoint (check LIVEKIT_URL)`
+                  : `unexpected HTTP response`;
+            lose(`${why} [HTTP ${status}]`, FATAL_STATUSES.has(status));
+          });
+          ws.on('error', (err: NodeJS.ErrnoException) => {
+            const fatal = !registeredOnce && FATAL_ERRORS.has(err.code ?? '');
+            lose(`connection to ${endpoint.href} failed: ${message(err)}`, fatal);
+          });
+          ws.on('close', (code, reason) => {
+            lose(
+              `connection closed by the server (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`,
+            );
+          });
+          ws.on('pong', () => conn.touch());
+          ws.on('open', () => {
+            conn.touch();
+            conn.send(registerMessage(opts.registration));
+            conn.startHeartbeat(interval, () => {
+              if (Date.now() - conn.lastSeen > interval + timeout) {
+                lose(`no answer from the server for ${interval + timeout} ms`);
+                return;
+              }
+              conn.send(
+                new WorkerMessage({
+                  message: {
+                    case: 'ping',
+                    value: new WorkerPing({ timestamp: BigInt(Date.now()) }),
+                  },
+                }),
+              );
+              conn.ping();
+            });
+          });
+          ws.on('message', (data, isBinary) => {
+            conn.touch();
+            if (!isBinary) {
+              log.warn('ignored a text frame from the server (expected binary protobuf)');
+              return;
+            }
+            let msg: ServerMessage;
+            try {
+              msg = ServerMessage.fromBinary(toBytes(data));
+            } catch (err) {
+              log.warn('dropped a malformed frame from the server', { error: message(err) });
+              return;
+            }
+            if (msg.message.case === 'register') {
+              registeredOnce = true;
+              reportIfCurrent({
+                type: 'REGISTERED',
+                workerId: msg.message.value.workerId,
+                serverVersion: msg.message.value.serverInfo?.version ?? '',
+              });
+              return;
+            }
+            if (msg.message.case === 'pong') return;
+            const r = serverReport(msg);
+            if (r) reportIfCurrent(r);
+            else log.debug('ignored a server message', { case: msg.message.case ?? 'empty' });
+          });
+        },
+        (err: unknown) => lose(`cannot sign the worker token: ${message(err)}`, true),
+      );
+      return conn;
+    }
+
+    return () => {
+      current?.close();
+      current = undefined;
+    };
+  });
+}
+
+/** One socket's lifetime: its heartbeat timer and whether it has ended. */
+class Connection {
+  ended = false;
+  lastSeen = Date.now();
+  #ws: WebSocket | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  attach(ws: WebSocket): void {
+    this.#ws = ws;
+  }
+
+  touch(): void {
+    this.lastSeen = Date.now();
+  }
+
+  send(msg: WorkerMessage): boolean {
+    if (this.ended || this.#ws?.readyState !== WebSocket.OPEN) return false;
+    this.#ws.send(msg.toBinary());
+    return true;
+  }
+
+  ping(): void {
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.ping();
+  }
+
+  startHeartbeat(every: number, beat: () => void): void {
+    clearInterval(this.#timer);
+    this.#timer = setInterval(beat, every);
+    this.#timer.unref();
+  }
+
+  close(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.#timer);
+    const ws = this.#ws;
+    if (!ws) return;
+    // Keep an error listener: a socket closed mid-handshake may still emit one.
+    ws.removeAllListeners();
+    ws.on('error', () => undefined);
+    if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'worker closing');
+    else ws.terminate();
+  }
+}
+
+function toBytes(data: WebSocket.RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,144 @@
+/**
+ * Drives the real worker chart (with the real jobProcess and jobRequest charts) under a
+ * SimulatedClock, with the outside world replaced by recorders: a fake server link, a fake
+ * process host per process, and a scripted request decision.
+ */
+import { Job, JobType, Room } from '@livekit/protocol';
+import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
+import type { ServerLinkCommand } from '../../machines/serverLink.contract.ts';
+import {
+  jobProcessMachine,
+  type ProcessHostCommand,
+  type ProcessHostEvent,
+  type ProcessHostInput,
+} from '../../machines/jobProcess.machine.ts';
+import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
+import type { WorkerChartOptions } from '../../machines/worker.context.ts';
+import {
+  workerMachine,
+  type WorkerEmitted,
+  type WorkerEvent,
+} from '../../machines/worker.machine.ts';
+import type { JobRequestDecision } from '../../src/job/request.ts';
+
+export interface FakeHost {
+  procId: string;
+  commands: ProcessHostCommand[];
+  send(e: ProcessHostEvent): void;
+}
+
+export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChartOptions => ({
+  agentName: '',
+  loadThreshold: 0.7,
+  maxJobs: Infinity,
+  numIdleProcesses: 2,
+  drainTimeout: 60_000,
+  requestTimeout: 2_000,
+  assignmentTimeout: 7_500,
+  initializeProcessTimeout: 10_000,
+  shutdownProcessTimeout: 10_000,
+  registerTimeout: 10_000,
+  statusInterval: 2_500,
+  reconnectBaseDelay: 500,
+  reconnectMaxDelay: 30_000,
+  spawnBaseDelay: 1_000,
+  spawnMaxDelay: 30_000,
+  random: () => 1,
+  ...over,
+});
+
+export function makeJob(id: string, room = `room-${id}`): Job {
+  return new Job({ id, type: JobType.JT_ROOM, room: new Room({ name: room, sid: `RM_${id}` }) });
+}
+
+export interface HarnessOptions {
+  options?: Partial<WorkerChartOptions>;
+  /** Decision per job; default accept with defaults. */
+  decide?: (job: Job) => Promise<JobRequestDecision>;
+  /** Whether fake hosts prewarm by themselves on start (default true). */
+  autoPrewarm?: boolean;
+}
+
+export function startWorkerChart(h: HarnessOptions = {}) {
+  const clock = new SimulatedClock();
+  const link: ServerLinkCommand[] = [];
+  const emitted: WorkerEmitted[] = [];
+  const hosts = new Map<string, FakeHost>();
+  let nextPid = 1000;
+  let sendToWorker: ((e: WorkerEvent) => void) | undefined;
+  const autoPrewarm = h.autoPrewarm ?? true;
+
+  const fakeHost = fromCallback<ProcessHostCommand, ProcessHostInput>(
+    ({ input, sendBack, receive }) => {
+      const host: FakeHost = { procId: input.procId, commands: [], send: (e) => sendBack(e) };
+      hosts.set(input.procId, host);
+      receive((c) => {
+        host.commands.push(c);
+        if (c.type === 'LAUNCH_JOB') sendBack({ type: 'JOB_RUNNING' });
+        if (c.type === 'TERMINATE_PROCESS' || c.type === 'KILL_PROCESS') {
+          sendBack({
+            type: 'CHILD_EXITED',
+            code: null,
+            signal: c.type === 'KILL_PROCESS' ? 'SIGKILL' : 'SIGTERM',
+          });
+        }
+      });
+      sendBack({ type: 'PROCESS_SPAWNED', pid: nextPid++ });
+      if (autoPrewarm) sendBack({ type: 'PREWARM_SUCCEEDED' });
+      return () => hosts.delete(input.procId);
+    },
+  );
+
+  const decide =
+    h.decide ??
+    (async (job: Job): Promise<JobRequestDecision> => ({
+      accepted: true,
+      acceptArguments: { name: '', identity: `agent-${job.id}`, metadata: '', attributes: {} },
+    }));
+
+  const machine = workerMachine.provide({
+    actors: {
+      serverLink: fromCallback<ServerLinkCommand, { url: string }>(({ sendBack, receive }) => {
+        sendToWorker = (e) => sendBack(e);
+        receive((c) => link.push(c));
+      }),
+      loadSampler: fromCallback(() => () => undefined),
+      jobRequest: jobRequestMachine.provide({
+        actors: { decideRequest: fromPromise(({ input }) => decide(input.job)) },
+      }),
+      jobProcess: jobProcessMachine.provide({ actors: { processHost: fakeHost } }),
+    },
+  });
+  const actor = createActor(machine, {
+    clock,
+    input: { options: chartOptions(h.options), serverUrl: 'ws://server.test' },
+  });
+  actor.on('*', (e) => emitted.push(e as WorkerEmitted));
+  actor.start();
+
+  const server = (e: WorkerEvent) => {
+    if (!sendToWorker) throw new Error('link not started');
+    sendToWorker(e);
+  };
+  /** Lets promise actors (request decisions) settle. */
+  const flush = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+  const lifecycle = () => actor.getSnapshot().value as { lifecycle: unknown; processes: unknown };
+  const answers = () => link.filter((c) => c.type === 'AVAILABILITY_ANSWERED');
+  const statuses = () => link.filter((c) => c.type === 'WORKER_STATUS_REPORTED');
+  const jobStatuses = () => link.filter((c) => c.type === 'JOB_STATUS_REPORTED');
+  return {
+    actor,
+    clock,
+    link,
+    emitted,
+    hosts,
+    server,
+    flush,
+    lifecycle,
+    answers,
+    statuses,
+    jobStatuses,
+  };
+}
