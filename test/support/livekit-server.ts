@@ -1,0 +1,324 @@
+/**
+ * Starts a real `livekit-server` for one test file.
+ *
+ *   const server = await startLiveKitServer({ name: 'server-protocol' });
+ *   afterAll(() => server.stop());
+ *
+ * Each server gets its own free loopback ports (HTTP/WS, RTC TCP, RTC UDP) so test files can run in
+ * parallel, logs to `test-artifacts/livekit-server/`, and is stopped on every path: `stop()`
+ * (idempotent), process exit, or a terminating signal. A missing binary is an error, never a skip.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The pinned server version, e.g. `v1.13.5`; its only source is `scripts/livekit-server.version`. */
+export const LIVEKIT_SERVER_VERSION: string = readFileSync(
+  join(repoRoot, 'scripts/livekit-server.version'),
+  'utf8',
+).trim();
+
+/** `--dev` mode's built-in key pair, spelled out in the config so it cannot drift. */
+export const DEV_API_KEY = 'devkey';
+export const DEV_API_SECRET = 'secret';
+
+export interface LiveKitServerOptions {
+  /** Names the log file; defaults to `livekit-server`. */
+  name?: string;
+  /** `agents.target_load`: workers at or above it get no jobs. Server default 0.7. */
+  targetLoad?: number;
+  /** `room.empty_timeout` in seconds. Small by default so rooms from earlier tests go away. */
+  emptyTimeoutSeconds?: number;
+  /** `room.departure_timeout` in seconds. */
+  departureTimeoutSeconds?: number;
+  /** Extra YAML appended to the generated config body (top-level keys not set above). */
+  extraConfigYaml?: string;
+  /** How long to wait for the HTTP port to answer. */
+  readyTimeoutMs?: number;
+  /** How long `stop()` waits after SIGTERM before SIGKILL. */
+  stopTimeoutMs?: number;
+}
+
+export interface LiveKitServer {
+  /** `ws://127.0.0.1:PORT` — what SDKs and workers connect to. */
+  url: string;
+  /** `http://127.0.0.1:PORT` — what server API clients (RoomService, AgentDispatch) use. */
+  httpUrl: string;
+  apiKey: string;
+  apiSecret: string;
+  ports: { http: number; rtcTcp: number; rtcUdp: number };
+  pid: number;
+  /** Absolute path of the server's combined stdout/stderr. */
+  logFile: string;
+  /** SIGTERM, then SIGKILL after `stopTimeoutMs`. Safe to call any number of times. */
+  stop(): Promise<void>;
+}
+
+/** Thrown when the binary is missing or the server does not come up. */
+export class LiveKitServerError extends Error {
+  override name = 'LiveKitServerError';
+}
+
+/**
+ * `LIVEKIT_SERVER_BIN` if set, else the cache path that `scripts/livekit-server.sh` fills.
+ * Throws (rather than letting tests skip) when the binary is not there.
+ */
+export function resolveLiveKitServerBinary(): string {
+  const fromEnv = process.env.LIVEKIT_SERVER_BIN;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) {
+      throw new LiveKitServerError(
+        `LIVEKIT_SERVER_BIN=${fromEnv} does not exist. Unset it, or run scripts/livekit-server.sh and point it at the printed path.`,
+      );
+    }
+    return fromEnv;
+  }
+  const cacheRoot = process.env.AGENTSTATE_CACHE ?? join(homedir(), '.cache/agentstate');
+  const cached = join(cacheRoot, 'livekit-server', LIVEKIT_SERVER_VERSION, 'server');
+  if (!existsSync(cached)) {
+    throw new LiveKitServerError(
+      `livekit-server ${LIVEKIT_SERVER_VERSION} not found at ${cached}. ` +
+        `Run scripts/livekit-server.sh (builds it with Go, ~2 min) or set LIVEKIT_SERVER_BIN.`,
+    );
+  }
+  return cached;
+}
+
+/** Starts a server and resolves once its HTTP port answers. */
+export async function startLiveKitServer(
+  options: LiveKitServerOptions = {},
+): Promise<LiveKitServer> {
+  const binary = resolveLiveKitServerBinary();
+  // Free ports are found by binding port 0 and closing, so another process can grab one before the
+  // server binds it. When that happens the server exits at once; retry with fresh ports.
+  const attempts = 3;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await startOnce(binary, options);
+    } catch (error) {
+      lastError = error;
+      if (!(error instanceof PortInUseError)) throw error;
+    }
+  }
+  throw new LiveKitServerError(`livekit-server could not bind free ports in ${attempts} attempts`, {
+    cause: lastError,
+  });
+}
+
+class PortInUseError extends LiveKitServerError {}
+
+async function startOnce(binary: string, options: LiveKitServerOptions): Promise<LiveKitServer> {
+  const ports = {
+    http: await freeTcpPort(),
+    rtcTcp: await freeTcpPort(),
+    rtcUdp: await freeUdpPort(),
+  };
+  const name = (options.name ?? 'livekit-server').replace(/[^\w.-]+/g, '_');
+  const logDir = join(repoRoot, 'test-artifacts', 'livekit-server');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${name}-${ports.http}.log`);
+
+  // The child writes straight to the file (no pipe through this process), so a chatty debug log can
+  // never fill a pipe buffer and stall the server while a test is blocked.
+  const logFd = openSync(logFile, 'w');
+  let child: ChildProcess;
+  try {
+    child = spawn(
+      binary,
+      ['--dev', '--bind', '127.0.0.1', '--config-body', configBody(ports, options)],
+      {
+        stdio: ['ignore', logFd, logFd],
+      },
+    );
+  } finally {
+    closeSync(logFd);
+  }
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
+    child.once('exit', (code, signal) => done({ code, signal }));
+  });
+  let hasExited = false;
+  void exited.then(() => {
+    hasExited = true;
+    liveChildren.delete(child);
+  });
+  const spawnError = new Promise<Error>((done) => child.once('error', done));
+  liveChildren.add(child);
+  installExitGuards();
+
+  let stopping: Promise<void> | undefined;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 5_000;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (hasExited) return;
+      child.kill('SIGTERM');
+      if (await settlesWithin(exited, stopTimeoutMs)) return;
+      child.kill('SIGKILL');
+      if (!(await settlesWithin(exited, 2_000))) {
+        throw new LiveKitServerError(`livekit-server pid ${child.pid} survived SIGKILL`);
+      }
+    })();
+    return stopping;
+  };
+
+  const httpUrl = `http://127.0.0.1:${ports.http}`;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  try {
+    await Promise.race([
+      waitForHttp(httpUrl, readyTimeoutMs),
+      exited.then(({ code, signal }) => {
+        const log = safeTail(logFile);
+        const message = `livekit-server exited before it was ready (code ${code}, signal ${signal}); log ${logFile}:\n${log}`;
+        throw /address already in use/i.test(log)
+          ? new PortInUseError(message)
+          : new LiveKitServerError(message);
+      }),
+      spawnError.then((error) => {
+        throw new LiveKitServerError(`cannot start ${binary}: ${error.message}`, { cause: error });
+      }),
+    ]);
+  } catch (error) {
+    await stop();
+    if (error instanceof LiveKitServerError) throw error;
+    throw new LiveKitServerError(
+      `livekit-server did not answer on ${httpUrl} within ${readyTimeoutMs} ms; log ${logFile}:\n${safeTail(logFile)}`,
+      { cause: error },
+    );
+  }
+
+  return {
+    url: `ws://127.0.0.1:${ports.http}`,
+    httpUrl,
+    apiKey: DEV_API_KEY,
+    apiSecret: DEV_API_SECRET,
+    ports,
+    pid: child.pid ?? -1,
+    logFile,
+    stop,
+  };
+}
+
+function configBody(
+  ports: { http: number; rtcTcp: number; rtcUdp: number },
+  options: LiveKitServerOptions,
+): string {
+  // node_ip pins the advertised ICE address to loopback (otherwise the server picks the first
+  // non-loopback IPv4, which may not be routable from the test's client in a sandbox).
+  const lines = [
+    `port: ${ports.http}`,
+    'keys:',
+    `  ${DEV_API_KEY}: ${DEV_API_SECRET}`,
+    'rtc:',
+    `  tcp_port: ${ports.rtcTcp}`,
+    `  udp_port: ${ports.rtcUdp}`,
+    '  node_ip: 127.0.0.1',
+    '  use_external_ip: false',
+    '  enable_loopback_candidate: true',
+    'room:',
+    `  empty_timeout: ${options.emptyTimeoutSeconds ?? 10}`,
+    `  departure_timeout: ${options.departureTimeoutSeconds ?? 2}`,
+    'agents:',
+    `  target_load: ${options.targetLoad ?? 0.7}`,
+  ];
+  if (options.extraConfigYaml) lines.push(options.extraConfigYaml);
+  return lines.join('\n') + '\n';
+}
+
+async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+      await response.body?.cancel();
+      if (response.ok) return;
+      lastError = new Error(`HTTP ${response.status}`);
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(100);
+  }
+  throw new Error(`no answer from ${url} within ${timeoutMs} ms`, { cause: lastError });
+}
+
+function freeTcpPort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') done(address.port);
+        else fail(new Error('no port from listen(0)'));
+      });
+    });
+  });
+}
+
+function freeUdpPort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const socket = createSocket('udp4');
+    socket.once('error', fail);
+    // The server binds its UDP port on every interface, so probe the wildcard address.
+    socket.bind(0, () => {
+      const { port } = socket.address();
+      socket.close(() => done(port));
+    });
+  });
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((done) => {
+    timer = setTimeout(() => done(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+function safeTail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(log unreadable)';
+  }
+}
+
+// Servers still running in this process. A test process that dies without running `afterAll`
+// (crash, Ctrl-C, a runner killing its worker) must not leave servers behind.
+const liveChildren = new Set<ChildProcess>();
+let guardsInstalled = false;
+
+function killAllNow(): void {
+  for (const child of liveChildren) child.kill('SIGKILL');
+  liveChildren.clear();
+}
+
+function installExitGuards(): void {
+  if (guardsInstalled) return;
+  guardsInstalled = true;
+  process.once('exit', killAllNow);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      killAllNow();
+      // Adding a listener replaced Node's default "die on this signal"; restore it unless
+      // someone else (the test runner) handles the signal.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.once(signal, onSignal);
+  }
+}
