@@ -1,0 +1,249 @@
+/**
+ * `JobContext`: what a job's `entrypointFnc(ctx)` receives inside its own process. It owns the
+ * job's `Room`, knows how the job may end (shutdown, room disconnect, publisher leaving) and
+ * collects the shutdown callbacks; the job runtime (`runtime.ts`) decides when the job ends and
+ * tears it down.
+ */
+import { Job, JobType, type ParticipantInfo } from '@livekit/protocol';
+import {
+  DisconnectReason,
+  ParticipantKind,
+  Room,
+  RoomEvent,
+  type RemoteParticipant,
+} from '@livekit/rtc-node';
+import { JobError } from '../errors.ts';
+import type { JobProcess } from './process.ts';
+import type { RunningJobInfo } from './running-job.ts';
+
+/** How a job ended: `success` unless the entrypoint threw. */
+export interface JobEnd {
+  outcome: 'success' | 'failed';
+  reason: string;
+}
+
+/** A function run when the job ends; receives the end reason. */
+export type ShutdownCallback = (reason: string) => void | Promise<void>;
+
+export interface ConnectOptions {
+  /** Subscribe to every published track automatically. Default `true`. */
+  autoSubscribe?: boolean;
+}
+
+export interface WaitForParticipantOptions {
+  /** Give up after this many milliseconds (rejects with a `JobError`). Default: no deadline besides the job's end. */
+  timeout?: number;
+  /** Give up when this signal aborts. */
+  signal?: AbortSignal;
+}
+
+/** What the runtime gives a context: the job, its process, and where to say that the job should end. */
+export interface JobContextInit {
+  info: RunningJobInfo;
+  proc: JobProcess;
+  /** Called (possibly more than once; the first call wins) when something ends the job. */
+  onEnd: (end: JobEnd) => void;
+  /** Resolves when the job has ended, so pending waits can give up. */
+  ended: Promise<JobEnd>;
+  /** For tests: a room stand-in. */
+  room?: Room;
+}
+
+export class JobContext {
+  /** The job's room. Not connected until `connect()`; attach handlers before connecting if you need every event. */
+  readonly room: Room;
+  /** The server's job description (room, participant for PUBLISHER jobs, metadata, …). */
+  readonly job: Job;
+  /** This job's process, with whatever `prewarmFnc` put in `proc.userdata`. */
+  readonly proc: JobProcess;
+  /** What the worker launched this job with (token included; never log it). */
+  readonly info: RunningJobInfo;
+
+  readonly #onEnd: (end: JobEnd) => void;
+  readonly #ended: Promise<JobEnd>;
+  readonly #callbacks: ShutdownCallback[] = [];
+  /** The connection in progress or made; `undefined` until `connect()` (or after it failed). */
+  #connecting: Promise<void> | undefined;
+  #detachRoom: (() => void) | undefined;
+
+  constructor(init: JobContextInit) {
+    this.info = init.info;
+    this.proc = init.proc;
+    this.job = Job.fromJson(init.info.job, { ignoreUnknownFields: true });
+    this.room = init.room ?? new Room();
+    this.#onEnd = init.onEnd;
+    this.#ended = init.ended;
+  }
+
+  /** The id of this job. */
+  get jobId(): string {
+    return this.info.jobId;
+  }
+
+  /** The name of the job's room. */
+  get roomName(): string {
+    return this.job.room?.name ?? '';
+  }
+
+  /** The id of the worker that accepted the job. */
+  get workerId(): string {
+    return this.info.workerId;
+  }
+
+  /**
+   * For PUBLISHER jobs, the participant the job is for: the live `RemoteParticipant` once the
+   * room is connected and the participant is in it, else the server's `ParticipantInfo`.
+   * `undefined` for ROOM jobs.
+   */
+  get publisher(): RemoteParticipant | ParticipantInfo | undefined {
+    const info = this.job.participant;
+    if (!info) return undefined;
+    return this.room.remoteParticipants.get(info.identity) ?? info;
+  }
+
+  /**
+   * True once `connect()` was called (and has not failed). The runtime uses it: an entrypoint
+   * that returns without ever connecting has nothing left to keep the job alive.
+   */
+  get connectionRequested(): boolean {
+    return this.#connecting !== undefined;
+  }
+
+  /**
+   * Joins the job's room with the assignment's URL and token. Idempotent: later calls return
+   * the same connection. After it, a room disconnect ends the job (and, for PUBLISHER jobs, so
+   * does the publisher leaving).
+   */
+  connect(opts: ConnectOptions = {}): Promise<void> {
+    if (this.#connecting) return this.#connecting;
+    const attempt = this.#connect(opts.autoSubscribe ?? true);
+    this.#connecting = attempt;
+    // A failed attempt does not count as connected; the caller still gets the error.
+    attempt.catch(() => {
+      if (this.#connecting === attempt) this.#connecting = undefined;
+    });
+    return attempt;
+  }
+
+  async #connect(autoSubscribe: boolean): Promise<void> {
+    this.#watchRoom();
+    try {
+      await this.room.connect(this.info.url, this.info.token, { autoSubscribe, dynacast: false });
+    } catch (cause) {
+      this.#detachRoom?.();
+      throw new JobError(`could not connect to room ${JSON.stringify(this.roomName)}`, { cause });
+    }
+  }
+
+  /** Ends the job when the room goes away or, for PUBLISHER jobs, when the publisher leaves. */
+  #watchRoom(): void {
+    const onDisconnected = (reason: DisconnectReason) => {
+      this.#onEnd({
+        outcome: 'success',
+        reason: `room disconnected (${DisconnectReason[reason] ?? reason})`,
+      });
+    };
+    const publisherIdentity =
+      this.job.type === JobType.JT_PUBLISHER ? this.job.participant?.identity : undefined;
+    const onParticipantLeft = (p: RemoteParticipant) => {
+      if (publisherIdentity !== undefined && p.identity === publisherIdentity) {
+        this.#onEnd({ outcome: 'success', reason: 'publisher left' });
+      }
+    };
+    this.room.on(RoomEvent.Disconnected, onDisconnected);
+    this.room.on(RoomEvent.ParticipantDisconnected, onParticipantLeft);
+    this.#detachRoom = () => {
+      this.room.off(RoomEvent.Disconnected, onDisconnected);
+      this.room.off(RoomEvent.ParticipantDisconnected, onParticipantLeft);
+      this.#detachRoom = undefined;
+    };
+  }
+
+  /**
+   * Resolves with the first remote participant (not another agent) in the room, or the one
+   * with `identity`. Requires a connected room. Rejects when the room disconnects, the job
+   * ends, the optional timeout passes or the signal aborts.
+   */
+  waitForParticipant(
+    identity?: string,
+    opts: WaitForParticipantOptions = {},
+  ): Promise<RemoteParticipant> {
+    if (!this.room.isConnected) {
+      return Promise.reject(new JobError('room is not connected: await ctx.connect() first'));
+    }
+    const matches = (p: RemoteParticipant) =>
+      identity === undefined ? p.kind !== ParticipantKind.AGENT : p.identity === identity;
+    for (const p of this.room.remoteParticipants.values()) {
+      if (matches(p)) return Promise.resolve(p);
+    }
+    return new Promise<RemoteParticipant>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      const cleanup = () => {
+        this.room.off(RoomEvent.ParticipantConnected, onJoined);
+        this.room.off(RoomEvent.Disconnected, onDisconnected);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (timer) clearTimeout(timer);
+        settled = true; // makes the `ended` continuation below a no-op
+      };
+      const fail = (message: string) => {
+        cleanup();
+        reject(new JobError(message));
+      };
+      const onJoined = (p: RemoteParticipant) => {
+        if (!matches(p)) return;
+        cleanup();
+        resolve(p);
+      };
+      const onDisconnected = () => fail('room disconnected while waiting for a participant');
+      const onAbort = () => fail('waiting for a participant was aborted');
+      if (opts.signal?.aborted) return onAbort();
+      this.room.on(RoomEvent.ParticipantConnected, onJoined);
+      this.room.on(RoomEvent.Disconnected, onDisconnected);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (opts.timeout !== undefined) {
+        timer = setTimeout(
+          () => fail(`no participant joined within ${opts.timeout} ms`),
+          opts.timeout,
+        );
+      }
+      void this.#ended.then(() => {
+        if (!settled) fail('the job ended while waiting for a participant');
+      });
+    });
+  }
+
+  /**
+   * Runs `fn(reason)` when the job ends, however it ends (also when the entrypoint threw),
+   * before the room is left. Callbacks run side by side, each with its own time budget.
+   */
+  addShutdownCallback(fn: ShutdownCallback): void {
+    if (typeof fn !== 'function') throw new JobError('addShutdownCallback expects a function');
+    this.#callbacks.push(fn);
+  }
+
+  /** The registered callbacks, in order (for the runtime). */
+  get shutdownCallbacks(): readonly ShutdownCallback[] {
+    return this.#callbacks;
+  }
+
+  /** Ends the job (successfully): shutdown callbacks run, the room is left, the process exits. */
+  shutdown(reason = 'shutdown requested by the job'): void {
+    this.#onEnd({ outcome: 'success', reason });
+  }
+
+  /** Leaves the room (if connected) within `budgetMs`, and stops watching it. For the runtime. */
+  async leaveRoom(budgetMs: number): Promise<void> {
+    this.#detachRoom?.();
+    if (!this.#connecting) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, budgetMs);
+    });
+    try {
+      await Promise.race([this.room.disconnect().catch(() => undefined), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

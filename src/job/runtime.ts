@@ -1,0 +1,100 @@
+/**
+ * The job runtime, child side: runs one job from launch to its end and says how it ended.
+ *
+ * A job ends on the first of: `ctx.shutdown()`, the room disconnecting (or the publisher of a
+ * PUBLISHER job leaving), the worker asking (`shutdown(reason)` on the handle), the entrypoint
+ * returning without ever having connected (success), or the entrypoint throwing (failure).
+ * Then the shutdown callbacks run (side by side, each within its budget, also after a throw),
+ * then the room is left. The process itself is stopped by its host afterwards.
+ */
+import type { Logger } from '../log.ts';
+import type { WorkerOptions } from '../options.ts';
+import { JobContext, type JobEnd, type ShutdownCallback } from './context.ts';
+import type { JobProcess } from './process.ts';
+import type { RunningJobInfo } from './running-job.ts';
+
+export interface JobRunOptions {
+  entrypointFnc: WorkerOptions['entrypointFnc'];
+  info: RunningJobInfo;
+  proc: JobProcess;
+  log: Logger;
+  /** Budget of each shutdown callback. */
+  callbackTimeout: number;
+  /** Budget for leaving the room. Default 5000. */
+  leaveTimeout?: number;
+}
+
+export interface RunningJob {
+  readonly ctx: JobContext;
+  /** Ends the job on the worker's behalf (server termination, drain, stop). */
+  shutdown(reason: string): void;
+  /** Resolves once the job has ended and is torn down; never rejects. */
+  readonly done: Promise<JobEnd>;
+}
+
+export function startJob(opts: JobRunOptions): RunningJob {
+  // The first end wins; later ones (e.g. the room disconnecting while we leave it) are ignored.
+  let settle!: (end: JobEnd) => void;
+  const ended = new Promise<JobEnd>((resolve) => {
+    settle = resolve;
+  });
+  const ctx = new JobContext({
+    info: opts.info,
+    proc: opts.proc,
+    onEnd: (end) => settle(end),
+    ended,
+  });
+
+  void Promise.resolve()
+    .then(() => opts.entrypointFnc(ctx))
+    .then(
+      () => {
+        if (!ctx.connectionRequested) {
+          settle({ outcome: 'success', reason: 'entrypoint returned without connecting' });
+        }
+      },
+      (err: unknown) => {
+        opts.log.error('entrypoint threw', { error: err });
+        settle({ outcome: 'failed', reason: `entrypoint threw: ${errorMessage(err)}` });
+      },
+    );
+
+  const done = ended.then(async (end) => {
+    opts.log.info('job ending', { reason: end.reason, outcome: end.outcome });
+    await runShutdownCallbacks(ctx.shutdownCallbacks, end.reason, opts.callbackTimeout, opts.log);
+    await ctx.leaveRoom(opts.leaveTimeout ?? 5000);
+    return end;
+  });
+
+  return { ctx, shutdown: (reason) => settle({ outcome: 'success', reason }), done };
+}
+
+/** Runs every callback side by side; a throw or an overrun is logged and never stops the others. */
+async function runShutdownCallbacks(
+  callbacks: readonly ShutdownCallback[],
+  reason: string,
+  budgetMs: number,
+  log: Logger,
+): Promise<void> {
+  await Promise.all(
+    callbacks.map(async (fn, index) => {
+      let timer: NodeJS.Timeout | undefined;
+      const overrun = new Promise<'overrun'>((resolve) => {
+        timer = setTimeout(() => resolve('overrun'), budgetMs);
+      });
+      try {
+        const result = await Promise.race([Promise.resolve().then(() => fn(reason)), overrun]);
+        if (result === 'overrun')
+          log.warn('shutdown callback overran its budget', { index, budgetMs });
+      } catch (error) {
+        log.error('shutdown callback threw', { index, error });
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,56 @@
+/**
+ * The messages between a job process and its host, over the tinypool task channel (Node's IPC).
+ * One task carries the whole dialogue: the child prewarms, says `prewarmed`, waits for `launch`,
+ * says `started`, runs the job and says `ended` or `failed`. `ping`/`pong` run alongside.
+ */
+import type { RunningJobInfo } from '../job/running-job.ts';
+import type { LogFields } from '../log.ts';
+
+/** The tinypool task: what a new process needs before it can prewarm. */
+export interface JobProcessTask {
+  procId: string;
+  /** Absolute path or `file:` URL of the user's agent module. */
+  agentModule: string;
+}
+
+/** Host → child. */
+export type HostMessage =
+  | { type: 'launch'; job: RunningJobInfo; callbackTimeout: number }
+  | { type: 'shutdown'; reason: string }
+  | { type: 'ping'; sentAt: number };
+
+/** Child → host. */
+export type ChildMessage =
+  | { type: 'prewarmed' }
+  | { type: 'prewarmFailed'; error: string }
+  | { type: 'started'; jobId: string }
+  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields: LogFields }
+  | { type: 'pong'; sentAt: number }
+  /** The job ended well (callbacks ran, room left). */
+  | { type: 'ended'; reason: string }
+  /** The job failed (the entrypoint threw); callbacks still ran. */
+  | { type: 'failed'; error: string };
+
+const CHILD_TYPES = new Set([
+  'prewarmed',
+  'prewarmFailed',
+  'started',
+  'log',
+  'pong',
+  'ended',
+  'failed',
+]);
+const HOST_TYPES = new Set(['launch', 'shutdown', 'ping']);
+
+function typeOf(m: unknown): unknown {
+  return typeof m === 'object' && m !== null ? (m as { type?: unknown }).type : undefined;
+}
+
+export function isChildMessage(m: unknown): m is ChildMessage {
+  return CHILD_TYPES.has(typeOf(m) as string);
+}
+
+/** Also filters out tinypool's own messages (`__tinypool_worker_message__`), which have no `type`. */
+export function isHostMessage(m: unknown): m is HostMessage {
+  return HOST_TYPES.has(typeOf(m) as string);
+}

@@ -1,0 +1,238 @@
+/**
+ * The `processHost` actor of the jobProcess chart: one forked process per actor, hosted by its
+ * own single-process tinypool. It relays what the process says and does as chart events, and
+ * carries out the chart's commands (launch, shutdown, SIGTERM, SIGKILL).
+ *
+ * How each tinypool trap (research/xstate-tinypool.md §4) is avoided:
+ * - A failed prewarm leaves later `run()`s pending: there is exactly one `run()` per pool, its
+ *   promise is never what we wait on (IPC messages and the process `exit` are), and the pool is
+ *   destroyed with the actor, which rejects anything still queued.
+ * - A death during prewarm stops refills: nothing here relies on refills (`minThreads: 0`, one
+ *   process per pool, a new actor for a new process).
+ * - An idle exit emits pool `'error'`, fatal without a listener: we always listen.
+ * - Abort gives 1 s of grace: abort is never used; SIGTERM and SIGKILL are sent by this host
+ *   when the chart's own deadlines say so.
+ * - The child gets no environment unless given one: `env` is `process.env` plus our marker.
+ * - `minThreads` counts busy processes: idle capacity is the worker chart's business (one actor
+ *   per process), not the pool's.
+ * - Stale channels: one task per process, and our forwarder is dead after `onClose`.
+ */
+import type { ChildProcess } from 'node:child_process';
+import Tinypool from 'tinypool';
+import { fromCallback } from 'xstate';
+import type {
+  ProcessHostCommand,
+  ProcessHostEvent,
+  ProcessHostInput,
+} from '../../machines/jobProcess.machine.ts';
+import { JOB_PROCESS_ENV } from '../job/runtime-registry.ts';
+import type { Logger } from '../log.ts';
+import { isChildMessage, type ChildMessage, type HostMessage, type JobProcessTask } from './ipc.ts';
+import { startMemoryWatch } from './memory-watch.ts';
+
+export interface ProcessHostConfig {
+  /** Absolute path or `file:` URL of the user's agent module. */
+  agentModule: string;
+  /** Parent logger; child records arrive tagged with `procId`, `pid`, `jobId`, `roomName`. */
+  logger: Logger;
+  /** Budget of each shutdown callback in the child. */
+  shutdownCallbackTimeout: number;
+  /** RSS above which a warning is logged; 0 disables. */
+  memoryWarnMb: number;
+  /** RSS above which the process is ended; 0 disables. */
+  memoryLimitMb: number;
+  /** Default 5000. */
+  memorySampleInterval?: number;
+  /** Default 2500. */
+  pingInterval?: number;
+  /** No pong for this long means unresponsive. Default 30000. */
+  pingTimeout?: number;
+  /** Node flags of the child. Default: `--import tsx`, so TypeScript agents and our sources load. */
+  execArgv?: string[];
+  /** Extra environment on top of `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+const JOB_ENTRY = new URL('./job-entry.ts', import.meta.url);
+const TSX = import.meta.resolve('tsx');
+
+export function createProcessHost(config: ProcessHostConfig) {
+  return fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack, receive, input }) => {
+    const emit = (e: ProcessHostEvent) => sendBack(e);
+    let log = config.logger.child({ procId: input.procId });
+    const pool = new Tinypool({
+      runtime: 'child_process',
+      filename: JOB_ENTRY.href,
+      minThreads: 0,
+      maxThreads: 1,
+      // The idle process after its job is stopped by the chart, not by tinypool's idle reaper.
+      idleTimeout: 2 ** 31 - 1,
+      env: { ...process.env, ...config.env, [JOB_PROCESS_ENV]: '1' },
+      execArgv: config.execArgv ?? ['--import', TSX],
+      serialization: 'advanced',
+    });
+    // Exits are learnt from the process itself; this only keeps an idle exit from being fatal.
+    const onPoolError = (err: unknown) => log.debug('tinypool reported', { error: err });
+    pool.on('error', onPoolError);
+
+    let toChild: ((m: HostMessage) => void) | undefined;
+    let channelOpen = true;
+    const task: JobProcessTask = { procId: input.procId, agentModule: config.agentModule };
+    pool
+      .run(task, {
+        channel: {
+          onMessage: (forward: (m: unknown) => void) => {
+            toChild = (m) => {
+              if (channelOpen) forward(m);
+            };
+          },
+          postMessage: (m: unknown) => {
+            if (channelOpen && isChildMessage(m)) onChildMessage(m);
+          },
+          onClose: () => {
+            channelOpen = false;
+          },
+        },
+      })
+      // The outcome travels over IPC and the exit listener; a rejection here only repeats it.
+      .catch((err: unknown) => log.debug('job process task settled', { error: err }));
+
+    // tinypool forks synchronously inside run(); `.process` is untyped, hence the cast.
+    const child = (pool.threads[0] as unknown as { process?: ChildProcess } | undefined)?.process;
+    const pid = child?.pid;
+    let exited: { code: number | null; signal: string | null } | undefined;
+    const timers = new Set<NodeJS.Timeout>();
+    let stopMemoryWatch: (() => void) | undefined;
+    let stopPinging: (() => void) | undefined;
+
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      exited = { code, signal };
+      stopPinging?.();
+      stopMemoryWatch?.();
+      log.debug('job process exited', { code, signal });
+      emit({ type: 'CHILD_EXITED', code, signal });
+    };
+
+    if (!child || pid === undefined) {
+      emit({ type: 'PREWARM_FAILED', error: 'the job process could not be started' });
+      exited = { code: null, signal: null };
+    } else {
+      log = log.child({ pid });
+      child.once('exit', onExit);
+      emit({ type: 'PROCESS_SPAWNED', pid });
+      stopMemoryWatch = startMemoryWatch({
+        pid,
+        warnMb: config.memoryWarnMb,
+        limitMb: config.memoryLimitMb,
+        intervalMs: config.memorySampleInterval ?? 5000,
+        log: () => log,
+        onExceeded: (rssMb) =>
+          emit({ type: 'MEMORY_EXCEEDED', rssMb, limitMb: config.memoryLimitMb }),
+      });
+    }
+
+    function startPinging(): () => void {
+      const interval = config.pingInterval ?? 2500;
+      const timeout = config.pingTimeout ?? 30_000;
+      let lastPong = Date.now();
+      const onPong = () => {
+        lastPong = Date.now();
+      };
+      const timer = setInterval(() => {
+        const silentMs = Date.now() - lastPong;
+        if (silentMs > timeout) {
+          stop();
+          emit({ type: 'PING_TIMED_OUT', silentMs });
+          return;
+        }
+        toChild?.({ type: 'ping', sentAt: Date.now() });
+      }, interval);
+      timers.add(timer);
+      pongListener = onPong;
+      const stop = () => {
+        clearInterval(timer);
+        timers.delete(timer);
+        pongListener = undefined;
+      };
+      return stop;
+    }
+    let pongListener: (() => void) | undefined;
+
+    function onChildMessage(m: ChildMessage): void {
+      switch (m.type) {
+        case 'log':
+          log[m.level](m.message, m.fields);
+          return;
+        case 'pong':
+          pongListener?.();
+          return;
+        case 'prewarmed':
+          stopPinging = startPinging();
+          emit({ type: 'PREWARM_SUCCEEDED' });
+          return;
+        case 'prewarmFailed':
+          emit({ type: 'PREWARM_FAILED', error: m.error });
+          return;
+        case 'started':
+          emit({ type: 'JOB_RUNNING' });
+          return;
+        case 'ended':
+          stopPinging?.();
+          emit({ type: 'JOB_RETURNED', outcome: 'success', reason: m.reason });
+          return;
+        case 'failed':
+          stopPinging?.();
+          emit({ type: 'JOB_RETURNED', outcome: 'failed', reason: m.error });
+          return;
+      }
+    }
+
+    function signal(sig: NodeJS.Signals): void {
+      if (exited) {
+        // Already gone (e.g. it died while the chart was deciding): say so again so the chart can finish.
+        emit({ type: 'CHILD_EXITED', ...exited });
+        return;
+      }
+      log.debug('signalling job process', { signal: sig });
+      child?.kill(sig);
+    }
+
+    receive((cmd) => {
+      switch (cmd.type) {
+        case 'LAUNCH_JOB': {
+          const roomName = (cmd.job.job as { room?: { name?: string } } | null)?.room?.name;
+          log = log.child({ jobId: cmd.job.jobId, roomName });
+          toChild?.({
+            type: 'launch',
+            job: cmd.job,
+            callbackTimeout: config.shutdownCallbackTimeout,
+          });
+          return;
+        }
+        case 'SHUTDOWN_JOB':
+          toChild?.({ type: 'shutdown', reason: cmd.reason });
+          return;
+        case 'TERMINATE_PROCESS':
+          signal('SIGTERM');
+          return;
+        case 'KILL_PROCESS':
+          signal('SIGKILL');
+          return;
+      }
+    });
+
+    return () => {
+      stopPinging?.();
+      stopMemoryWatch?.();
+      for (const t of timers) clearInterval(t);
+      channelOpen = false;
+      child?.off('exit', onExit);
+      // The chart only stops us after the exit; if our parent stops us early, no process may outlive us.
+      if (!exited) child?.kill('SIGKILL');
+      pool
+        .destroy()
+        .catch((err: unknown) => log.debug('tinypool destroy failed', { error: err }))
+        .finally(() => pool.off('error', onPoolError));
+    };
+  });
+}

@@ -1,0 +1,147 @@
+/**
+ * Real job processes (tinypool child processes running tsx) driven through the jobProcess
+ * chart: prewarm, launch, the ways a job ends, and that no process outlives its actor.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  childPids,
+  fixture,
+  isAlive,
+  jobInfo,
+  startProcess,
+  until,
+} from './job-process.harness.ts';
+
+const started: ReturnType<typeof startProcess>[] = [];
+function start(...args: Parameters<typeof startProcess>) {
+  const h = startProcess(...args);
+  started.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  for (const h of started.splice(0)) h.stop();
+  // No job process outlives its test.
+  expect(await until(() => childPids().length === 0)).toBe(true);
+});
+
+describe('job process lifecycle', () => {
+  it('prewarms once per process and hands userdata to the job', async () => {
+    const h = start({ agentModule: fixture('modes') });
+    const warm = await h.waitFor('PROCESS_PREWARMED');
+    expect(isAlive(warm.pid)).toBe(true);
+    h.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'return' }) });
+    const ended = await h.waitFor('JOB_ENDED');
+    expect(ended).toMatchObject({
+      outcome: 'success',
+      reason: 'entrypoint returned without connecting',
+      pid: warm.pid,
+    });
+    const entry = h.log('entrypoint');
+    expect(entry?.fields).toMatchObject({
+      model: `model@${warm.pid}`,
+      prewarmCount: 1,
+      pid: warm.pid,
+    });
+    // Child records reach the parent logger tagged with the job, room and pid.
+    expect(entry?.fields).toMatchObject({ jobId: 'J1', roomName: 'room-1', procId: 'proc-1' });
+    const exited = await h.waitFor('PROCESS_EXITED');
+    expect(exited).toMatchObject({ reason: 'job finished', failed: false });
+    expect(h.types()).toEqual(['PROCESS_PREWARMED', 'JOB_STARTED', 'JOB_ENDED', 'PROCESS_EXITED']);
+    expect(isAlive(warm.pid)).toBe(false);
+  });
+
+  it('starts a job in an already warm process within a few milliseconds', async () => {
+    const h = start({ agentModule: fixture('modes') });
+    const warm = await h.waitFor('PROCESS_PREWARMED');
+    const launchedAt = Date.now();
+    h.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'wait' }) });
+    const startedJob = await h.waitFor('JOB_STARTED');
+    expect(startedJob.pid).toBe(warm.pid);
+    expect(startedJob.at - launchedAt).toBeLessThan(250);
+    h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'test over' });
+    await h.waitFor('PROCESS_EXITED');
+  });
+
+  it('runs a job given in the input right after prewarm', async () => {
+    const h = start({ agentModule: fixture('modes') }, { job: jobInfo({ mode: 'return' }, 'J7') });
+    expect(await h.waitFor('JOB_ENDED')).toMatchObject({ jobId: 'J7', outcome: 'success' });
+    await h.waitFor('PROCESS_EXITED');
+  });
+
+  it('reports a throwing entrypoint as failed after running the shutdown callbacks', async () => {
+    const h = start({ agentModule: fixture('modes') }, { job: jobInfo({ mode: 'throw' }) });
+    expect(await h.waitFor('JOB_ENDED')).toMatchObject({
+      outcome: 'failed',
+      reason: 'entrypoint threw: boom',
+    });
+    expect(h.log('shutdown callback ran')?.fields.reason).toBe('entrypoint threw: boom');
+    expect(h.log('shutdown callback threw')).toBeDefined();
+    expect(await h.waitFor('PROCESS_EXITED')).toMatchObject({
+      failed: false,
+      reason: 'job finished',
+    });
+  });
+
+  it("ends the job on ctx.shutdown('x') with that reason", async () => {
+    const h = start(
+      { agentModule: fixture('modes') },
+      { job: jobInfo({ mode: 'shutdown', reason: 'x' }) },
+    );
+    expect(await h.waitFor('JOB_ENDED')).toMatchObject({ outcome: 'success', reason: 'x' });
+    expect(h.log('shutdown callback ran')?.fields.reason).toBe('x');
+    await h.waitFor('PROCESS_EXITED');
+  });
+
+  it('runs the shutdown callbacks and exits on SHUTDOWN_REQUESTED', async () => {
+    const h = start({ agentModule: fixture('modes') }, { job: jobInfo({ mode: 'wait' }) });
+    const { pid } = await h.waitFor('JOB_STARTED');
+    h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'server terminated the job' });
+    expect(await h.waitFor('JOB_ENDED')).toMatchObject({
+      outcome: 'success',
+      reason: 'server terminated the job',
+    });
+    expect(h.log('shutdown callback ran')?.fields.reason).toBe('server terminated the job');
+    expect(await h.waitFor('PROCESS_EXITED')).toMatchObject({
+      reason: 'job finished',
+      failed: false,
+    });
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('kills a job whose shutdown hangs, on the shutdown deadline', async () => {
+    const h = start(
+      { agentModule: fixture('modes'), shutdownCallbackTimeout: 30_000 },
+      { job: jobInfo({ mode: 'hang-shutdown' }), shutdownTimeout: 600 },
+    );
+    await h.waitFor('JOB_STARTED');
+    const askedAt = Date.now();
+    h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'drain' });
+    const ended = await h.waitFor('JOB_ENDED');
+    expect(ended).toMatchObject({ outcome: 'failed', reason: 'shutdown timed out' });
+    expect(ended.at - askedAt).toBeGreaterThanOrEqual(550);
+    expect(await h.waitFor('PROCESS_EXITED')).toMatchObject({
+      reason: 'shutdown timed out',
+      failed: true,
+    });
+    expect(h.state()).toBe('killed');
+  });
+
+  it('hands options registered by the module (cli.runApp style) to the runtime', async () => {
+    const h = start({ agentModule: fixture('registers') }, { job: jobInfo({}) });
+    expect(await h.waitFor('JOB_ENDED')).toMatchObject({ outcome: 'success' });
+    expect(h.log('registered entrypoint ran')).toBeDefined();
+    await h.waitFor('PROCESS_EXITED');
+  });
+
+  it('stops an idle process on request without a failure', async () => {
+    const h = start({ agentModule: fixture('modes') });
+    const { pid } = await h.waitFor('PROCESS_PREWARMED');
+    h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'worker stopping' });
+    expect(await h.waitFor('PROCESS_EXITED')).toMatchObject({
+      failed: false,
+      reason: 'shutdown requested: worker stopping',
+    });
+    expect(isAlive(pid)).toBe(false);
+  });
+});
