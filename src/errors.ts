@@ -45,3 +45,15 @@ export class JobProcessError extends AgentStateError {}
 
 /** The user's entrypoint threw, or a job could not run. */
 export class JobError extends AgentStateError {}
+
+/**
+ * A wait on the agent-dispatch emulator (`agentstate/testing`) ended without its condition
+ * holding: the deadline passed (`reason: 'timeout'`) or the emulator was closed (`'closed'`).
+ */
+export class EmulatorWaitError extends AgentStateError {
+  readonly reason: 'timeout' | 'closed';
+  constructor(message: string, reason: 'timeout' | 'closed', options?: { cause?: unknown }) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
