@@ -69,6 +69,8 @@ export interface WorkerContext {
   nextProcNumber: number;
   lastError: string | undefined;
   stopReason: string | undefined;
+  /** Set when the server refused the worker (bad credentials or URL): the run failed. */
+  refusal: string | undefined;
 }
 
 export const procList = (c: WorkerContext): ProcRecord[] => Object.values(c.procs);

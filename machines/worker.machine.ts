@@ -163,6 +163,10 @@ export const workerMachine = setup({
       stopReason: ({ event, context }) =>
         context.stopReason ?? ('reason' in event ? String(event.reason) : event.type),
     }),
+    recordRefusal: assign({
+      refusal: ({ event, context }) =>
+        event.type === 'SERVER_REFUSED' ? event.reason : context.refusal,
+    }),
     recordLoad: assign({
       load: ({ event, context }) => (event.type === 'LOAD_SAMPLED' ? event.load : context.load),
     }),
@@ -470,6 +474,7 @@ export const workerMachine = setup({
     nextProcNumber: 1,
     lastError: undefined,
     stopReason: undefined,
+    refusal: undefined,
   }),
   states: {
     lifecycle: {
@@ -509,7 +514,7 @@ export const workerMachine = setup({
           on: {
             REGISTERED: { target: 'registered', actions: 'recordRegistration' },
             SERVER_LOST: { target: 'reconnecting', actions: 'recordConnectFailure' },
-            SERVER_REFUSED: { target: 'stopped', actions: 'recordStopReason' },
+            SERVER_REFUSED: { target: 'stopped', actions: ['recordStopReason', 'recordRefusal'] },
             DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
           },
           after: {

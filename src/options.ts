@@ -188,11 +188,36 @@ export class WorkerOptions {
     if (this.wsUrl !== undefined) checkUrl('wsUrl', this.wsUrl);
     this.apiKey = str('apiKey', init.apiKey);
     this.apiSecret = str('apiSecret', init.apiSecret);
-    this.requestTimeout = num('requestTimeout', init.requestTimeout, 2000, 1, 2800, 'ms in [1, 2800] (the server waits ~3 s)');
-    this.initializeProcessTimeout = ms('initializeProcessTimeout', init.initializeProcessTimeout, 10_000);
+    this.requestTimeout = num(
+      'requestTimeout',
+      init.requestTimeout,
+      2000,
+      1,
+      2800,
+      'ms in [1, 2800] (the server waits ~3 s)',
+    );
+    this.initializeProcessTimeout = ms(
+      'initializeProcessTimeout',
+      init.initializeProcessTimeout,
+      10_000,
+    );
     this.shutdownProcessTimeout = ms('shutdownProcessTimeout', init.shutdownProcessTimeout, 60_000);
-    this.jobMemoryWarnMb = num('jobMemoryWarnMb', init.jobMemoryWarnMb, 500, 0, Infinity, 'a number ≥ 0');
-    this.jobMemoryLimitMb = num('jobMemoryLimitMb', init.jobMemoryLimitMb, 0, 0, Infinity, 'a number ≥ 0');
+    this.jobMemoryWarnMb = num(
+      'jobMemoryWarnMb',
+      init.jobMemoryWarnMb,
+      500,
+      0,
+      Infinity,
+      'a number ≥ 0',
+    );
+    this.jobMemoryLimitMb = num(
+      'jobMemoryLimitMb',
+      init.jobMemoryLimitMb,
+      0,
+      0,
+      Infinity,
+      'a number ≥ 0',
+    );
     const mod = init.agentModule;
     if (mod !== undefined && typeof mod !== 'string' && !(mod instanceof URL)) {
       throw new InvalidOptionError('agentModule', 'must be a path or a file: URL');
@@ -205,8 +230,13 @@ export class WorkerOptions {
 }
 
 /** Options after defaults, environment and mode are applied. What the runtime reads. */
-export interface ResolvedWorkerOptions extends Omit<WorkerOptions, 'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret'> {
+export interface ResolvedWorkerOptions extends Omit<
+  WorkerOptions,
+  'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret' | 'agentModule'
+> {
   readonly numIdleProcesses: number;
+  /** Path or file: URL of the module each job process imports. */
+  readonly agentModule: string;
   readonly wsUrl: string;
   readonly apiKey: string;
   readonly apiSecret: string;
@@ -216,7 +246,20 @@ export interface ResolvedWorkerOptions extends Omit<WorkerOptions, 'numIdleProce
 export interface ResolveSources {
   env?: NodeJS.ProcessEnv;
   /** CLI overrides (flags win over options and env). */
-  overrides?: Partial<Pick<WorkerOptionsInit, 'wsUrl' | 'apiKey' | 'apiSecret' | 'drainTimeout' | 'numIdleProcesses' | 'port' | 'host'>>;
+  overrides?: Partial<
+    Pick<
+      WorkerOptionsInit,
+      | 'wsUrl'
+      | 'apiKey'
+      | 'apiSecret'
+      | 'drainTimeout'
+      | 'numIdleProcesses'
+      | 'port'
+      | 'host'
+      | 'agentModule'
+      | 'loadThreshold'
+    >
+  >;
   /** Production (`start`) or development (`dev`) defaults. */
   mode?: 'production' | 'development';
 }
@@ -225,7 +268,10 @@ export interface ResolveSources {
  * Applies flags → options → environment → defaults, in that order of precedence, and checks
  * that credentials are present. Never mutates `opts`.
  */
-export function resolveOptions(opts: WorkerOptions, sources: ResolveSources = {}): ResolvedWorkerOptions {
+export function resolveOptions(
+  opts: WorkerOptions,
+  sources: ResolveSources = {},
+): ResolvedWorkerOptions {
   const env = sources.env ?? process.env;
   const o = sources.overrides ?? {};
   const wsUrl = o.wsUrl ?? opts.wsUrl ?? nonEmpty(env.LIVEKIT_URL);
@@ -233,12 +279,15 @@ export function resolveOptions(opts: WorkerOptions, sources: ResolveSources = {}
   const apiSecret = o.apiSecret ?? opts.apiSecret ?? nonEmpty(env.LIVEKIT_API_SECRET);
   if (!wsUrl) throw new InvalidOptionError('wsUrl', 'required: pass --url or set LIVEKIT_URL');
   checkUrl('wsUrl', wsUrl);
-  if (!apiKey) throw new InvalidOptionError('apiKey', 'required: pass --api-key or set LIVEKIT_API_KEY');
+  if (!apiKey)
+    throw new InvalidOptionError('apiKey', 'required: pass --api-key or set LIVEKIT_API_KEY');
   if (!apiSecret) {
-    throw new InvalidOptionError('apiSecret', 'required: pass --api-secret or set LIVEKIT_API_SECRET');
+    throw new InvalidOptionError(
+      'apiSecret',
+      'required: pass --api-secret or set LIVEKIT_API_SECRET',
+    );
   }
-  const idleDefault =
-    sources.mode === 'development' ? 1 : Math.min(availableParallelism(), 4);
+  const idleDefault = sources.mode === 'development' ? 1 : Math.min(availableParallelism(), 4);
   const numIdleProcesses =
     o.numIdleProcesses !== undefined
       ? int('numIdleProcesses', o.numIdleProcesses, 0, 0, 64)
@@ -246,14 +295,32 @@ export function resolveOptions(opts: WorkerOptions, sources: ResolveSources = {}
   return Object.freeze({
     ...opts,
     permissions: opts.permissions,
-    drainTimeout: o.drainTimeout !== undefined ? ms('drainTimeout', o.drainTimeout, 0) : opts.drainTimeout,
+    drainTimeout:
+      o.drainTimeout !== undefined ? ms('drainTimeout', o.drainTimeout, 0) : opts.drainTimeout,
     port: o.port !== undefined ? int('port', o.port, 0, 0, 65535) : opts.port,
     host: o.host ?? opts.host,
+    loadThreshold:
+      o.loadThreshold !== undefined
+        ? num('loadThreshold', o.loadThreshold, 0, 0, 1, 'a number in [0, 1]')
+        : opts.loadThreshold,
+    agentModule: agentModuleFrom(o.agentModule ?? opts.agentModule),
     numIdleProcesses,
     wsUrl,
     apiKey,
     apiSecret,
   });
+}
+
+/** The module job processes import: an absolute path or file: URL; default the main script. */
+function agentModuleFrom(mod: string | URL | undefined): string {
+  const m = mod ?? process.argv[1];
+  if (m === undefined || m === '') {
+    throw new InvalidOptionError(
+      'agentModule',
+      'cannot tell which file defines the agent; pass agentModule',
+    );
+  }
+  return m instanceof URL ? m.href : m;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
@@ -268,7 +335,10 @@ function checkUrl(name: string, value: string): void {
     throw new InvalidOptionError(name, `not a URL: ${JSON.stringify(value)}`, { cause });
   }
   if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) {
-    throw new InvalidOptionError(name, `expected ws://, wss://, http:// or https://, got ${url.protocol}//`);
+    throw new InvalidOptionError(
+      name,
+      `expected ws://, wss://, http:// or https://, got ${url.protocol}//`,
+    );
   }
 }
 
@@ -308,10 +378,19 @@ function num(
   return value;
 }
 
-function int(name: string, value: number | undefined, dflt: number, min: number, max: number): number {
+function int(
+  name: string,
+  value: number | undefined,
+  dflt: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return dflt;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(name, `expected an integer in [${min}, ${max}], got ${String(value)}`);
+    throw new InvalidOptionError(
+      name,
+      `expected an integer in [${min}, ${max}], got ${String(value)}`,
+    );
   }
   return value;
 }

@@ -1,0 +1,44 @@
+/**
+ * agentstate: LiveKit agent workers as XState v5 statecharts. The public surface is this list;
+ * anything not exported here is internal and may change.
+ */
+export {
+  WorkerOptions,
+  WorkerPermissions,
+  WorkerType,
+  type AcceptArguments,
+  type TrackSourceName,
+  type WorkerLoadView,
+  type WorkerOptionsInit,
+  type WorkerPermissionsInit,
+  type ResolvedWorkerOptions,
+} from './options.ts';
+export {
+  Worker,
+  type ActiveJob,
+  type WorkerRunConfig,
+  type WorkerStatusName,
+} from './worker/worker.ts';
+export { JobRequest } from './job/request.ts';
+export {
+  JobContext,
+  type ConnectOptions,
+  type ShutdownCallback,
+  type WaitForParticipantOptions,
+} from './job/context.ts';
+export { JobProcess } from './job/process.ts';
+export { cli, runApp } from './cli/run-app.ts';
+export {
+  AgentStateError,
+  InvalidOptionError,
+  JobError,
+  JobProcessError,
+  JobRequestError,
+  ProtocolError,
+  ServerConnectionError,
+  ServerRefusedError,
+} from './errors.ts';
+export { createLogger, type Logger, type LogLevelName } from './log.ts';
+export { workerMachine } from '../machines/worker.machine.ts';
+export { jobProcessMachine } from '../machines/jobProcess.machine.ts';
+export { VERSION } from './version.ts';

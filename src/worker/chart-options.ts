@@ -1,0 +1,33 @@
+/** Derives the worker chart's options from the resolved worker options. */
+import type { WorkerChartOptions } from '../../machines/worker.context.ts';
+import type { ResolvedWorkerOptions } from '../options.ts';
+
+/** Protocol timings that are facts of the server, not user choices (research/protocol.md §2.13). */
+export const PROTOCOL_TIMINGS = {
+  registerTimeout: 10_000,
+  statusInterval: 2_500,
+  /** agents-js waits 7.5 s for an assignment after accepting. */
+  assignmentTimeout: 7_500,
+} as const;
+
+export function chartOptionsFrom(
+  o: ResolvedWorkerOptions,
+  random: () => number = Math.random,
+): WorkerChartOptions {
+  return {
+    agentName: o.agentName,
+    loadThreshold: o.loadThreshold,
+    maxJobs: o.maxJobs,
+    numIdleProcesses: o.numIdleProcesses,
+    drainTimeout: o.drainTimeout,
+    requestTimeout: o.requestTimeout,
+    initializeProcessTimeout: o.initializeProcessTimeout,
+    shutdownProcessTimeout: o.shutdownProcessTimeout,
+    ...PROTOCOL_TIMINGS,
+    reconnectBaseDelay: 500,
+    reconnectMaxDelay: 30_000,
+    spawnBaseDelay: 1_000,
+    spawnMaxDelay: 30_000,
+    random,
+  };
+}

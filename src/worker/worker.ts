@@ -1,0 +1,267 @@
+/**
+ * `Worker`: the programmatic face of the worker chart. It resolves options, wires the chart to
+ * its real effects (server link, load sampler, request decisions, job processes), handles
+ * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`, `actor`.
+ */
+import { createActor, type Actor, type AnyActorLogic } from 'xstate';
+import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
+import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
+import { ServerRefusedError } from '../errors.ts';
+import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
+import { createLoadSampler } from '../load/load-sampler.ts';
+import { createLogger, type Logger } from '../log.ts';
+import {
+  resolveOptions,
+  WorkerOptions,
+  type ResolvedWorkerOptions,
+  type ResolveSources,
+  type WorkerOptionsInit,
+} from '../options.ts';
+import { createServerLink } from '../protocol/server-link.ts';
+import { VERSION } from '../version.ts';
+import { chartOptionsFrom } from './chart-options.ts';
+import { createDecideRequest } from './decide-request.ts';
+import { createJobProcessLogic } from '../pool/job-process-logic.ts';
+
+/** Where the worker is, in one word (the chart's state, flattened). */
+export type WorkerStatusName =
+  'connecting' | 'available' | 'full' | 'reconnecting' | 'draining' | 'stopped';
+
+/** A job this worker holds, from acceptance to its end. */
+export interface ActiveJob {
+  id: string;
+  roomName: string;
+  /** The participant a PUBLISHER job is for. */
+  participantIdentity: string | undefined;
+  phase: 'deciding' | 'accepted' | 'launching' | 'running';
+  procId: string | undefined;
+  pid: number | undefined;
+}
+
+/** How to run a worker, beyond its `WorkerOptions`. */
+export interface WorkerRunConfig extends ResolveSources {
+  logger?: Logger;
+  /** Drain on SIGTERM/SIGINT, force-stop on the second. Default true. */
+  handleSignals?: boolean;
+  /** Replaces the job process logic (tests, custom hosts). */
+  jobProcessLogic?: AnyActorLogic;
+  /** Attach an XState inspector (the live inspector uses this). */
+  inspect?: Parameters<typeof createActor>[1] extends infer O
+    ? O extends { inspect?: infer I }
+      ? I
+      : never
+    : never;
+}
+
+type WorkerActor = Actor<typeof workerMachine>;
+
+export class Worker {
+  /** The options as the user gave them. */
+  readonly options: WorkerOptions;
+  readonly #config: WorkerRunConfig;
+  #resolved: ResolvedWorkerOptions | undefined;
+  #actor: WorkerActor | undefined;
+  #done: Promise<void> | undefined;
+  #log: Logger;
+
+  constructor(options: WorkerOptions | WorkerOptionsInit, config: WorkerRunConfig = {}) {
+    this.options = options instanceof WorkerOptions ? options : new WorkerOptions(options);
+    this.#config = config;
+    this.#log = config.logger ?? createLogger();
+  }
+
+  /** The server-assigned worker id (`AW_…`), once registered. */
+  get id(): string | undefined {
+    return this.#actor?.getSnapshot().context.workerId;
+  }
+
+  /** The running chart, for the inspector and tests. `undefined` before `run()`. */
+  get actor(): WorkerActor | undefined {
+    return this.#actor;
+  }
+
+  /** Options after defaults and environment; `undefined` before `run()`. */
+  get resolvedOptions(): ResolvedWorkerOptions | undefined {
+    return this.#resolved;
+  }
+
+  get status(): WorkerStatusName {
+    const snap = this.#actor?.getSnapshot();
+    if (!snap) return 'connecting';
+    const life = (snap.value as { lifecycle: string | Record<string, string> }).lifecycle;
+    if (typeof life === 'string') return life as WorkerStatusName;
+    if ('registered' in life) return life.registered as 'available' | 'full';
+    return 'draining';
+  }
+
+  /** The last load sample, in [0, 1]. */
+  get load(): number {
+    return this.#actor?.getSnapshot().context.load ?? 0;
+  }
+
+  get activeJobs(): readonly ActiveJob[] {
+    const ctx = this.#actor?.getSnapshot().context;
+    if (!ctx) return [];
+    return Object.values(ctx.jobs).map((j) => ({
+      id: j.jobId,
+      roomName: j.job.room?.name ?? '',
+      participantIdentity: j.job.participant?.identity,
+      phase: j.phase,
+      procId: j.procId,
+      pid: j.procId ? ctx.procs[j.procId]?.pid : undefined,
+    }));
+  }
+
+  /**
+   * Connects, registers and serves jobs until drained or stopped. Resolves when the worker has
+   * stopped; rejects with `ServerRefusedError` when the server refuses it (bad credentials or
+   * URL) and with `InvalidOptionError` for missing credentials. In a job process it only hands
+   * the options to the job runtime and resolves.
+   */
+  run(): Promise<void> {
+    if (isJobProcess()) {
+      registerAgentOptions(this.options);
+      return Promise.resolve();
+    }
+    this.#done ??= this.#start();
+    return this.#done;
+  }
+
+  /** Stops taking jobs, waits for running ones (up to `drainTimeout`), then stops. */
+  async drain(reason = 'drain requested'): Promise<void> {
+    if (!this.#actor) return;
+    this.#actor.send({ type: 'DRAIN_REQUESTED', reason });
+    await this.#done?.catch(() => undefined);
+  }
+
+  /** Stops at once: running jobs are killed and reported failed. Idempotent. */
+  async stop(reason = 'stop requested'): Promise<void> {
+    if (!this.#actor) return;
+    this.#actor.send({ type: 'FORCE_STOP_REQUESTED', reason });
+    await this.#done?.catch(() => undefined);
+  }
+
+  #start(): Promise<void> {
+    let resolved: ResolvedWorkerOptions;
+    try {
+      resolved = resolveOptions(this.options, this.#config);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#resolved = resolved;
+    const log = this.#log.child({ agentName: resolved.agentName || undefined });
+    const machine = workerMachine.provide({
+      actors: {
+        serverLink: createServerLink({
+          apiKey: resolved.apiKey,
+          apiSecret: resolved.apiSecret,
+          logger: log,
+          registration: {
+            workerType: resolved.workerType,
+            agentName: resolved.agentName,
+            version: VERSION,
+            permissions: resolved.permissions,
+            deployment: process.env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
+          },
+        }),
+        loadSampler: createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log }),
+        jobRequest: jobRequestMachine.provide({
+          actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
+        }),
+        jobProcess: (this.#config.jobProcessLogic ??
+          createJobProcessLogic(resolved, log)) as ReturnType<typeof createJobProcessLogic>,
+      },
+    });
+    const actor = createActor(machine, {
+      input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
+      ...(this.#config.inspect ? { inspect: this.#config.inspect } : {}),
+    });
+    this.#actor = actor;
+    let logged = log;
+    actor.on('*', (e) => {
+      const ev = e as WorkerEmitted;
+      if (ev.type === 'registered') logged = log.child({ workerId: ev.workerId });
+      logEmitted(logged, ev);
+    });
+
+    const removeSignals =
+      this.#config.handleSignals === false ? () => undefined : this.#onSignals();
+    return new Promise<void>((resolve, reject) => {
+      const sub = actor.subscribe({
+        complete: () => {
+          sub.unsubscribe();
+          removeSignals();
+          const ctx = actor.getSnapshot().context;
+          if (ctx.refusal) reject(new ServerRefusedError(ctx.refusal));
+          else resolve();
+        },
+        error: (err) => {
+          removeSignals();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      });
+      actor.start();
+    });
+  }
+
+  /** First SIGTERM/SIGINT drains, the second forces a stop. Returns the remover. */
+  #onSignals(): () => void {
+    let received = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      received += 1;
+      if (received === 1) {
+        this.#log.info(`${signal} received: draining (send it again to stop at once)`);
+        this.#actor?.send({ type: 'DRAIN_REQUESTED', reason: signal });
+      } else {
+        this.#log.warn(`${signal} received again: stopping now`);
+        this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason: `second ${signal}` });
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    return () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    };
+  }
+}
+
+function logEmitted(log: Logger, e: WorkerEmitted): void {
+  switch (e.type) {
+    case 'registered':
+      log.info('registered with the server', { serverVersion: e.serverVersion });
+      return;
+    case 'connectionLost':
+      log.warn('server connection lost; will retry', { reason: e.reason });
+      return;
+    case 'statusReported':
+      log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });
+      return;
+    case 'requestAnswered':
+      log.info(e.accepted ? 'job accepted' : 'job declined', {
+        jobId: e.jobId,
+        ...(e.accepted ? {} : { reason: e.reason }),
+      });
+      return;
+    case 'jobLaunched':
+      log.info('job launched', { jobId: e.jobId, procId: e.procId });
+      return;
+    case 'jobEnded':
+      (e.outcome === 'success' ? log.info : log.warn)('job ended', {
+        jobId: e.jobId,
+        outcome: e.outcome,
+        reason: e.reason,
+      });
+      return;
+    case 'processExited':
+      (e.failed ? log.warn : log.debug)('job process exited', {
+        procId: e.procId,
+        pid: e.pid,
+        reason: e.reason,
+      });
+      return;
+    case 'stopped':
+      log.info('worker stopped', { reason: e.reason });
+      return;
+  }
+}

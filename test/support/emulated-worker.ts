@@ -1,0 +1,61 @@
+/** Starts real `Worker`s (with real job processes) against an emulator, and stops them all. */
+import { fileURLToPath } from 'node:url';
+import { Worker, WorkerOptions, type WorkerOptionsInit } from '../../src/index.ts';
+import type { Emulator } from '../../src/testing/index.ts';
+
+export const scriptedAgent = fileURLToPath(
+  new URL('../fixtures/worker/scripted-agent.ts', import.meta.url),
+);
+
+export function workerFactory(emu: () => Emulator) {
+  const started: Worker[] = [];
+  const start = (opts: Partial<WorkerOptionsInit> = {}): Worker => {
+    const worker = new Worker(
+      new WorkerOptions({
+        entrypointFnc: () => undefined,
+        agentModule: scriptedAgent,
+        numIdleProcesses: 1,
+        // The machine's CPU is shared with other suites: a CPU-based load would make dispatch flaky.
+        loadFnc: () => 0,
+        wsUrl: emu().url,
+        apiKey: emu().apiKey,
+        apiSecret: emu().apiSecret,
+        ...opts,
+      }),
+      { handleSignals: false },
+    );
+    started.push(worker);
+    // Failures surface through the assertions on `run()` where a test cares.
+    worker.run().catch(() => undefined);
+    return worker;
+  };
+  const stopAll = async () => {
+    await Promise.all(started.splice(0).map((w) => w.stop('test over')));
+  };
+  return { start, stopAll };
+}
+
+/** Polls `probe` until it is truthy or the deadline passes. */
+export async function eventually<T>(
+  probe: () => T | undefined | null | false,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
