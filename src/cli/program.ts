@@ -46,6 +46,8 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
     .option('--log-level', 'DEBUG, INFO, WARNING, ERROR or CRITICAL (env LOG_LEVEL)', 'INFO');
 
   prog
+    .option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)');
+  prog
     .command(`start${fileArg}`)
     .describe('Run the worker in production: JSON logs, production defaults.')
     .option('--drain-timeout', 'ms to wait for running jobs on SIGTERM/SIGINT')
@@ -108,6 +110,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
         apiSecret: flags['api-secret'],
         drainTimeout: numberFlag(flags, 'drain-timeout'),
         numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+        loadThreshold: numberFlag(flags, 'load-threshold'),
         agentModule,
       },
     });
