@@ -28,6 +28,7 @@ import { guid } from './tokens.ts';
 import { decideAgentRequest, rawHttpResponse } from './upgrade.ts';
 import { RoomApi } from './room-api.ts';
 import { Waits } from './waits.ts';
+import { EventLog } from './events.ts';
 import type {
   EmulatorEvent,
   EmulatorEventType,
@@ -71,10 +72,8 @@ export class Emulator extends RoomApi {
   private readonly conns = new Set<WorkerConnection>();
   protected readonly dispatcher: Dispatcher;
   private readonly workerEntries = new Map<string, WorkerEntry>();
-  private readonly log: EmulatorEvent[] = [];
-  private readonly listeners = new Set<(event: EmulatorEvent) => void>();
-  private readonly waits = new Waits(() => this.describeRecent());
-  private seq = 0;
+  private readonly waits = new Waits(() => this.log.describeRecent());
+  private readonly log: EventLog;
   private connSeq = 0;
   private port = 0;
   private closing: Promise<void> | undefined;
@@ -111,6 +110,7 @@ export class Emulator extends RoomApi {
     this.apiSecret = first[1];
     this.nodeId = options.nodeId ?? guid('ND_');
     this.opts = opts;
+    this.log = new EventLog(opts.maxEvents, () => this.waits.poke());
     this.server = createServer((req, res) => {
       const d = decideAgentRequest(req, this.keys, false);
       const status = d.ok ? 404 : d.status;
@@ -162,12 +162,12 @@ export class Emulator extends RoomApi {
 
   /** Every event so far (at most `maxEvents`, oldest dropped), oldest first. */
   get events(): readonly EmulatorEvent[] {
-    return [...this.log];
+    return this.log.all();
   }
 
   /** `seq` of the latest event (0 before any); pass it as `after` to wait only for newer events. */
   get lastSeq(): number {
-    return this.seq;
+    return this.log.lastSeq;
   }
 
   /** The worker with this id, if it ever registered. */
@@ -184,13 +184,12 @@ export class Emulator extends RoomApi {
 
   /** Subscribes to every event as it happens; returns the unsubscribe function. */
   on(_type: 'event', listener: (event: EmulatorEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.log.add(listener);
   }
 
   /** Removes a listener added with {@link on}. */
   off(_type: 'event', listener: (event: EmulatorEvent) => void): void {
-    this.listeners.delete(listener);
+    this.log.remove(listener);
   }
 
   /**
@@ -266,10 +265,11 @@ export class Emulator extends RoomApi {
       () => {
         // Only look at events not seen by an earlier call of this probe.
         const from = Math.max(after, scanned);
-        scanned = this.seq;
+        scanned = this.log.lastSeq;
         return this.log.find(
+          from,
           (e): e is Extract<EmulatorEvent, { type: K }> =>
-            e.seq > from && e.type === type && pred(e as Extract<EmulatorEvent, { type: K }>),
+            e.type === type && pred(e as Extract<EmulatorEvent, { type: K }>),
         );
       },
       this.timeout(opts),
@@ -323,7 +323,7 @@ export class Emulator extends RoomApi {
   private async shutdown(): Promise<void> {
     this.dispatcher.close();
     this.waits.close();
-    this.listeners.clear();
+    this.log.silence();
     for (const c of this.conns) {
       c.dispose();
       c.kill('emulator closed');
@@ -370,31 +370,7 @@ export class Emulator extends RoomApi {
   }
 
   protected emit(input: EventInput): void {
-    const event = { ...input, seq: ++this.seq, at: Date.now() } as EmulatorEvent;
-    this.log.push(event);
-    if (this.log.length > this.opts.maxEvents) this.log.shift();
-    if (this.closing !== undefined) return;
-    for (const l of [...this.listeners]) {
-      try {
-        l(event);
-      } catch (err) {
-        // A listener bug must not corrupt protocol handling; surface it as an uncaught error.
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    }
-    this.waits.poke();
-  }
-
-  private describeRecent(): string {
-    return this.log
-      .slice(-15)
-      .map((e) => {
-        const { seq, at: _at, type, ...rest } = e;
-        return `  #${seq} ${type} ${JSON.stringify(rest, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`;
-      })
-      .join('\n');
+    this.log.emit(input);
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -408,6 +384,10 @@ export class Emulator extends RoomApi {
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (this.closing !== undefined) {
+        ws.terminate();
+        return;
+      }
       const conn = new WorkerConnection(ws, this.host(), {
         id: `conn-${++this.connSeq}`,
         apiKey: d.apiKey,

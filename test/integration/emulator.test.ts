@@ -566,6 +566,27 @@ describe('dispatch', () => {
     ]);
   });
 
+  it('launches a participant job for each non-agent participant that joins', async () => {
+    await start();
+    const w = await worker(emu, { type: JobType.JT_PARTICIPANT });
+    emu.addParticipant('r', 'carol', { attributes: { tier: 'gold' } });
+    emu.addParticipant('r', 'agent-x', { kind: 'agent' });
+    const job = (await w.next('availability')).job!;
+    expect(job.type).toBe(JobType.JT_PARTICIPANT);
+    expect(job.participant).toMatchObject({ identity: 'carol', attributes: { tier: 'gold' } });
+    await sleep(30);
+    expect(w.inbox).toHaveLength(0);
+  });
+
+  it('launches publisher jobs for existing publishers when a dispatch is added', async () => {
+    await start();
+    emu.addParticipant('r', 'dave');
+    emu.publishTrack('r', 'dave');
+    const pub = await worker(emu, { type: JobType.JT_PUBLISHER, agentName: 'late' });
+    emu.createDispatch({ room: 'r', agentName: 'late' });
+    expect((await pub.next('availability')).job?.participant?.identity).toBe('dave');
+  });
+
   it('gives named dispatches only to workers of that name, and unnamed ones only to unnamed workers', async () => {
     await start();
     const named = await worker(emu, { agentName: 'support' });
