@@ -331,6 +331,21 @@ describe('livekit-server agent protocol', () => {
     await asked.expectNone('availability', 500);
   });
 
+  it('drops a job whose availability request is not answered within about 3 s', async () => {
+    const { worker } = await RawWorker.register({ type: JobType.JT_ROOM });
+    await joinRoom(server, { room: freshRoom('slow'), identity: 'ivy' });
+    const { job } = await worker.next('availability');
+    // The nominal server wait is 10 s, but the internal RPC gives up after ~3 s; a later "yes"
+    // is ignored and nothing is assigned.
+    await new Promise((done) => setTimeout(done, 3_500));
+    worker.send({
+      case: 'availability',
+      value: { jobId: job?.id ?? '', available: true, participantIdentity: 'too-late' },
+    });
+    await worker.expectNone('assignment', 1_500);
+    expect(worker.isOpen).toBe(true);
+  });
+
   it('sends an explicit dispatch only to the worker registered with that agent name', async () => {
     const named = await RawWorker.register({ type: JobType.JT_ROOM, agentName: 'support' });
     const otherName = await RawWorker.register({ type: JobType.JT_ROOM, agentName: 'sales' });
