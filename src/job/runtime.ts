@@ -9,7 +9,7 @@
  */
 import type { Logger } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
-import { JobContext, type JobEnd, type ShutdownCallback } from './context.ts';
+import { JobContext, type JobContextInit, type JobEnd, type ShutdownCallback } from './context.ts';
 import type { JobProcess } from './process.ts';
 import type { RunningJobInfo } from './running-job.ts';
 
@@ -22,6 +22,8 @@ export interface JobRunOptions {
   callbackTimeout: number;
   /** Budget for leaving the room. Default 5000. */
   leaveTimeout?: number;
+  /** For tests: a room stand-in. */
+  room?: JobContextInit['room'];
 }
 
 export interface RunningJob {
@@ -43,6 +45,7 @@ export function startJob(opts: JobRunOptions): RunningJob {
     proc: opts.proc,
     onEnd: (end) => settle(end),
     ended,
+    ...(opts.room ? { room: opts.room } : {}),
   });
 
   void Promise.resolve()
