@@ -73,8 +73,15 @@ export function redact(value: unknown, depth = 0): unknown {
 
 const COLORS: Record<string, string> = { debug: '90', info: '36', warn: '33', error: '31' };
 
-function emit(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields: LogFields): void {
-  const clean = redact(fields) as LogFields;
+function emit(
+  level: 'debug' | 'info' | 'warn' | 'error',
+  message: string,
+  fields: LogFields,
+): void {
+  // Absent fields are left out rather than printed as `undefined`.
+  const clean = redact(
+    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)),
+  ) as LogFields;
   const msg = redact(message) as string;
   if (sink) {
     sink(level, msg, clean);
@@ -82,7 +89,14 @@ function emit(level: 'debug' | 'info' | 'warn' | 'error', message: string, field
   }
   const method = base[level].bind(base);
   if (format === 'json') {
-    method(JSON.stringify({ timestamp: new Date().toISOString(), level: levelName(level), message: msg, ...clean }));
+    method(
+      JSON.stringify({
+        timestamp: new Date().toISOString(),
+        level: levelName(level),
+        message: msg,
+        ...clean,
+      }),
+    );
     return;
   }
   const time = new Date().toISOString().slice(11, 23);

@@ -24,7 +24,11 @@ describe('worker capacity (emulator, real job processes)', () => {
     );
     expect(worker.status).toBe('full');
     emu.createDispatch({ room: 'while-full', agentName: 'loaded' });
-    await emu.waitForEvent('job-not-dispatched', (e) => e.room === 'while-full');
+    const missed = await emu.waitForEvent(
+      'job-not-dispatched',
+      (e) => e.room === 'while-full' && e.agentName === 'loaded',
+    );
+    expect(missed.reason).toBe('no-capacity');
     expect(emu.jobs.filter((j) => j.room === 'while-full')).toEqual([]);
     load = 0.2;
     const since = emu.lastSeq;

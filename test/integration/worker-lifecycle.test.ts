@@ -24,7 +24,10 @@ describe('worker lifecycle (emulator, real job processes)', () => {
     await emu.waitForEvent('worker-updated', (e) => e.workerId === id && e.status === 'full');
     expect(worker.status).toBe('draining');
     emu.createDispatch({ room: 'drain-new', agentName: 'drainer' });
-    await emu.waitForEvent('job-not-dispatched', (e) => e.room === 'drain-new');
+    await emu.waitForEvent(
+      'job-not-dispatched',
+      (e) => e.room === 'drain-new' && e.agentName === 'drainer' && e.reason === 'no-capacity',
+    );
 
     let stopped = false;
     void drained.then(() => (stopped = true));
