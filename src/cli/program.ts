@@ -45,8 +45,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
     .option('--api-secret', 'API secret (env LIVEKIT_API_SECRET)')
     .option('--log-level', 'DEBUG, INFO, WARNING, ERROR or CRITICAL (env LOG_LEVEL)', 'INFO');
 
-  prog
-    .option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)');
+  prog.option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)');
   prog
     .command(`start${fileArg}`)
     .describe('Run the worker in production: JSON logs, production defaults.')

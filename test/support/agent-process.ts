@@ -86,7 +86,9 @@ export function startAgent(
         };
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${out.slice(-3000)}`));
+          reject(
+            new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${out.slice(-3000)}`),
+          );
         }, timeoutMs);
         const done = () => {
           clearTimeout(timer);
