@@ -25,6 +25,8 @@ export type ServerLinkReport =
 export type ServerLinkCommand =
   | { type: 'CONNECT_REQUESTED' }
   | { type: 'DISCONNECT_REQUESTED' }
+  /** `SimulateJobRequest`: the server creates a job for this worker in that room. */
+  | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity: string | undefined }
   | {
       type: 'AVAILABILITY_ANSWERED';
       jobId: string;

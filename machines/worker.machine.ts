@@ -62,6 +62,10 @@ export type WorkerEvent =
   | { type: 'LOAD_SAMPLED'; load: number }
   | { type: 'STATUS_TICKED' }
   | { type: 'DRAIN_REQUESTED'; reason: string }
+  /** Replace every idle process with a fresh one (dev hot reload); running jobs are untouched. */
+  | { type: 'PROCESSES_RECYCLE_REQUESTED'; reason: string }
+  /** Ask the server for a job in this room for this worker (`agent connect --room`). */
+  | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
   | { type: 'FORCE_STOP_REQUESTED'; reason: string };
 
 /** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
@@ -428,6 +432,26 @@ export const workerMachine = setup({
       });
     }),
     recordPrewarmFailure: assign({ prewarmFailures: ({ context }) => context.prewarmFailures + 1 }),
+    /** Asks every process without a job to stop; they no longer count as spares, so fresh ones start. */
+    recycleIdleProcesses: enqueueActions(({ enqueue, context, event }) => {
+      const reason = event.type === 'PROCESSES_RECYCLE_REQUESTED' ? event.reason : 'recycle';
+      let procs = context.procs;
+      for (const proc of Object.values(context.procs)) {
+        if (proc.jobId || proc.phase === 'exiting') continue;
+        enqueue.sendTo(proc.procId, { type: 'SHUTDOWN_REQUESTED', reason });
+        procs = { ...procs, [proc.procId]: { ...proc, phase: 'exiting' } };
+      }
+      enqueue.assign({ procs, prewarmFailures: 0 });
+    }),
+    requestJobSimulation: sendTo('link', ({ event }) =>
+      event.type === 'JOB_SIMULATION_REQUESTED'
+        ? {
+            type: 'JOB_SIMULATION_REQUESTED' as const,
+            roomName: event.roomName,
+            participantIdentity: event.participantIdentity,
+          }
+        : { type: 'DISCONNECT_REQUESTED' as const },
+    ),
     /** Server termination: end the job's process gracefully, or drop a job not yet launched. */
     terminateJob: enqueueActions(({ enqueue, context, event }) => {
       if (event.type !== 'JOB_TERMINATED') return;
@@ -537,6 +561,7 @@ export const workerMachine = setup({
           on: {
             SERVER_LOST: { target: 'reconnecting', actions: 'recordConnectFailure' },
             DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
+            JOB_SIMULATION_REQUESTED: { actions: 'requestJobSimulation' },
           },
           states: {
             available: {
@@ -617,6 +642,9 @@ export const workerMachine = setup({
         warming: {
           entry: 'spawnIdleProcesses',
           on: {
+            PROCESSES_RECYCLE_REQUESTED: {
+              actions: ['recycleIdleProcesses', 'spawnIdleProcesses'],
+            },
             // The lifecycle region (first in document order) has just used a process: refill.
             JOB_ASSIGNED: { actions: 'spawnIdleProcesses' },
             PROCESS_PREWARMED: { actions: ['markProcessPrewarmed', 'spawnIdleProcesses'] },
@@ -633,6 +661,8 @@ export const workerMachine = setup({
         backingOff: {
           after: { SPAWN_RETRY_DELAY: 'warming' },
           on: {
+            // New code may fix what made prewarms fail: retry at once.
+            PROCESSES_RECYCLE_REQUESTED: { target: 'warming', actions: 'recycleIdleProcesses' },
             PROCESS_PREWARMED: { actions: 'markProcessPrewarmed' },
             PROCESS_EXITED: [
               { guard: 'prewarmFailed', actions: ['recordPrewarmFailure', 'forgetProcess'] },

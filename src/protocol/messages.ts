@@ -14,6 +14,9 @@ import {
   WorkerStatus,
   AvailabilityResponse,
   RegisterWorkerRequest,
+  SimulateJobRequest,
+  Room,
+  ParticipantInfo,
 } from '@livekit/protocol';
 import type { ServerLinkCommand, ServerLinkReport } from '../../machines/serverLink.contract.ts';
 import { WorkerType, type WorkerPermissions, type TrackSourceName } from '../options.ts';
@@ -103,6 +106,19 @@ export function commandMessage(cmd: ServerLinkCommand): WorkerMessage | undefine
                   ? JobStatus.JS_SUCCESS
                   : JobStatus.JS_FAILED,
             error: cmd.error,
+          }),
+        },
+      });
+    case 'JOB_SIMULATION_REQUESTED':
+      return new WorkerMessage({
+        message: {
+          case: 'simulateJob',
+          value: new SimulateJobRequest({
+            type: cmd.participantIdentity ? JobType.JT_PUBLISHER : JobType.JT_ROOM,
+            room: new Room({ name: cmd.roomName }),
+            ...(cmd.participantIdentity
+              ? { participant: new ParticipantInfo({ identity: cmd.participantIdentity }) }
+              : {}),
           }),
         },
       });

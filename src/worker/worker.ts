@@ -134,6 +134,22 @@ export class Worker {
     await this.#done?.catch(() => undefined);
   }
 
+  /**
+   * Replaces every idle process with a fresh one (running jobs are untouched): what `agent dev`
+   * does when the agent's files change.
+   */
+  recycleIdleProcesses(reason = 'recycle requested'): void {
+    this.#actor?.send({ type: 'PROCESSES_RECYCLE_REQUESTED', reason });
+  }
+
+  /**
+   * Asks the server to create a job for this worker in `roomName` (LiveKit's `SimulateJobRequest`),
+   * without a dispatch. Ignored unless registered. Used by `agent connect --room`.
+   */
+  simulateJob(roomName: string, participantIdentity?: string): void {
+    this.#actor?.send({ type: 'JOB_SIMULATION_REQUESTED', roomName, participantIdentity });
+  }
+
   /** Stops at once: running jobs are killed and reported failed. Idempotent. */
   async stop(reason = 'stop requested'): Promise<void> {
     if (!this.#actor) return;

@@ -223,4 +223,36 @@ describe('worker chart', () => {
     w.clock.increment(1_000);
     expect(w.hosts.size).toBe(1);
   });
+
+  it('recycles idle processes into fresh ones and leaves running jobs alone', async () => {
+    const w = await registered({ options: { numIdleProcesses: 2 } });
+    await acceptAndAssign(w, 'AJ_1');
+    const before = Object.values(w.actor.getSnapshot().context.procs);
+    const running = before.find((p) => p.jobId === 'AJ_1')!;
+    const idle = before.filter((p) => !p.jobId).map((p) => p.procId);
+    expect(idle).toHaveLength(2);
+    w.actor.send({ type: 'PROCESSES_RECYCLE_REQUESTED', reason: 'code changed' });
+    await w.flush();
+    for (const id of idle) {
+      expect(w.hosts.get(id)?.commands ?? [{ type: 'TERMINATE_PROCESS' }]).toContainEqual({
+        type: 'TERMINATE_PROCESS',
+      });
+    }
+    const after = Object.values(w.actor.getSnapshot().context.procs);
+    expect(after.find((p) => p.procId === running.procId)?.phase).toBe('running');
+    const fresh = after.filter((p) => !p.jobId && !idle.includes(p.procId));
+    expect(fresh).toHaveLength(2);
+    expect(fresh.every((p) => p.phase === 'idle')).toBe(true);
+  });
+
+  it('forwards a job simulation request to the server only when registered', async () => {
+    const w = startWorkerChart();
+    w.actor.send({ type: 'JOB_SIMULATION_REQUESTED', roomName: 'early' });
+    w.server(register);
+    w.actor.send({ type: 'JOB_SIMULATION_REQUESTED', roomName: 'r1' });
+    const sims = w.link.filter((c) => c.type === 'JOB_SIMULATION_REQUESTED');
+    expect(sims).toEqual([
+      { type: 'JOB_SIMULATION_REQUESTED', roomName: 'r1', participantIdentity: undefined },
+    ]);
+  });
 });
