@@ -43,6 +43,8 @@ export interface WorkerRunConfig extends ResolveSources {
   logger?: Logger;
   /** Drain on SIGTERM/SIGINT, force-stop on the second. Default true. */
   handleSignals?: boolean;
+  /** Liveness tuning of the server connection (defaults: 10 s heartbeat, 5 s grace). */
+  serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };
   /** Replaces the job process logic (tests, custom hosts). */
   jobProcessLogic?: AnyActorLogic;
   /** Attach an XState inspector (the live inspector uses this). */
@@ -169,6 +171,7 @@ export class Worker {
     const machine = workerMachine.provide({
       actors: {
         serverLink: createServerLink({
+          ...this.#config.serverLink,
           apiKey: resolved.apiKey,
           apiSecret: resolved.apiSecret,
           logger: log,

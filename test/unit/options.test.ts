@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import {
+  InvalidOptionError,
+  WorkerOptions,
+  WorkerPermissions,
+  WorkerType,
+  type WorkerOptionsInit,
+} from '../../src/index.ts';
+import { resolveOptions } from '../../src/options.ts';
+
+const entrypointFnc = () => undefined;
+const env = {
+  LIVEKIT_URL: 'ws://env.test:7880',
+  LIVEKIT_API_KEY: 'envkey',
+  LIVEKIT_API_SECRET: 'envsecret',
+};
+
+function invalid(init: Partial<WorkerOptionsInit>): InvalidOptionError {
+  try {
+    new WorkerOptions({ entrypointFnc, ...init } as WorkerOptionsInit);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    return err as InvalidOptionError;
+  }
+  throw new Error('expected construction to fail');
+}
+
+describe('WorkerOptions', () => {
+  it('has the seed defaults', () => {
+    const o = new WorkerOptions({ entrypointFnc });
+    expect(o).toMatchObject({
+      drainTimeout: 30 * 60_000,
+      workerType: WorkerType.ROOM,
+      loadThreshold: 0.7,
+      agentName: '',
+      maxJobs: Infinity,
+      initializeProcessTimeout: 10_000,
+      shutdownProcessTimeout: 60_000,
+      jobMemoryLimitMb: 0,
+      port: 8081,
+    });
+    expect(o.permissions).toMatchObject({
+      canPublish: true,
+      canSubscribe: true,
+      canPublishData: true,
+      canUpdateMetadata: true,
+      hidden: false,
+    });
+  });
+
+  it('requires entrypointFnc and names it', () => {
+    const err = invalid({ entrypointFnc: undefined as never });
+    expect(err.option).toBe('entrypointFnc');
+    expect(err.message).toContain('`entrypointFnc`');
+  });
+
+  it.each([
+    ['loadThreshold', { loadThreshold: 1.5 }],
+    ['loadThreshold', { loadThreshold: Number.NaN }],
+    ['drainTimeout', { drainTimeout: -1 }],
+    ['numIdleProcesses', { numIdleProcesses: 1.5 }],
+    ['maxJobs', { maxJobs: 0 }],
+    ['requestTimeout', { requestTimeout: 5_000 }],
+    ['workerType', { workerType: 'rooms' as never }],
+    ['requestFnc', { requestFnc: 'yes' as never }],
+    ['wsUrl', { wsUrl: 'not a url' }],
+    ['wsUrl', { wsUrl: 'ftp://host' }],
+    ['permissions.canPublishSources', { permissions: { canPublishSources: ['webcam' as never] } }],
+    ['permissions.hidden', { permissions: { hidden: 'yes' as never } }],
+  ])('rejects an invalid %s with an error naming it', (option, init) => {
+    expect(invalid(init).option).toBe(option);
+  });
+
+  it('honours an explicit 0', () => {
+    const o = new WorkerOptions({
+      entrypointFnc,
+      numIdleProcesses: 0,
+      loadThreshold: 0,
+      drainTimeout: 0,
+      port: 0,
+      jobMemoryWarnMb: 0,
+    });
+    expect(o).toMatchObject({
+      numIdleProcesses: 0,
+      loadThreshold: 0,
+      drainTimeout: 0,
+      port: 0,
+      jobMemoryWarnMb: 0,
+    });
+    const r = resolveOptions(o, { env, mode: 'production' });
+    expect(r.numIdleProcesses).toBe(0);
+  });
+
+  it('never mutates the caller object, and freezes its own', () => {
+    const init = { entrypointFnc, permissions: { canPublish: false } };
+    const copy = structuredClone({ permissions: init.permissions });
+    const o = new WorkerOptions(init);
+    expect(init.permissions).toEqual(copy.permissions);
+    expect(Object.keys(init)).toEqual(['entrypointFnc', 'permissions']);
+    expect(Object.isFrozen(o)).toBe(true);
+    expect(o.permissions).toBeInstanceOf(WorkerPermissions);
+    const r = resolveOptions(o, { env });
+    expect(Object.isFrozen(r)).toBe(true);
+    expect(o.wsUrl).toBeUndefined();
+  });
+});
+
+describe('resolveOptions', () => {
+  it('reads credentials from the environment', () => {
+    const r = resolveOptions(new WorkerOptions({ entrypointFnc }), { env });
+    expect(r).toMatchObject({ wsUrl: env.LIVEKIT_URL, apiKey: 'envkey', apiSecret: 'envsecret' });
+  });
+
+  it('lets flags win over options, and options over the environment', () => {
+    const o = new WorkerOptions({ entrypointFnc, wsUrl: 'ws://opts.test', apiKey: 'optkey' });
+    expect(resolveOptions(o, { env })).toMatchObject({ wsUrl: 'ws://opts.test', apiKey: 'optkey' });
+    const r = resolveOptions(o, { env, overrides: { wsUrl: 'wss://flag.test', drainTimeout: 5 } });
+    expect(r).toMatchObject({ wsUrl: 'wss://flag.test', apiKey: 'optkey', drainTimeout: 5 });
+  });
+
+  it('names the missing credential', () => {
+    const o = new WorkerOptions({ entrypointFnc });
+    expect(() => resolveOptions(o, { env: {} })).toThrow(/`wsUrl`.*LIVEKIT_URL/);
+    expect(() => resolveOptions(o, { env: { LIVEKIT_URL: 'ws://x' } })).toThrow(/`apiKey`/);
+    expect(() =>
+      resolveOptions(o, { env: { LIVEKIT_URL: 'ws://x', LIVEKIT_API_KEY: 'k' } }),
+    ).toThrow(/`apiSecret`/);
+  });
+
+  it('keeps one warm process in development and up to four in production', () => {
+    const o = new WorkerOptions({ entrypointFnc });
+    expect(resolveOptions(o, { env, mode: 'development' }).numIdleProcesses).toBe(1);
+    const prod = resolveOptions(o, { env, mode: 'production' }).numIdleProcesses;
+    expect(prod).toBeGreaterThanOrEqual(1);
+    expect(prod).toBeLessThanOrEqual(4);
+  });
+});
