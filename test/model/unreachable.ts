@@ -1,0 +1,16 @@
+/**
+ * Chart transitions that no stimulus can take, with the reason. The coverage check accepts
+ * them as uncovered only while they stay untaken and still exist (see chart-coverage.ts).
+ */
+import type { Unreachable } from './chart-coverage.ts';
+
+export const UNREACHABLE: Unreachable = {
+  jobProcess: {
+    'exiting: CHILD_EXITED#7 → crashed':
+      'defensive default: every way into `exiting` chooses one of the seven named exits first',
+  },
+  worker: {
+    'lifecycle: REQUEST_ACCEPTED#0 → (stay)':
+      'defensive: entering `draining` stops every deciding request (declineUndecidedRequests), so no known job can be accepted while draining',
+  },
+};
