@@ -47,6 +47,8 @@ export const AGENT_LEFT_ERROR = 'agent worker left the room';
 interface JobRecord extends Omit<JobSnapshot, 'tries' | 'accept'> {
   tries: string[];
   accept: JobAcceptSnapshot | undefined;
+  /** Its dispatch was deleted before the link: terminate it as soon as it is linked. */
+  terminateOnLink: boolean;
   proto: Job;
   /** Dispatch key: only workers registered with exactly this key are asked. */
   key: { agentName: string; namespace: string; jobType: JobType; deployment: string };
@@ -59,6 +61,7 @@ export interface DispatcherHost {
   secretOf(apiKey: string): string;
   readonly targetLoad: number;
   readonly availabilityTimeoutMs: number;
+  readonly jobLinkDelayMs: number;
   readonly simulateJobTimeoutMs: number;
   readonly random: () => number;
 }
@@ -75,7 +78,7 @@ export class Dispatcher {
   constructor(private readonly host: DispatcherHost) {}
 
   snapshot(job: JobRecord): JobSnapshot {
-    const { proto: _proto, key: _key, ...rest } = job;
+    const { proto: _proto, key: _key, terminateOnLink: _terminateOnLink, ...rest } = job;
     return {
       ...rest,
       tries: [...job.tries],
@@ -242,6 +245,17 @@ export class Dispatcher {
     return true;
   }
 
+  /**
+   * `DeleteDispatch` for one of its jobs: terminated now if the room has linked it, else as soon
+   * as it is (the real server applies the deletion after the job's launch returns).
+   */
+  terminateForDeletedDispatch(jobId: string): void {
+    const job = this.jobs.get(jobId);
+    if (job === undefined) return;
+    if (job.linked) this.terminate(jobId, 'requested');
+    else if (job.status === 'pending' || job.status === 'running') job.terminateOnLink = true;
+  }
+
   /** The worker is gone: its pending requests fail over, its running jobs are just forgotten. */
   onWorkerClosed(w: WorkerState): string[] {
     const forgotten = [...w.runningJobs];
@@ -283,6 +297,8 @@ export class Dispatcher {
       tries: [],
       token: undefined,
       simulated,
+      linked: false,
+      terminateOnLink: false,
       createdAt: Date.now(),
       endedAt: undefined,
       proto,
@@ -438,6 +454,28 @@ export class Dispatcher {
       workerId: w.id,
       participantIdentity: res.participantIdentity,
     });
+    this.scheduleLink(job);
+  }
+
+  /** The room learns the job's agent participant `jobLinkDelayMs` after the assignment. */
+  private scheduleLink(job: JobRecord): void {
+    const link = (): void => {
+      if (this.closing) return;
+      job.linked = true;
+      this.host.emit({
+        type: 'job-linked',
+        jobId: job.id,
+        room: job.room,
+        participantIdentity: job.participantIdentity ?? '',
+      });
+      if (job.terminateOnLink) this.terminate(job.id, 'requested');
+    };
+    if (this.host.jobLinkDelayMs <= 0) return link();
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      link();
+    }, this.host.jobLinkDelayMs);
+    this.timers.add(timer);
   }
 
   private setStatus(job: JobRecord, status: JobStatusName, error: string, ended: boolean): void {

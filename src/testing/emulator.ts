@@ -88,6 +88,7 @@ export class Emulator extends RoomApi {
     const opts = {
       registerTimeoutMs: options.registerTimeoutMs ?? 10_000,
       availabilityTimeoutMs: options.availabilityTimeoutMs ?? 3_000,
+      jobLinkDelayMs: options.jobLinkDelayMs ?? 0,
       simulateJobTimeoutMs: options.simulateJobTimeoutMs ?? 10_000,
       pingIntervalMs: options.pingIntervalMs ?? 10_000,
       targetLoad: options.targetLoad ?? 0.7,
@@ -102,6 +103,7 @@ export class Emulator extends RoomApi {
       secretOf: (apiKey) => keys[apiKey] ?? '',
       targetLoad: opts.targetLoad,
       availabilityTimeoutMs: opts.availabilityTimeoutMs,
+      jobLinkDelayMs: opts.jobLinkDelayMs,
       simulateJobTimeoutMs: opts.simulateJobTimeoutMs,
       random,
     });

@@ -103,8 +103,8 @@ export abstract class RoomApi {
 
   /**
    * Deletes a dispatch (`DeleteDispatch`) and sends `JobTermination` for each of its jobs still
-   * running on a connected worker (recorded as success). Returns the deleted dispatch, or
-   * undefined if no room has it.
+   * running on a connected worker (recorded as success) — for a job the room has not linked yet
+   * (`jobLinkDelayMs`), once it is. Returns the deleted dispatch, or undefined if no room has it.
    */
   deleteDispatch(dispatchId: string): DispatchSnapshot | undefined {
     for (const room of this.roomMap.values()) {
@@ -112,7 +112,7 @@ export abstract class RoomApi {
       if (d === undefined) continue;
       room.dispatches.delete(dispatchId);
       this.emit({ type: 'dispatch-deleted', dispatch: dispatchSnapshot(d) });
-      for (const jobId of d.jobIds) this.dispatcher.terminate(jobId, 'requested');
+      for (const jobId of d.jobIds) this.dispatcher.terminateForDeletedDispatch(jobId);
       return dispatchSnapshot(d);
     }
     return undefined;
@@ -161,8 +161,9 @@ export abstract class RoomApi {
 
   /**
    * The participant leaves. If it is the agent participant of a running job in this room
-   * (identity = `JobState.participantIdentity`), the server terminates that job and records
-   * it failed ("agent worker left the room"). Returns false if it was not in the room.
+   * (identity = `JobState.participantIdentity`) and the room has linked that job
+   * (`jobLinkDelayMs`), the server terminates it and records it failed ("agent worker left the
+   * room"); an unlinked job stays running, unnoticed. Returns false if it was not in the room.
    */
   removeParticipant(roomName: string, identity: string): boolean {
     const room = this.roomMap.get(roomName);
@@ -172,6 +173,7 @@ export abstract class RoomApi {
       if (
         job.room === room.name &&
         job.status === 'running' &&
+        job.linked &&
         job.participantIdentity === identity
       ) {
         this.dispatcher.terminate(job.id, 'agent-left');

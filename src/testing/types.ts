@@ -28,6 +28,14 @@ export interface EmulatorOptions {
    * is offered to. Default 3 000: the real server's psrpc client timeout, not the nominal 10 s.
    */
   availabilityTimeoutMs?: number;
+  /**
+   * How long after an assignment the room learns which agent participant runs the job. The real
+   * server links them only when its whole `LaunchJob` returns, which takes up to ~5 s while its
+   * agent-name cache is cold (it is dropped on every worker registration) and ~0 when warm
+   * (test/e2e/SERVER-FACTS.md). Until then the agent leaving sends no termination, and a deleted
+   * dispatch's termination waits for the link. Default 0: linked at assignment.
+   */
+  jobLinkDelayMs?: number;
   /** Budget of a `SimulateJobRequest` job (the server uses the nominal 10 s there). Default 10 000. */
   simulateJobTimeoutMs?: number;
   /** Interval of WebSocket ping control frames; `0` disables them. Default 10 000. */
@@ -123,6 +131,11 @@ export interface JobSnapshot {
   accept: JobAcceptSnapshot | undefined;
   /** Worker ids asked, in order. */
   tries: string[];
+  /**
+   * True once the room knows the job's agent participant (`jobLinkDelayMs` after assignment):
+   * only then does that participant leaving terminate the job.
+   */
+  linked: boolean;
   /** The job token of the assignment (HS256, signed with the worker's API key). */
   token: string | undefined;
   /** Created by the worker's `SimulateJobRequest`. */
@@ -237,6 +250,8 @@ export type EmulatorEvent =
   /** An `AvailabilityResponse` for a job the worker is not being asked about (late or bogus). */
   | E<'availability-ignored', { jobId: string; workerId: string }>
   | E<'job-assigned', { jobId: string; workerId: string; participantIdentity: string }>
+  /** The room now links the job's agent participant to the job (see `jobLinkDelayMs`). */
+  | E<'job-linked', { jobId: string; room: string; participantIdentity: string }>
   | E<
       'job-status',
       { jobId: string; workerId: string | undefined; status: JobStatusName; error: string }

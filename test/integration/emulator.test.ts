@@ -690,6 +690,42 @@ describe('job lifecycle', () => {
     expect(emu.job(id)).toMatchObject({ status: 'failed', error: 'agent worker left the room' });
   });
 
+  it('sends no termination when the agent leaves before the room has linked its job (jobLinkDelayMs)', async () => {
+    // The real server links a job to its room ~0–5 s after the assignment (SERVER-FACTS.md §1).
+    await start({ jobLinkDelayMs: 150 });
+    const w = await worker(emu);
+    const id = await runningJob(w);
+    expect(emu.job(id)?.linked).toBe(false);
+    emu.addParticipant('r', `agent-${id}`, { kind: 'agent' });
+    emu.removeParticipant('r', `agent-${id}`);
+    const linked = await emu.waitForEvent('job-linked', (e) => e.jobId === id);
+    expect(linked).toMatchObject({ room: 'r', participantIdentity: `agent-${id}` });
+    // The leave went unnoticed: the job is still running, nothing was sent.
+    expect(emu.events.filter((e) => e.type === 'job-terminated')).toEqual([]);
+    expect(emu.job(id)).toMatchObject({ status: 'running', linked: true });
+    // Once linked, the agent leaving terminates it as usual.
+    emu.addParticipant('r', `agent-${id}`, { kind: 'agent' });
+    emu.removeParticipant('r', `agent-${id}`);
+    expect((await w.next('termination')).jobId).toBe(id);
+    expect(emu.job(id)?.status).toBe('failed');
+  });
+
+  it('terminates the jobs of a dispatch deleted before the link once they are linked', async () => {
+    await start({ jobLinkDelayMs: 150 });
+    const w = await worker(emu, { agentName: 'x' });
+    const d = emu.createDispatch({ room: 'r', agentName: 'x' });
+    const job = (await w.next('availability')).job!;
+    w.accept(job);
+    await emu.waitForJobStatus(job.id, 'running');
+    emu.deleteDispatch(d.id);
+    expect(emu.job(job.id)?.status).toBe('running');
+    expect((await w.next('termination')).jobId).toBe(job.id);
+    const linked = await emu.waitForEvent('job-linked', (e) => e.jobId === job.id);
+    const terminated = await emu.waitForEvent('job-terminated', (e) => e.jobId === job.id);
+    expect(terminated.seq).toBeGreaterThan(linked.seq);
+    expect(emu.job(job.id)?.status).toBe('success');
+  });
+
   it('forgets the jobs of a disconnected worker without re-dispatching them', async () => {
     await start();
     const a = await worker(emu);
