@@ -4,7 +4,13 @@
  * process host per process, and a scripted request decision.
  */
 import { Job, JobType, Room } from '@livekit/protocol';
-import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
+import {
+  createActor,
+  fromCallback,
+  fromPromise,
+  SimulatedClock,
+  type InspectionEvent,
+} from 'xstate';
 import type { ServerLinkCommand } from '../../machines/serverLink.contract.ts';
 import {
   jobProcessMachine,
@@ -57,6 +63,8 @@ export interface HarnessOptions {
   decide?: (job: Job) => Promise<JobRequestDecision>;
   /** Whether fake hosts prewarm by themselves on start (default true). */
   autoPrewarm?: boolean;
+  /** Observes the actor system (chart coverage). */
+  inspect?: (e: InspectionEvent) => void;
 }
 
 export function startWorkerChart(h: HarnessOptions = {}) {
@@ -112,6 +120,7 @@ export function startWorkerChart(h: HarnessOptions = {}) {
   const actor = createActor(machine, {
     clock,
     input: { options: chartOptions(h.options), serverUrl: 'ws://server.test' },
+    ...(h.inspect ? { inspect: h.inspect } : {}),
   });
   actor.on('*', (e) => emitted.push(e as WorkerEmitted));
   actor.start();

@@ -158,7 +158,7 @@ function passDeadline(sut: Sut, ms: number) {
 }
 
 const testModel = createTestModel(jobProcessModel, {
-  filterEvents: (s, e) => s.can(e),
+  filterEvents: (s, e) => s.status === 'active' && s.can(e),
   serializeState: (s) => serializeJobProcessModel(s as never),
 });
 
