@@ -331,6 +331,34 @@ describe('livekit-server agent protocol', () => {
     await asked.expectNone('availability', 500);
   });
 
+  it('offers a pending job to another worker when the asked one disconnects', async () => {
+    const first = await RawWorker.register({ type: JobType.JT_ROOM });
+    const second = await RawWorker.register({ type: JobType.JT_ROOM });
+    await joinRoom(server, { room: freshRoom('asked-leaves'), identity: 'erin' });
+
+    const asked = await Promise.race([
+      first.worker.arrival('availability'),
+      second.worker.arrival('availability'),
+    ]);
+    const other = asked === first.worker ? second.worker : first.worker;
+    const { job } = await asked.next('availability');
+    await asked.close();
+
+    const retried = await other.next('availability');
+    expect(retried.job?.id).toBe(job?.id);
+  });
+
+  it('forgets the running jobs of a disconnected worker and offers them to no other', async () => {
+    const lost = await RawWorker.register({ type: JobType.JT_ROOM });
+    await joinRoom(server, { room: freshRoom('lost'), identity: 'frank' });
+    await lost.worker.answerAvailability(true);
+    await lost.worker.next('assignment');
+    const survivor = await RawWorker.register({ type: JobType.JT_ROOM });
+
+    await lost.worker.close();
+    await survivor.worker.expectNone('availability', 3_000);
+  });
+
   it('drops a job whose availability request is not answered within about 3 s', async () => {
     const { worker } = await RawWorker.register({ type: JobType.JT_ROOM });
     await joinRoom(server, { room: freshRoom('slow'), identity: 'ivy' });
@@ -443,6 +471,67 @@ describe('livekit-server agent protocol', () => {
     await worker.expectNone('termination', 2_000);
     expect(worker.isOpen).toBe(true);
   }, 40_000);
+});
+
+describe('livekit-server agent protocol: what the emulator also claims', () => {
+  it('launches no job for a trigger that fired before any worker registered', async () => {
+    await joinRoom(server, { room: freshRoom('early'), identity: 'ida' });
+    const { worker } = await RawWorker.register({ type: JobType.JT_ROOM });
+    await worker.expectNone('availability', 1_500);
+  });
+
+  it('launches a participant job for each non-agent participant that joins', async () => {
+    const { worker } = await RawWorker.register({ type: JobType.JT_PARTICIPANT });
+    await joinRoom(server, {
+      room: freshRoom('participant'),
+      identity: 'jane',
+      attributes: { tier: 'gold' },
+    });
+    const { job } = await worker.next('availability');
+    expect(job?.type).toBe(JobType.JT_PARTICIPANT);
+    expect(job?.participant).toMatchObject({ identity: 'jane', attributes: { tier: 'gold' } });
+  });
+
+  it('launches publisher jobs for existing publishers when a dispatch is added', async () => {
+    const room = freshRoom('late-dispatch');
+    await publishSilentAudio(await joinRoom(server, { room, identity: 'dave' }));
+    const { worker } = await RawWorker.register({ type: JobType.JT_PUBLISHER, agentName: 'late' });
+    const dispatches = new AgentDispatchClient(server.httpUrl, server.apiKey, server.apiSecret);
+    await dispatches.createDispatch(room, 'late');
+    const { job } = await worker.next('availability');
+    expect(job?.type).toBe(JobType.JT_PUBLISHER);
+    expect(job?.participant?.identity).toBe('dave');
+  });
+
+  it('closes the socket on a second register', async () => {
+    const { worker } = await RawWorker.register({ type: JobType.JT_ROOM });
+    worker.send({ case: 'register', value: { type: JobType.JT_ROOM, version: 'e2e' } });
+    const deadline = Date.now() + 5_000;
+    while (worker.isOpen && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    expect(worker.isOpen).toBe(false);
+  });
+
+  it('ignores migrateJob and keeps the connection', async () => {
+    const { worker } = await RawWorker.register({ type: JobType.JT_ROOM });
+    worker.send({ case: 'migrateJob', value: { jobIds: ['AJ_unknown'] } });
+    worker.send({ case: 'ping', value: { timestamp: 7n } });
+    expect((await worker.next('pong')).lastTimestamp).toBe(7n);
+    expect(worker.isOpen).toBe(true);
+  });
+
+  it('runs a simulated job on the requesting worker only, as a room job whatever type was asked', async () => {
+    const asking = await RawWorker.register({ type: JobType.JT_ROOM, agentName: 'sim' });
+    const bystander = await RawWorker.register({ type: JobType.JT_ROOM, agentName: 'sim' });
+    asking.worker.send({
+      case: 'simulateJob',
+      value: { type: JobType.JT_PARTICIPANT, room: { name: freshRoom('sim') } },
+    });
+    const { job } = await asking.worker.next('availability');
+    expect(job).toMatchObject({ type: JobType.JT_ROOM, agentName: 'sim' });
+    await bystander.worker.expectNone('availability', 500);
+  });
 });
 
 /**
