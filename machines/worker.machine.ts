@@ -73,6 +73,8 @@ export type WorkerEmitted =
   | { type: 'registered'; workerId: string; serverVersion: string }
   | { type: 'connectionLost'; reason: string }
   | { type: 'statusReported'; status: 'available' | 'full'; load: number; jobCount: number }
+  /** An offer arrived; its `requestAnswered` follows (metrics time the answer from here). */
+  | { type: 'availabilityRequested'; jobId: string; roomName: string }
   | { type: 'requestAnswered'; jobId: string; accepted: boolean; reason: string }
   | { type: 'jobLaunched'; jobId: string; procId: string }
   | { type: 'jobEnded'; jobId: string; outcome: 'success' | 'failed'; reason: string }
@@ -194,6 +196,11 @@ export const workerMachine = setup({
     reserveSlotAndDecide: enqueueActions(({ enqueue, context, event }) => {
       if (event.type !== 'AVAILABILITY_REQUESTED') return;
       const job = event.job;
+      enqueue.emit({
+        type: 'availabilityRequested',
+        jobId: job.id,
+        roomName: job.room?.name ?? '',
+      });
       const record: JobRecord = {
         jobId: job.id,
         job,
@@ -213,6 +220,11 @@ export const workerMachine = setup({
     }),
     declineOffer: enqueueActions(({ enqueue, event }, params: { reason: string }) => {
       if (event.type !== 'AVAILABILITY_REQUESTED') return;
+      enqueue.emit({
+        type: 'availabilityRequested',
+        jobId: event.job.id,
+        roomName: event.job.room?.name ?? '',
+      });
       enqueue.sendTo('link', {
         type: 'AVAILABILITY_ANSWERED',
         jobId: event.job.id,

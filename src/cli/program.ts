@@ -6,115 +6,159 @@
 import sade from 'sade';
 import { AgentStateError, InvalidOptionError } from '../errors.ts';
 import {
+  configureLogging,
   createLogger,
   parseLogLevel,
-  setLogFormat,
-  setLogLevel,
+  registerSecret,
+  type LogFormat,
+  type Logger,
   type LogLevelName,
 } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
 import { VERSION } from '../version.ts';
-import { Worker } from '../worker/worker.ts';
 import { AgentFileError, loadAgentFile } from './load-agent.ts';
 import { createDispatch } from './dispatch.ts';
+import { runWorker, type WorkerCommand } from './run-worker.ts';
 
 export interface ProgramSource {
   /** `runApp`: the options are already known (and the file is the main script). */
   options?: WorkerOptions;
 }
 
-interface CommonFlags {
-  url?: string;
-  'api-key'?: string;
-  'api-secret'?: string;
-  'log-level'?: string;
-  'drain-timeout'?: number;
-  'num-idle-processes'?: number;
-  _: string[];
-}
+type Flags = Record<string, unknown> & { _: string[] };
 
 const EXIT_USAGE = 2;
 
-export async function runProgram(argv: string[], source: ProgramSource = {}): Promise<number> {
-  const withFile = source.options === undefined;
+/** Flags every worker command (`start`, `dev`, `connect`) takes. */
+function workerFlags(cmd: ReturnType<typeof sade>, idleDefault: string): void {
+  cmd
+    .option('--drain-timeout', 'ms to wait for running jobs on SIGTERM/SIGINT (default 1800000)')
+    .option('--num-idle-processes', `prewarmed idle job processes (default ${idleDefault})`)
+    .option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)');
+}
+
+function defineProgram(withFile: boolean): ReturnType<typeof sade> {
   const prog = sade(withFile ? 'agent' : 'agent.js').version(VERSION);
   const fileArg = withFile ? ' <file>' : '';
+  const file = withFile ? ' ./agent.ts' : '';
   prog
     .option('--url', 'LiveKit server URL (env LIVEKIT_URL)')
     .option('--api-key', 'API key (env LIVEKIT_API_KEY)')
-    .option('--api-secret', 'API secret (env LIVEKIT_API_SECRET)')
-    .option('--log-level', 'DEBUG, INFO, WARNING, ERROR or CRITICAL (env LOG_LEVEL)', 'INFO');
+    .option('--api-secret', 'API secret (env LIVEKIT_API_SECRET; prefer the env)')
+    .option('--log-level', 'DEBUG, INFO, WARNING, ERROR or CRITICAL (env LOG_LEVEL)', 'INFO')
+    .option('--log-format', 'json or pretty (default: json for start, pretty otherwise)');
 
-  prog.option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)');
   prog
     .command(`start${fileArg}`)
-    .describe('Run the worker in production: JSON logs, production defaults.')
-    .option('--drain-timeout', 'ms to wait for running jobs on SIGTERM/SIGINT')
-    .option('--num-idle-processes', 'prewarmed idle job processes (default min(cpus, 4))')
-    .example(withFile ? 'start ./agent.js --log-level=debug' : 'start');
+    .describe(
+      'Run the worker in production: JSON logs, min(cpus, 4) warm processes, health and metrics on --port.',
+    )
+    .option('--host', 'health/metrics server host (default 0.0.0.0)')
+    .option('--port', 'health/metrics server port (default 8081; 0 picks a free one)')
+    .example(`start${file} --log-level=debug`)
+    .example(`start${file} --port 9000`)
+    .option('--inspect', 'serve the live inspector on 127.0.0.1 (optionally =PORT)');
+  workerFlags(prog, 'min(cpus, 4)');
+
   prog
     .command(`dev${fileArg}`)
-    .describe('Run the worker for development: coloured logs, one idle process.')
-    .option('--drain-timeout', 'ms to wait for running jobs on SIGTERM/SIGINT')
-    .option('--num-idle-processes', 'prewarmed idle job processes (default 1)')
-    .example(withFile ? 'dev ./agent.ts' : 'dev');
+    .describe(
+      "Run the worker for development: coloured logs, one warm process, idle processes reloaded when the agent's files change.",
+    )
+    .option('--no-watch', 'do not reload on file changes')
+    .option('--inspect', 'live inspector port on 127.0.0.1 (default: on, port 7870 or a free one)')
+    .option('--no-inspect', 'do not serve the live inspector')
+    .option('--host', 'health/metrics server host (default 0.0.0.0)')
+    .option('--port', 'serve health/metrics on this port (default: not served; 0 picks one)')
+    .example(`dev${file}`)
+    .example(`dev${file} --log-level debug`);
+  workerFlags(prog, '1');
+
+  prog
+    .command(`connect${fileArg}`)
+    .describe(
+      'Run one job in a named room without a dispatch (the server creates it for this worker), then exit with its outcome.',
+    )
+    .option('--room', 'room to run the job in (required)')
+    .option('--participant-identity', 'the participant the job is for (PUBLISHER workers)')
+    .option('--host', 'health/metrics server host (default 0.0.0.0)')
+    .option('--port', 'serve health/metrics on this port (default: not served)')
+    .example(`connect${file} --room my-room`);
+  workerFlags(prog, '1');
+
   prog
     .command('dispatch')
     .describe('Create an explicit dispatch: ask the server to start an agent in a room.')
-    .option('--room', 'room name (created if missing)')
+    .option('--room', 'room name (required; created if missing)')
     .option('--agent-name', 'agent name to dispatch (default: the automatic, unnamed agent)', '')
-    .option('--metadata', 'job metadata', '');
+    .option('--metadata', 'job metadata', '')
+    .example('dispatch --room my-room --agent-name support');
+  return prog;
+}
 
-  const known = new Set([
-    'url',
-    'api-key',
-    'api-secret',
-    'log-level',
-    'drain-timeout',
-    'num-idle-processes',
-    'room',
-    'agent-name',
-    'metadata',
-    'help',
-    'h',
-    'version',
-    'v',
-    '_',
-  ]);
-  const parsed = parseOrExit(prog, argv, known);
+export async function runProgram(argv: string[], source: ProgramSource = {}): Promise<number> {
+  const withFile = source.options === undefined;
+  const parsed = parseOrExit(defineProgram(withFile), argv);
   if (!parsed) return 0; // --help / --version printed
-  const { name, args } = parsed;
-  const flags = args[args.length - 1] as CommonFlags & Record<string, unknown>;
-  const level = configureLogging(flags, name === 'start' ? 'json' : 'pretty');
-  if (level === undefined) return EXIT_USAGE;
+  const name = parsed.name as WorkerCommand | 'dispatch';
+  const args = parsed.args;
+  const flags = args[args.length - 1] as Flags;
+
+  const logging = configureFromFlags(flags, name === 'start' ? 'json' : 'pretty');
+  if (typeof logging === 'string') {
+    console.error(logging);
+    return EXIT_USAGE;
+  }
+  // Values mri parsed as numbers (an all-digit secret) are still the strings the user typed.
+  if (flags['api-secret'] !== undefined) flags['api-secret'] = String(flags['api-secret']);
+  registerSecret(flags['api-secret'] as string | undefined);
   const log = createLogger();
 
   try {
-    if (name === 'dispatch') {
-      return await createDispatch(flags, log);
-    }
+    if (name === 'dispatch') return await createDispatch(flags, log);
+
     let options = source.options;
+    let agentFile = process.argv[1];
     let agentModule: string | undefined;
     if (!options) {
       const loaded = await loadAgentFile(String(args[0]));
       options = loaded.options;
+      agentFile = loaded.path;
       agentModule = loaded.path;
     }
-    const worker = new Worker(options, {
-      mode: name === 'start' ? 'production' : 'development',
-      logger: log,
-      overrides: {
-        wsUrl: flags.url,
-        apiKey: flags['api-key'],
-        apiSecret: flags['api-secret'],
-        drainTimeout: numberFlag(flags, 'drain-timeout'),
-        numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
-        loadThreshold: numberFlag(flags, 'load-threshold'),
-        agentModule,
-      },
-    });
-    await worker.run();
-    return 0;
+    const room = name === 'connect' ? requiredString(flags, 'room') : undefined;
+    const inspector = await maybeInspector(name, flags, log, options);
+    try {
+      return await runWorker({
+        command: name,
+        options,
+        agentFile,
+        log,
+        health: name === 'start' || flags.port !== undefined,
+        watch: name === 'dev' && flags.watch !== false,
+        room:
+          room === undefined
+            ? undefined
+            : { name: room, participantIdentity: optionalString(flags, 'participant-identity') },
+        config: {
+          mode: name === 'start' ? 'production' : 'development',
+          overrides: {
+            wsUrl: optionalString(flags, 'url'),
+            apiKey: optionalString(flags, 'api-key'),
+            apiSecret: optionalString(flags, 'api-secret'),
+            drainTimeout: numberFlag(flags, 'drain-timeout'),
+            numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+            loadThreshold: numberFlag(flags, 'load-threshold'),
+            host: optionalString(flags, 'host'),
+            port: numberFlag(flags, 'port'),
+            agentModule,
+          },
+          inspect: inspector?.inspect,
+        },
+      });
+    } finally {
+      await inspector?.close();
+    }
   } catch (err) {
     if (err instanceof InvalidOptionError || err instanceof AgentFileError) {
       log.error(err.message);
@@ -129,48 +173,72 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
   }
 }
 
-function numberFlag(flags: Record<string, unknown>, name: string): number | undefined {
+/** `dev` (or `--inspect`) serves the live inspector; the module is only loaded then. */
+async function maybeInspector(name: string, flags: Flags, log: Logger, options: WorkerOptions) {
+  if (name !== 'dev' && flags.inspect === undefined) return undefined;
+  const { startCliInspector } = await import('../inspector/cli.ts');
+  return startCliInspector(name, flags.inspect, log, [
+    optionalString(flags, 'api-secret'),
+    process.env.LIVEKIT_API_SECRET,
+    options.apiSecret,
+  ]);
+}
+
+function optionalString(flags: Flags, name: string): string | undefined {
+  const v = flags[name];
+  return v === undefined || v === true ? undefined : String(v);
+}
+
+function requiredString(flags: Flags, name: string): string {
+  const v = optionalString(flags, name);
+  if (v === undefined || v === '') throw new InvalidOptionError(`--${name}`, 'required');
+  return v;
+}
+
+function numberFlag(flags: Flags, name: string): number | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
-  const n = Number(v);
+  const n = typeof v === 'number' ? v : v === true || v === '' ? NaN : Number(v);
   if (!Number.isFinite(n))
     throw new InvalidOptionError(`--${name}`, `expected a number, got ${String(v)}`);
   return n;
 }
 
-function configureLogging(flags: CommonFlags, format: 'json' | 'pretty'): LogLevelName | undefined {
+/** Applies `--log-level`/`LOG_LEVEL` and `--log-format`/`LOG_FORMAT`; a string is a usage error. */
+function configureFromFlags(
+  flags: Flags,
+  defaultFormat: LogFormat,
+): { level: LogLevelName; format: LogFormat } | string {
   const raw = flags['log-level'] ?? process.env.LOG_LEVEL ?? 'INFO';
   const level = parseLogLevel(String(raw));
   if (!level) {
-    console.error(
-      `Invalid --log-level ${JSON.stringify(raw)}: use DEBUG, INFO, WARNING, ERROR or CRITICAL`,
-    );
-    return undefined;
+    return `Invalid --log-level ${JSON.stringify(raw)}: use DEBUG, INFO, WARNING, ERROR or CRITICAL`;
   }
-  setLogLevel(level);
-  setLogFormat(format);
-  return level;
+  const rawFormat = String(flags['log-format'] ?? process.env.LOG_FORMAT ?? defaultFormat);
+  const format = rawFormat.toLowerCase();
+  if (format !== 'json' && format !== 'pretty') {
+    return `Invalid --log-format ${JSON.stringify(rawFormat)}: use json or pretty`;
+  }
+  configureLogging({ level, format });
+  return { level, format };
 }
 
 /**
- * Parses without running, turning sade's usage errors (which exit 1) into exit code 2, and
- * rejecting flags no command knows.
+ * Parses without running, turning sade's usage errors (unknown flag or command, missing
+ * argument; sade exits 1 for them) into exit code 2.
  */
 function parseOrExit(
   prog: ReturnType<typeof sade>,
   argv: string[],
-  known: Set<string>,
 ): { name: string; args: unknown[] } | undefined {
   const realExit = process.exit;
   process.exit = ((code?: number) =>
     realExit(code === 1 ? EXIT_USAGE : code)) as typeof process.exit;
   try {
-    const res = prog.parse(argv, {
+    return prog.parse(argv, {
       lazy: true,
-      unknown: (flag: string) =>
-        known.has(flag.replace(/^-+/, '').split('=')[0]!) ? undefined : `Unknown flag: ${flag}`,
+      unknown: (flag: string) => `Unknown flag: ${flag}`,
     } as never) as unknown as { name: string; args: unknown[] } | undefined;
-    return res;
   } finally {
     process.exit = realExit;
   }

@@ -26,7 +26,7 @@ import type {
   ProcessHostInput,
 } from '../../machines/jobProcess.machine.ts';
 import { JOB_PROCESS_ENV } from '../job/runtime-registry.ts';
-import type { Logger } from '../log.ts';
+import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
 import { isChildMessage, type ChildMessage, type HostMessage, type JobProcessTask } from './ipc.ts';
 import { startMemoryWatch } from './memory-watch.ts';
 
@@ -67,7 +67,14 @@ export function createProcessHost(config: ProcessHostConfig) {
       maxThreads: 1,
       // The idle process after its job is stopped by the chart, not by tinypool's idle reaper.
       idleTimeout: 2 ** 31 - 1,
-      env: { ...process.env, ...config.env, [JOB_PROCESS_ENV]: '1' },
+      // The child starts at the worker's current level, so it does not forward records the
+      // worker would drop (nor drop records the worker would print).
+      env: {
+        ...process.env,
+        [LOG_LEVEL_ENV]: getLogLevel(),
+        ...config.env,
+        [JOB_PROCESS_ENV]: '1',
+      },
       execArgv: config.execArgv ?? ['--import', TSX],
       serialization: 'advanced',
     });

@@ -5,11 +5,12 @@
  */
 import { createActor, type Actor, type AnyActorLogic } from 'xstate';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
+import type { WorkerContext } from '../../machines/worker.context.ts';
 import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger, registerSecret, type Logger } from '../log.ts';
 import {
   resolveOptions,
   WorkerOptions,
@@ -167,7 +168,11 @@ export class Worker {
       return Promise.reject(err);
     }
     this.#resolved = resolved;
-    const log = this.#log.child({ agentName: resolved.agentName || undefined });
+    // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
+    // worker id; job processes log through this logger too, so their records get both.
+    const log = this.#log.child({ agentName: resolved.agentName, workerId: () => this.id });
+    registerSecret(resolved.apiSecret);
+    this.#log = log; // signal messages too
     const machine = workerMachine.provide({
       actors: {
         serverLink: createServerLink({
@@ -196,11 +201,17 @@ export class Worker {
       ...(this.#config.inspect ? { inspect: this.#config.inspect } : {}),
     });
     this.#actor = actor;
-    let logged = log;
+    // Job records get the job's room and process id. The snapshot is already past the event
+    // (a job that just ended is gone from it), so the previous event's view is kept as well.
+    let knownJobs = new Map<string, JobLogFields>();
     actor.on('*', (e) => {
       const ev = e as WorkerEmitted;
-      if (ev.type === 'registered') logged = log.child({ workerId: ev.workerId });
-      logEmitted(logged, ev);
+      const current = jobLogFields(actor.getSnapshot().context);
+      const jobId = 'jobId' in ev ? ev.jobId : undefined;
+      const jobFields =
+        jobId === undefined ? {} : (current.get(jobId) ?? knownJobs.get(jobId) ?? {});
+      knownJobs = current;
+      logEmitted(log.child(jobFields), ev);
     });
 
     const removeSignals =
@@ -245,6 +256,19 @@ export class Worker {
   }
 }
 
+type JobLogFields = { roomName?: string; pid?: number };
+
+function jobLogFields(ctx: WorkerContext): Map<string, JobLogFields> {
+  const out = new Map<string, JobLogFields>();
+  for (const j of Object.values(ctx.jobs)) {
+    out.set(j.jobId, {
+      roomName: j.job.room?.name,
+      pid: j.procId ? ctx.procs[j.procId]?.pid : undefined,
+    });
+  }
+  return out;
+}
+
 function logEmitted(log: Logger, e: WorkerEmitted): void {
   switch (e.type) {
     case 'registered':
@@ -252,6 +276,9 @@ function logEmitted(log: Logger, e: WorkerEmitted): void {
       return;
     case 'connectionLost':
       log.warn('server connection lost; will retry', { reason: e.reason });
+      return;
+    case 'availabilityRequested':
+      log.debug('job offered', { jobId: e.jobId, roomName: e.roomName });
       return;
     case 'statusReported':
       log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });

@@ -1,0 +1,186 @@
+/**
+ * Prometheus metrics of one worker, on a registry of their own (never prom-client's global
+ * default, which the user's app may own). Counters and the answer-latency histogram follow the
+ * worker chart's emitted events; gauges are read from the chart when scraped.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { WorkerEmitted } from '../../machines/worker.machine.ts';
+import { readRssMb } from '../pool/memory.ts';
+import type { Worker, WorkerStatusName } from '../worker/worker.ts';
+import { processCounts } from './worker-info.ts';
+
+export interface WorkerMetrics {
+  readonly registry: Registry;
+  /** Prometheus text exposition of every metric. */
+  text(): Promise<string>;
+  /** Stops following the worker. Idempotent. */
+  dispose(): void;
+}
+
+/** Bounded label values: why an availability request got its answer. */
+export type AnswerDecision =
+  'accepted' | 'rejected' | 'timeout' | 'error' | 'full' | 'draining' | 'unavailable';
+
+export function answerDecision(accepted: boolean, reason: string): AnswerDecision {
+  if (accepted) return 'accepted';
+  if (reason === 'full') return 'full';
+  if (reason === 'draining') return 'draining';
+  if (reason === 'not available') return 'unavailable';
+  if (reason.startsWith('requestFnc did not answer')) return 'timeout';
+  if (reason.startsWith('requestFnc threw') || reason.startsWith('requestFnc failed'))
+    return 'error';
+  return 'rejected';
+}
+
+const STATUSES: readonly WorkerStatusName[] = [
+  'connecting',
+  'available',
+  'full',
+  'reconnecting',
+  'draining',
+  'stopped',
+];
+/** Offers whose answer is awaited; a cap so a lost answer can never grow the map without end. */
+const MAX_PENDING_ANSWERS = 1_000;
+
+/** Follows `worker` (which must have been started with `run()`) and exposes its metrics. */
+export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): WorkerMetrics {
+  const actor = worker.actor;
+  if (!actor) throw new Error('createWorkerMetrics: call worker.run() first');
+  const registry = new Registry();
+  const registers = [registry];
+
+  const jobs = new Counter({
+    name: `${prefix}jobs_total`,
+    help: 'Jobs ended, by outcome',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const answers = new Counter({
+    name: `${prefix}availability_answers_total`,
+    help: 'Availability requests answered, by decision',
+    labelNames: ['decision'],
+    registers,
+  });
+  const answerSeconds = new Histogram({
+    name: `${prefix}availability_answer_seconds`,
+    help: 'Time from an availability request to its answer (the server waits about 3 s)',
+    labelNames: ['decision'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3],
+    registers,
+  });
+  const connectionsLost = new Counter({
+    name: `${prefix}reconnects_total`,
+    help: 'Server connections lost or failed, each followed by a reconnect attempt',
+    registers,
+  });
+  const processExits = new Counter({
+    name: `${prefix}job_process_exits_total`,
+    help: 'Job processes ended, by whether they ended in a failure',
+    labelNames: ['failed'],
+    registers,
+  });
+  new Gauge({
+    name: `${prefix}load`,
+    help: 'Last load sample, in [0, 1]',
+    registers,
+    collect() {
+      this.set(worker.load);
+    },
+  });
+  new Gauge({
+    name: `${prefix}active_jobs`,
+    help: 'Jobs held, from acceptance to their end',
+    registers,
+    collect() {
+      this.set(worker.activeJobs.length);
+    },
+  });
+  new Gauge({
+    name: `${prefix}job_processes`,
+    help: 'Job processes by state (idle = warm and free, running = busy with a job)',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      for (const [state, n] of Object.entries(processCounts(worker))) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: `${prefix}worker_status`,
+    help: '1 for the worker status it is in, 0 for the others',
+    labelNames: ['status'],
+    registers,
+    collect() {
+      const now = worker.status;
+      for (const status of STATUSES) this.set({ status }, status === now ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}job_process_rss_bytes`,
+    help: 'Resident memory of each live job process',
+    labelNames: ['proc_id', 'job_id'],
+    registers,
+    async collect() {
+      // Reset first: a process that has exited must disappear, not keep its last value.
+      this.reset();
+      const procs = Object.values(worker.actor?.getSnapshot().context.procs ?? {});
+      await Promise.all(
+        procs.map(async (p) => {
+          if (p.pid === undefined) return;
+          const mb = await readRssMb(p.pid);
+          if (mb !== undefined) {
+            this.set({ proc_id: p.procId, job_id: p.jobId ?? '' }, Math.round(mb * 1024 * 1024));
+          }
+        }),
+      );
+    },
+  });
+
+  // Label values present from the start, so rates work before the first event.
+  for (const outcome of ['success', 'failed']) jobs.inc({ outcome }, 0);
+  for (const failed of ['true', 'false']) processExits.inc({ failed }, 0);
+  connectionsLost.inc(0);
+
+  const askedAt = new Map<string, number>();
+  const sub = actor.on('*', (e) => {
+    const ev = e as WorkerEmitted;
+    switch (ev.type) {
+      case 'availabilityRequested':
+        if (askedAt.size >= MAX_PENDING_ANSWERS) askedAt.clear();
+        askedAt.set(ev.jobId, performance.now());
+        return;
+      case 'requestAnswered': {
+        const decision = answerDecision(ev.accepted, ev.reason);
+        answers.inc({ decision });
+        const t0 = askedAt.get(ev.jobId);
+        askedAt.delete(ev.jobId);
+        if (t0 !== undefined) answerSeconds.observe({ decision }, (performance.now() - t0) / 1000);
+        return;
+      }
+      case 'jobEnded':
+        jobs.inc({ outcome: ev.outcome });
+        return;
+      case 'connectionLost':
+        connectionsLost.inc();
+        return;
+      case 'processExited':
+        processExits.inc({ failed: String(ev.failed) });
+        return;
+      default:
+        return;
+    }
+  });
+
+  let disposed = false;
+  return {
+    registry,
+    text: () => registry.metrics(),
+    dispose: () => {
+      if (disposed) return;
+      disposed = true;
+      sub.unsubscribe();
+      askedAt.clear();
+      registry.clear();
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * The `/worker` document: what an operator or a probe reads to know which worker this is and
+ * what it holds. Keys follow LiveKit's `/worker` (snake_case, `protocol_version: 1`) so tools
+ * written for its frameworks read it too; `status`, `jobs` and `idle_processes` are ours.
+ */
+import type { WorkerContext } from '../../machines/worker.context.ts';
+import { WorkerType } from '../options.ts';
+import { VERSION } from '../version.ts';
+import type { Worker } from '../worker/worker.ts';
+
+export interface WorkerInfo {
+  id: string | null;
+  agent_name: string;
+  status: string;
+  load: number;
+  worker_type: 'JT_ROOM' | 'JT_PUBLISHER';
+  active_jobs: number;
+  jobs: {
+    id: string;
+    room: string;
+    participant_identity: string | null;
+    phase: string;
+    pid: number | null;
+  }[];
+  idle_processes: number;
+  processes: number;
+  version: string;
+  sdk_version: string;
+  project_type: 'nodejs';
+  protocol_version: 1;
+}
+
+/** Processes by phase, from the worker chart's context (zeros before `run()`). */
+export function processCounts(
+  worker: Worker,
+): Record<'prewarming' | 'idle' | 'running' | 'exiting', number> {
+  const counts = { prewarming: 0, idle: 0, running: 0, exiting: 0 };
+  const ctx: WorkerContext | undefined = worker.actor?.getSnapshot().context;
+  for (const p of Object.values(ctx?.procs ?? {})) counts[p.phase] += 1;
+  return counts;
+}
+
+export function workerInfo(worker: Worker): WorkerInfo {
+  const procs = processCounts(worker);
+  const jobs = worker.activeJobs.map((j) => ({
+    id: j.id,
+    room: j.roomName,
+    participant_identity: j.participantIdentity ?? null,
+    phase: j.phase,
+    pid: j.pid ?? null,
+  }));
+  return {
+    id: worker.id ?? null,
+    agent_name: worker.resolvedOptions?.agentName ?? worker.options.agentName,
+    status: worker.status,
+    load: worker.load,
+    worker_type: worker.options.workerType === WorkerType.PUBLISHER ? 'JT_PUBLISHER' : 'JT_ROOM',
+    active_jobs: jobs.length,
+    jobs,
+    idle_processes: procs.idle,
+    processes: procs.prewarming + procs.idle + procs.running + procs.exiting,
+    version: VERSION,
+    sdk_version: VERSION,
+    project_type: 'nodejs',
+    protocol_version: 1,
+  };
+}
