@@ -52,7 +52,8 @@ async function worker(label: string, agentName: string, args: string[] = []) {
 
 describe('draining on a real server', () => {
   it('on SIGTERM takes no new job, lets the running job finish, then exits 0', async () => {
-    const draining = await worker('draining', 'drain');
+    // DEBUG shows the status it reports to the server.
+    const draining = await worker('draining', 'drain', ['--log-level', 'DEBUG']);
     const alice = await joinRoom(server, { room: 'drain-1', identity: 'alice' });
     await dispatches.createDispatch('drain-1', 'drain');
     const running = await jobReport(draining, 'drain-1');
@@ -60,15 +61,24 @@ describe('draining on a real server', () => {
     const spare = await worker('spare', 'drain');
 
     draining.child.kill('SIGTERM');
+    const drainAt = draining.records.length;
     await draining.waitForLog(
       (r) => String(r.message).startsWith('SIGTERM received: draining'),
       'drain',
+    );
+    // It tells the server at once that it is full…
+    await draining.waitForLog(
+      (r) =>
+        draining.records.indexOf(r) >= drainAt &&
+        r.message === 'status reported' &&
+        r.status === 'full',
+      'a full status report after SIGTERM',
     );
 
     await joinRoom(server, { room: 'drain-2', identity: 'bob' });
     await dispatches.createDispatch('drain-2', 'drain');
     const next = await jobReport(spare, 'drain-2');
-    // The new job went elsewhere: the draining worker accepted only its first job, ever.
+    // …so the new job went elsewhere: the draining worker was not even offered it.
     expect(
       answers(draining)
         .filter((r) => r.message === 'job accepted')
@@ -90,7 +100,7 @@ describe('draining on a real server', () => {
       /^(every participant left|room disconnected \(ROOM_CLOSED\)|terminated by the server)$/,
     );
     expect(await withDeadline(draining.exited, 15_000, 'the drained worker exiting')).toBe(0);
-    expect(draining.records.at(-1)).toMatchObject({ message: 'worker stopped' });
+    expect(draining.records).toContainEqual(expect.objectContaining({ message: 'worker stopped' }));
   });
 
   it('past --drain-timeout ends the running job, reports it, and exits 0', async () => {
