@@ -8,7 +8,7 @@ export const TITLE_HEIGHT = 26;
 export const LINE_HEIGHT = 16;
 
 const NARROW = new Set('iljtfrI.,:;!|()[] \'"');
-const WIDE = new Set('mwMW@%');
+const WIDE = new Set('mwMW@%→');
 
 /** Approximate advance width of `text` at `size` px in a common sans-serif font. */
 export function textWidth(text: string, size: number, bold = false): number {

@@ -92,7 +92,8 @@ function procDetail(store, actor) {
   const pid = proc?.pid ?? own?.pid;
   const jobId = proc?.jobId ?? own?.job?.jobId ?? own?.job?.id;
   const room = jobId ? ctx?.jobs?.[jobId]?.job?.room?.name : undefined;
-  return [pid ? `pid ${pid}` : 'pid –', jobId ? `job ${jobId}` : '', room ? `room ${room}` : '']
+  // The room first: it is what a developer recognises; job ids are long and get cut off.
+  return [pid ? `pid ${pid}` : 'pid –', room ? `room ${room}` : '', jobId ? `job ${jobId}` : '']
     .filter(Boolean)
     .join(' · ');
 }
