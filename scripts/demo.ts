@@ -45,7 +45,7 @@ async function ensureServer(): Promise<{
     );
   });
   process.env.LIVEKIT_SERVER_BIN = bin;
-  const server: LiveKitServer = await startLiveKitServer({ name: 'demo', targetLoad: 1 });
+  const server: LiveKitServer = await startLiveKitServer({ name: 'demo', targetLoad: 2 });
   say(`livekit-server is up at ${server.url} (log: ${server.logFile})`);
   return server;
 }
@@ -54,7 +54,13 @@ async function main(): Promise<void> {
   const server = await ensureServer();
   const agent = spawn(
     process.execPath,
-    [`${root}/bin/agent.js`, 'dev', `${root}/examples/echo-agent.ts`, '--load-threshold', '1'],
+    [
+      `${root}/bin/agent.js`,
+      'dev',
+      `${root}/examples/echo-agent.ts`,
+      '--load-threshold',
+      'Infinity',
+    ],
     {
       env: {
         ...process.env,

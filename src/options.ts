@@ -99,7 +99,10 @@ export interface WorkerOptionsInit {
   workerType?: WorkerType;
   /** Current load in [0, 1]. Default: CPU utilisation over a 5 s window (cgroup aware). */
   loadFnc?: (worker: WorkerLoadView) => number | Promise<number>;
-  /** At or above this load the worker reports itself full. Default 0.7. */
+  /**
+   * At or above this load the worker reports itself full. Default 0.7. `Infinity` never reports
+   * full because of load (the server still gates on the load itself: see README).
+   */
   loadThreshold?: number;
   /** A non-empty name enables explicit dispatch only. Default `''` (automatic dispatch). */
   agentName?: string;
@@ -174,7 +177,7 @@ export class WorkerOptions {
       throw new InvalidOptionError('workerType', 'must be WorkerType.ROOM or WorkerType.PUBLISHER');
     }
     this.workerType = workerType;
-    this.loadThreshold = num('loadThreshold', init.loadThreshold, 0.7, 0, 1, 'a number in [0, 1]');
+    this.loadThreshold = threshold('loadThreshold', init.loadThreshold, 0.7);
     this.agentName = str('agentName', init.agentName) ?? '';
     this.numIdleProcesses =
       init.numIdleProcesses === undefined
@@ -301,7 +304,7 @@ export function resolveOptions(
     host: o.host ?? opts.host,
     loadThreshold:
       o.loadThreshold !== undefined
-        ? num('loadThreshold', o.loadThreshold, 0, 0, 1, 'a number in [0, 1]')
+        ? threshold('loadThreshold', o.loadThreshold, 0.7)
         : opts.loadThreshold,
     agentModule: agentModuleFrom(o.agentModule ?? opts.agentModule),
     numIdleProcesses,
@@ -340,6 +343,12 @@ function checkUrl(name: string, value: string): void {
       `expected ws://, wss://, http:// or https://, got ${url.protocol}//`,
     );
   }
+}
+
+/** A load threshold: a number in [0, 1], or `Infinity` to never be full because of load. */
+function threshold(name: string, value: number | undefined, dflt: number): number {
+  if (value === Infinity) return Infinity;
+  return num(name, value, dflt, 0, 1, 'a number in [0, 1], or Infinity');
 }
 
 function fn<T>(name: string, value: T | undefined, required: boolean): T | undefined {

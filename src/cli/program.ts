@@ -199,7 +199,8 @@ function numberFlag(flags: Flags, name: string): number | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : v === true || v === '' ? NaN : Number(v);
-  if (!Number.isFinite(n))
+  // `Infinity` is a number here (e.g. `--load-threshold Infinity`); ranges are the options' job.
+  if (Number.isNaN(n))
     throw new InvalidOptionError(`--${name}`, `expected a number, got ${String(v)}`);
   return n;
 }

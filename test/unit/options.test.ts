@@ -71,6 +71,13 @@ describe('WorkerOptions', () => {
     expect(invalid(init).option).toBe(option);
   });
 
+  it('accepts Infinity as a load threshold that never reports full because of load', () => {
+    expect(new WorkerOptions({ entrypointFnc, loadThreshold: Infinity }).loadThreshold).toBe(
+      Infinity,
+    );
+    expect(invalid({ loadThreshold: 2 }).option).toBe('loadThreshold');
+  });
+
   it('honours an explicit 0', () => {
     const o = new WorkerOptions({
       entrypointFnc,
