@@ -1,0 +1,62 @@
+/* global performance, Buffer, process, TextEncoder */
+/**
+ * The bench agent on @livekit/agents (agents-js), in its documented style: a default export from
+ * `defineAgent`, and `cli.runApp(new ServerOptions({ agent: <this file> }))`. The bench copies
+ * this file into bench/peers/js/ (so `@livekit/agents` resolves there) and runs
+ * `node bench/peers/js/agent.mjs start`.
+ */
+import { cli, defineAgent, ServerOptions } from '@livekit/agents';
+import { ServerMessage } from '@livekit/protocol';
+import { RoomEvent } from '@livekit/rtc-node';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+
+const nowMs = () => performance.timeOrigin + performance.now();
+
+// Bench-only: one stdout line per JobAssignment frame, before the framework handles it.
+const emit = WebSocket.prototype.emit;
+WebSocket.prototype.emit = function (event, ...args) {
+  if (event === 'message' && args[0] instanceof Buffer) {
+    const t = nowMs();
+    try {
+      const msg = ServerMessage.fromBinary(args[0]);
+      if (msg.message.case === 'assignment') {
+        const jobId = msg.message.value.job?.id;
+        process.stdout.write(JSON.stringify({ bench: 'assignment', jobId, t }) + '\n');
+      }
+    } catch {
+      // not a server message
+    }
+  }
+  return emit.call(this, event, ...args);
+};
+
+export default defineAgent({
+  entry: async (ctx) => {
+    const entryAt = nowMs();
+    await ctx.connect();
+    const user = await ctx.waitForParticipant();
+    ctx.room.on(RoomEvent.ParticipantDisconnected, (p) => {
+      if (p.identity === user.identity) ctx.shutdown(`${user.identity} left`);
+    });
+    const payload = { framework: 'agents-js', jobId: ctx.job.id, entryAt, pid: process.pid };
+    await ctx.room.localParticipant.publishData(new TextEncoder().encode(JSON.stringify(payload)), {
+      reliable: true,
+      topic: 'bench',
+      destination_identities: [user.identity],
+    });
+  },
+});
+
+cli.runApp(
+  new ServerOptions({
+    agent: fileURLToPath(import.meta.url),
+    agentName: process.env.BENCH_AGENT_NAME ?? 'bench-agents-js',
+    numIdleProcesses: Number(process.env.BENCH_IDLE ?? 4),
+    loadThreshold: Number(process.env.BENCH_LOAD_THRESHOLD ?? 1),
+    port: Number(process.env.BENCH_HTTP_PORT ?? 8081),
+    requestFunc: async (req) => {
+      await req.accept('bench', `agent-${req.id}`);
+    },
+  }),
+);

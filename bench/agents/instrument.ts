@@ -1,0 +1,40 @@
+/**
+ * Bench-only instrumentation for Node workers (agentstate and @livekit/agents both speak to the
+ * server through the `ws` package): prints one JSON line `{"bench":"assignment",jobId,t}` to
+ * stdout when a `JobAssignment` frame arrives on the worker's socket, before the framework
+ * handles it. Used for the "assignment → entrypoint called" figure. The agents-js fixture carries
+ * its own copy (it resolves `ws` and `@livekit/protocol` from bench/peers/js).
+ */
+import { ServerMessage } from '@livekit/protocol';
+import { WebSocket } from 'ws';
+
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+let installed = false;
+
+export function instrumentAssignments(): void {
+  if (installed) return;
+  installed = true;
+  const emit = WebSocket.prototype.emit;
+  WebSocket.prototype.emit = function (
+    this: WebSocket,
+    event: string | symbol,
+    ...args: unknown[]
+  ) {
+    if (event === 'message' && args[0] instanceof Buffer) {
+      const t = nowMs();
+      try {
+        const msg = ServerMessage.fromBinary(args[0]);
+        if (msg.message.case === 'assignment') {
+          const jobId = msg.message.value.job?.id;
+          process.stdout.write(JSON.stringify({ bench: 'assignment', jobId, t }) + '\n');
+        }
+      } catch {
+        // not a server message
+      }
+    }
+    return emit.call(this, event, ...args);
+  } as typeof emit;
+}

@@ -1,0 +1,54 @@
+"""The bench agent on livekit-agents (Python), in its documented style: an AgentServer with one
+rtc_session, run as `python -m livekit.agents start bench/agents/livekit_agents_py.py`.
+
+Joins the room, publishes one data message (with the time its entrypoint was called), and ends
+its job when the participant it served leaves.
+"""
+
+import json
+import os
+import sys
+import time
+
+from livekit import rtc
+from livekit.agents import AgentServer, JobContext, JobRequest
+
+server = AgentServer(
+    num_idle_processes=int(os.environ.get("BENCH_IDLE", "4")),
+    load_threshold=float(os.environ.get("BENCH_LOAD_THRESHOLD", "1")),
+    port=int(os.environ.get("BENCH_HTTP_PORT", "8081")),
+)
+
+# Bench-only: one stdout line per JobAssignment, as the worker starts handling it.
+_handle_assignment = AgentServer._handle_assignment
+
+
+def _instrumented(self, assignment):  # type: ignore[no-untyped-def]
+    t = time.time() * 1000
+    sys.stdout.write(json.dumps({"bench": "assignment", "jobId": assignment.job.id, "t": t}) + "\n")
+    sys.stdout.flush()
+    return _handle_assignment(self, assignment)
+
+
+AgentServer._handle_assignment = _instrumented  # type: ignore[method-assign]
+
+
+async def on_request(req: JobRequest) -> None:
+    await req.accept(name="bench", identity=f"agent-{req.id}")
+
+
+@server.rtc_session(agent_name=os.environ.get("BENCH_AGENT_NAME", "bench-py"), on_request=on_request)
+async def entrypoint(ctx: JobContext) -> None:
+    entry_at = time.time() * 1000
+    await ctx.connect()
+    user = await ctx.wait_for_participant()
+
+    def on_disconnected(p: rtc.RemoteParticipant) -> None:
+        if p.identity == user.identity:
+            ctx.shutdown(f"{user.identity} left")
+
+    ctx.room.on("participant_disconnected", on_disconnected)
+    payload = {"framework": "livekit-agents", "jobId": ctx.job.id, "entryAt": entry_at, "pid": os.getpid()}
+    await ctx.room.local_participant.publish_data(
+        json.dumps(payload), reliable=True, topic="bench", destination_identities=[user.identity]
+    )

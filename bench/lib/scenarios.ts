@@ -1,0 +1,84 @@
+/**
+ * One bench job as a user sees it: join a room, ask the server for the framework's agent, see the
+ * agent join, get its data message, leave.
+ */
+import { ParticipantKind, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import { AgentDispatchClient } from 'livekit-server-sdk';
+import { joinRoom, withDeadline } from '../../test/support/participants.ts';
+import type { ServerCreds, WorkerHandle } from './workers.ts';
+
+export const nowMs = (): number => performance.timeOrigin + performance.now();
+
+export interface JobTiming {
+  ok: boolean;
+  error?: string;
+  /** createDispatch sent → agent participant visible to the user. */
+  dispatchToJoinedMs?: number;
+  /** createDispatch sent → the agent's entrypoint called (agent's clock, same machine). */
+  dispatchToEntryMs?: number;
+  /** JobAssignment frame at the worker → entrypoint called. */
+  assignmentToEntryMs?: number;
+  /** createDispatch sent → the agent's data message received. */
+  dispatchToDataMs?: number;
+}
+
+interface Payload {
+  framework: string;
+  jobId: string;
+  entryAt: number;
+  pid: number;
+}
+
+export interface JobDeps {
+  server: ServerCreds & { httpUrl: string };
+  dispatch: AgentDispatchClient;
+}
+
+let seq = 0;
+
+export async function runOneJob(
+  deps: JobDeps,
+  worker: WorkerHandle,
+  tag: string,
+  timeoutMs = 20_000,
+  /** Also wait until the user sees the agent participant (false: the data message is enough). */
+  waitForJoin = true,
+): Promise<JobTiming> {
+  const room = `${tag}-${worker.framework}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+  const user = await joinRoom(deps.server, { room, identity: 'user', timeoutMs: 15_000 });
+  try {
+    let onJoin: ((p: RemoteParticipant) => void) | undefined;
+    const joined = new Promise<number>((done) => {
+      onJoin = (p) => {
+        if (p.kind === ParticipantKind.AGENT) done(nowMs());
+      };
+      user.room.on(RoomEvent.ParticipantConnected, onJoin);
+    });
+    const data = new Promise<{ at: number; payload: Payload }>((done) => {
+      user.room.on(RoomEvent.DataReceived, (payload, _from, _kind, topic) => {
+        if (topic !== 'bench') return;
+        done({ at: nowMs(), payload: JSON.parse(new TextDecoder().decode(payload)) as Payload });
+      });
+    });
+    const t0 = nowMs();
+    await deps.dispatch.createDispatch(room, worker.agentName);
+    const [joinedAt, got] = await withDeadline(
+      Promise.all([waitForJoin ? joined : Promise.resolve(Number.NaN), data]),
+      timeoutMs,
+      `${worker.framework} agent in ${room}`,
+    );
+    if (onJoin) user.room.off(RoomEvent.ParticipantConnected, onJoin);
+    const assignedAt = await worker.waitForAssignment(got.payload.jobId, 2_000);
+    return {
+      ok: true,
+      dispatchToJoinedMs: waitForJoin ? joinedAt - t0 : undefined,
+      dispatchToEntryMs: got.payload.entryAt - t0,
+      assignmentToEntryMs: assignedAt === undefined ? undefined : got.payload.entryAt - assignedAt,
+      dispatchToDataMs: got.at - t0,
+    };
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    await user.leave().catch(() => undefined);
+  }
+}

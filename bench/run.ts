@@ -1,0 +1,476 @@
+/**
+ * agentstate vs @livekit/agents (agents-js) vs livekit-agents (Python), on one livekit-server.
+ *
+ *   npm run bench               # full run (~15 min)
+ *   npm run bench -- --quick    # short run (< 10 min); this is what bench/results/ holds
+ *
+ * The same minimal agent (bench/agents/) runs on each framework: join the room, publish one data
+ * message, end when the participant leaves. The three workers run side by side on one server, each
+ * with its own agent name (explicit dispatch), 4 warm idle processes and a load threshold of 1
+ * (server target_load 1), so the figures measure dispatch rather than the CPU gate. Runs are
+ * interleaved framework by framework so background noise hits all three alike.
+ *
+ * `--ref <commit>` benchmarks agentstate as committed at <commit> (exported with `git archive` to a
+ * temp dir that borrows this repo's node_modules) instead of the working tree, e.g. while the
+ * working tree is mid-edit; the bench's own code always comes from the working tree.
+ * AGENTSTATE_ROOT=<dir> points at such a tree directly.
+ */
+import './lib/quiet-rtc.ts';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { LIVEKIT_SERVER_VERSION, startLiveKitServer } from '../test/support/livekit-server.ts';
+import { runBurst, startWebhookSink, type BurstResult } from './lib/burst.ts';
+import { runChurnSlice, type ChurnSlice } from './lib/churn.ts';
+import { sampleIdle, waitForTreeSize, type IdleSample } from './lib/idle.ts';
+import {
+  ensureAgentsJs,
+  ensureLiveKitAgentsPy,
+  placeAgentstateFixture,
+  pythonOf,
+  readPins,
+  type PeerInstall,
+} from './lib/peers.ts';
+import { processTree } from './lib/procfs.ts';
+import { withRatios, writeReport, type Figure, type Value } from './lib/report.ts';
+import { runOneJob, type JobTiming } from './lib/scenarios.ts';
+import { summarize } from './lib/stats.ts';
+import { FRAMEWORKS, startWorker, type Framework, type WorkerHandle } from './lib/workers.ts';
+
+const quick = process.argv.includes('--quick');
+const cfg = quick
+  ? { latencyRounds: 10, idleWindowMs: 15_000, bursts: 1, churnSlices: 2, churnSliceMs: 15_000 }
+  : { latencyRounds: 40, idleWindowMs: 30_000, bursts: 2, churnSlices: 4, churnSliceMs: 20_000 };
+const IDLE_PROCESSES = 4;
+const BURST_SIZE = 50;
+const BURST_DEADLINE_MS = 40_000;
+const CHURN_CONCURRENCY = 4;
+
+const METHOD = [
+  'One livekit-server (v1.13.5, --dev, loopback, agents.target_load 1) and three workers side by side, each with its own agent name (explicit dispatch), 4 warm idle processes, load threshold 1, production mode (`start`).',
+  'Latency jobs: a user joins a fresh room, the bench calls createDispatch, waits for the agent participant and its data message, then leaves; frameworks interleaved job by job in rotating order, 0.5 s apart.',
+  'Bursts and churn slices run one framework at a time, rotating the order; the others stay idle (and registered).',
+  'The machine has 2 cores and other engineers may be running test suites on it at the same time: figures are noisy, interleaving spreads the noise over all three alike; compare ratios rather than absolute numbers.',
+  'Instrumentation is in the bench fixtures only (bench/agents/): the entrypoint stamps its start time into the data message; Node workers print a line when a JobAssignment frame reaches their `ws` socket, Python when AgentServer._handle_assignment is entered. No framework code is changed.',
+  'Peers run their documented production entry points: `node agent.mjs start` (cli.runApp + ServerOptions, defineAgent) and `python -m livekit.agents start agent.py` (AgentServer + rtc_session).',
+];
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(benchDir, '..');
+const refArg = process.argv.indexOf('--ref');
+const ref = refArg > 0 ? process.argv[refArg + 1] : undefined;
+const agentstateRoot = ref ? exportRef(ref) : resolve(process.env.AGENTSTATE_ROOT ?? repoRoot);
+const agentstateVersion = ref
+  ? `${ref} = ${git('rev-parse', '--short', ref)}`
+  : agentstateRoot === repoRoot
+    ? `working tree at ${git('describe', '--always', '--dirty')}`
+    : agentstateRoot;
+const startedAt = Date.now();
+const log = (s: string) =>
+  console.log(`[bench +${Math.round((Date.now() - startedAt) / 1000)}s] ${s}`);
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+/** Framework order for run `i`: rotated so none is always first after a pause. */
+const rotated = <T>(xs: T[], i: number): T[] => xs.map((_, k) => xs[(k + i) % xs.length]!);
+
+// ---- peers --------------------------------------------------------------------------------------
+const pins = readPins(benchDir);
+placeAgentstateFixture(benchDir, agentstateRoot);
+const installs: Record<Exclude<Framework, 'agentstate'>, PeerInstall> = {
+  'agents-js': ensureAgentsJs(benchDir, pins, log),
+  'livekit-agents': ensureLiveKitAgentsPy(benchDir, pins, log),
+};
+const unavailable = new Map<Framework, string>();
+for (const [fw, inst] of Object.entries(installs) as [Framework, PeerInstall][]) {
+  if (!inst.ok) unavailable.set(fw, inst.error ?? 'install failed');
+}
+
+// ---- server, webhooks, workers -----------------------------------------------------------------
+const sink = await startWebhookSink();
+const server = await startLiveKitServer({
+  name: 'bench',
+  targetLoad: 1,
+  extraConfigYaml: [
+    'webhook:',
+    `  api_key: devkey`,
+    '  urls:',
+    `    - http://127.0.0.1:${sink.port}/`,
+  ].join('\n'),
+});
+log(`livekit-server ${LIVEKIT_SERVER_VERSION} at ${server.url}`);
+const dispatch = new AgentDispatchClient(server.httpUrl, server.apiKey, server.apiSecret);
+const roomService = new RoomServiceClient(server.httpUrl, server.apiKey, server.apiSecret);
+const deps = { server, dispatch };
+
+const workers = new Map<Framework, WorkerHandle>();
+const registrationMs: Partial<Record<Framework, number>> = {};
+let cleanedUp = false;
+async function cleanup(): Promise<void> {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  for (const w of workers.values()) await w.stop().catch(() => undefined);
+  await server.stop().catch(() => undefined);
+  await sink.close().catch(() => undefined);
+}
+process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+try {
+  for (const fw of FRAMEWORKS) {
+    if (unavailable.has(fw)) continue;
+    const t = Date.now();
+    try {
+      const w = await startWorker(fw, {
+        repoRoot,
+        agentstateRoot,
+        benchDir,
+        server,
+        idleProcesses: IDLE_PROCESSES,
+        httpPort: await freePort(), // each worker's health server on its own free port
+      });
+      workers.set(fw, w);
+      registrationMs[fw] = Date.now() - t;
+      log(`${fw} worker registered in ${registrationMs[fw]} ms (pid ${w.pid})`);
+    } catch (error) {
+      unavailable.set(fw, `worker did not start: ${(error as Error).message.slice(0, 500)}`);
+      log(`${fw} unavailable: ${(error as Error).message.slice(0, 500)}`);
+    }
+  }
+  const active = FRAMEWORKS.filter((fw) => workers.has(fw));
+
+  // ---- warm-up, idle cost -----------------------------------------------------------------------
+  log('warming up (idle processes prewarm)');
+  await sleep(10_000);
+  const baseline = new Map<Framework, number>();
+  for (let i = 0; i < 40; i++) {
+    const sizes = active.map((fw) => processTree(workers.get(fw)!.pid).length);
+    await sleep(1_000);
+    const again = active.map((fw) => processTree(workers.get(fw)!.pid).length);
+    if (sizes.every((s, k) => s === again[k])) {
+      active.forEach((fw, k) => baseline.set(fw, again[k]!));
+      break;
+    }
+  }
+  log(`idle trees: ${active.map((fw) => `${fw} ${baseline.get(fw)} processes`).join(', ')}`);
+  log(`sampling idle cost for ${cfg.idleWindowMs / 1000} s (all workers at once)`);
+  const idle = new Map<Framework, IdleSample>();
+  await Promise.all(
+    active.map(async (fw) =>
+      idle.set(fw, await sampleIdle(fw, workers.get(fw)!.pid, cfg.idleWindowMs)),
+    ),
+  );
+
+  // ---- latency, interleaved ----------------------------------------------------------------------
+  log(`latency: ${cfg.latencyRounds} rounds × ${active.length} frameworks, interleaved`);
+  const timings = new Map<Framework, JobTiming[]>(active.map((fw) => [fw, []]));
+  for (let r = 0; r < cfg.latencyRounds; r++) {
+    for (const fw of rotated(active, r)) {
+      timings.get(fw)!.push(await runOneJob(deps, workers.get(fw)!, 'lat'));
+      await sleep(500);
+    }
+  }
+  for (const fw of active) {
+    const failed = timings.get(fw)!.filter((t) => !t.ok);
+    if (failed.length) log(`${fw}: ${failed.length} latency jobs failed: ${failed[0]!.error}`);
+  }
+  await settle(active, baseline, 20_000);
+
+  // ---- churn, interleaved slices -----------------------------------------------------------------
+  const churn = new Map<Framework, ChurnSlice[]>(active.map((fw) => [fw, []]));
+  for (let s = 0; s < cfg.churnSlices; s++) {
+    for (const fw of rotated(active, s)) {
+      const slice = await runChurnSlice(
+        deps,
+        workers.get(fw)!,
+        cfg.churnSliceMs,
+        CHURN_CONCURRENCY,
+      );
+      churn.get(fw)!.push(slice);
+      log(
+        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed`,
+      );
+      await settle([fw], baseline, 20_000);
+    }
+  }
+
+  // ---- burst (last: it can leave a framework's pool in backoff) -------------------------------------------------------------------------------------
+  const bursts = new Map<Framework, (BurstResult & { recoveredMs?: number })[]>(
+    active.map((fw) => [fw, []]),
+  );
+  for (let b = 0; b < cfg.bursts; b++) {
+    for (const fw of rotated(active, b)) {
+      log(`burst ${b + 1}: ${BURST_SIZE} dispatches at once to ${fw}`);
+      const res = await runBurst(
+        workers.get(fw)!,
+        { dispatch, rooms: roomService, sink, serverLog: server.logFile },
+        BURST_SIZE,
+        BURST_DEADLINE_MS,
+        `burst${b}`,
+      );
+      const t = Date.now();
+      const recovered = await waitForTreeSize(workers.get(fw)!.pid, baseline.get(fw)!, 90_000);
+      bursts.get(fw)!.push({ ...res, recoveredMs: recovered ? Date.now() - t : undefined });
+      log(
+        `${fw}: ${JSON.stringify(res)}; back to its warm pool ${recovered ? `in ${Date.now() - t} ms` : 'NOT within 90 s'}`,
+      );
+      await sleep(3_000);
+    }
+  }
+
+  // ---- report ------------------------------------------------------------------------------------
+  const figures = buildFigures(active, idle, timings, bursts, churn);
+  const resultsDir = join(benchDir, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeReport(resultsDir, {
+    generatedAt: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    durationSeconds: Math.round((Date.now() - startedAt) / 1000),
+    machine: {
+      cpus: availableParallelism(),
+      cpuModel: cpus()[0]?.model,
+      memoryGb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      python: spawnSync(pythonOf(benchDir), ['--version'], { encoding: 'utf8' }).stdout?.trim(),
+      sharedMachine:
+        'other test suites may run concurrently; frameworks are interleaved run by run',
+    },
+    versions: {
+      agentstate: agentstateVersion,
+      '@livekit/agents': installs['agents-js'].versions['@livekit/agents'] ?? 'n/a',
+      'livekit-agents': installs['livekit-agents'].versions['livekit-agents'] ?? 'n/a',
+      'livekit-server': LIVEKIT_SERVER_VERSION,
+    },
+    method: METHOD,
+    figures,
+    raw: {
+      config: {
+        ...cfg,
+        idleProcesses: IDLE_PROCESSES,
+        burstSize: BURST_SIZE,
+        churnConcurrency: CHURN_CONCURRENCY,
+      },
+      registrationMs,
+      unavailable: Object.fromEntries(unavailable),
+      idle: Object.fromEntries(idle),
+      bursts: Object.fromEntries(bursts),
+      churn: Object.fromEntries(churn),
+      latencyFailures: Object.fromEntries(
+        active.map((fw) => [
+          fw,
+          timings
+            .get(fw)!
+            .filter((t) => !t.ok)
+            .map((t) => t.error),
+        ]),
+      ),
+    },
+  });
+  log(`wrote ${join(resultsDir, 'latest.json')} and latest.md`);
+} finally {
+  await cleanup();
+}
+process.exit(0);
+
+// ---- helpers -------------------------------------------------------------------------------------
+function git(...args: string[]): string {
+  return spawnSync('git', ['-C', repoRoot, ...args], { encoding: 'utf8' }).stdout.trim();
+}
+
+/** `git archive <ref>` into a temp dir, with this repo's node_modules linked in. */
+function exportRef(commit: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'agentstate-bench-'));
+  const res = spawnSync(
+    'sh',
+    ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', repoRoot, commit, dir],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (res.status !== 0) throw new Error(`cannot export ${commit}: ${res.stderr}`);
+  symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
+  return dir;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((done, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? done(a.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+async function settle(
+  fws: Framework[],
+  baseline: Map<Framework, number>,
+  timeoutMs: number,
+): Promise<void> {
+  await Promise.all(
+    fws.map((fw) => waitForTreeSize(workers.get(fw)!.pid, baseline.get(fw)!, timeoutMs)),
+  );
+}
+
+function buildFigures(
+  active: Framework[],
+  idle: Map<Framework, IdleSample>,
+  timings: Map<Framework, JobTiming[]>,
+  bursts: Map<Framework, BurstResult[]>,
+  churn: Map<Framework, ChurnSlice[]>,
+): Figure[] {
+  const per = (pick: (fw: Framework) => Value | undefined): Record<Framework, Value> =>
+    Object.fromEntries(
+      FRAMEWORKS.map((fw) => {
+        const why = unavailable.get(fw);
+        if (why || !active.includes(fw)) return [fw, { unavailable: why ?? 'not run' }];
+        return [fw, pick(fw) ?? { unavailable: 'not measurable' }];
+      }),
+    ) as Record<Framework, Value>;
+  const latency = (key: keyof JobTiming) => (fw: Framework) =>
+    summarize(
+      timings
+        .get(fw)!
+        .map((t) => t[key])
+        .filter((x): x is number => typeof x === 'number' && Number.isFinite(x)),
+    );
+  const burstStat = (key: keyof BurstResult) => (fw: Framework) =>
+    summarize(
+      bursts
+        .get(fw)!
+        .map((b) => b[key])
+        .filter((x): x is number => typeof x === 'number'),
+    );
+  const idleVal = (pick: (s: IdleSample) => number) => (fw: Framework) => {
+    const s = idle.get(fw);
+    return s ? { value: pick(s) } : undefined;
+  };
+  const R = cfg.latencyRounds;
+  return [
+    withRatios({
+      id: 'dispatch_to_agent_visible',
+      figure: 'dispatch → agent visible to the user',
+      unit: 'ms',
+      better: 'lower',
+      runs: R,
+      frameworks: per(latency('dispatchToJoinedMs')),
+      note:
+        'createDispatch sent → the user (already in the room) gets ParticipantConnected for the agent. ' +
+        'Dominated by livekit-server: it announces the agent ~2.5 s after the agent has joined and already sent data (see the next figure), identically for all three.',
+    }),
+    withRatios({
+      id: 'dispatch_to_agent_data',
+      figure: "dispatch → agent's data message received",
+      unit: 'ms',
+      better: 'lower',
+      runs: R,
+      frameworks: per(latency('dispatchToDataMs')),
+      note: 'createDispatch sent → the user receives the data message the agent publishes right after connecting and seeing the user: the agent is in the room and working.',
+    }),
+    withRatios({
+      id: 'dispatch_to_entrypoint',
+      figure: 'dispatch → entrypoint called',
+      unit: 'ms',
+      better: 'lower',
+      runs: R,
+      frameworks: per(latency('dispatchToEntryMs')),
+      note: 'createDispatch sent (bench clock) → first line of the entrypoint (agent clock; same machine). Includes the server offer, the availability answer, the assignment and the hand-off to a warm process.',
+    }),
+    withRatios({
+      id: 'assignment_to_entrypoint',
+      figure: 'assignment → entrypoint called',
+      unit: 'ms',
+      better: 'lower',
+      runs: R,
+      frameworks: per(latency('assignmentToEntryMs')),
+      note:
+        'JobAssignment frame at the worker → first line of the entrypoint in the warm job process. Node workers: the frame as the `ws` socket emits it, before the framework sees it (bench/agents/instrument.ts); ' +
+        'Python: at the entry of AgentServer._handle_assignment (after aiohttp and protobuf decoding, so a fraction of a millisecond in its favour).',
+    }),
+    withRatios({
+      id: 'burst_served',
+      figure: `burst of ${BURST_SIZE}: agents joined`,
+      unit: 'count',
+      better: 'higher',
+      runs: cfg.bursts,
+      frameworks: per(burstStat('served')),
+      note: `${BURST_SIZE} createDispatch calls at once to fresh rooms (no users in them), ${IDLE_PROCESSES} warm processes; agent joins seen by the server (participant_joined webhooks) within ${BURST_DEADLINE_MS / 1000} s. raw.bursts has assignments and why jobs were lost.`,
+    }),
+    withRatios({
+      id: 'burst_time_to_last_join',
+      figure: `burst of ${BURST_SIZE}: time to the last agent join`,
+      unit: 'ms',
+      better: 'lower',
+      runs: cfg.bursts,
+      frameworks: per(burstStat('timeToLastJoinMs')),
+      note: 'Over the agents that did join within the deadline: read it together with the served count (a framework that serves few agents can finish early).',
+    }),
+    withRatios({
+      id: 'burst_answered_in_window',
+      figure: `burst of ${BURST_SIZE}: availability answered inside the 3 s window`,
+      unit: 'count',
+      better: 'higher',
+      runs: cfg.bursts,
+      frameworks: per(burstStat('answeredInWindow')),
+      note: 'dispatches − offers the server dropped for lack of an answer within ~3 s ("failed to assign job" in its log) − dispatches it found no available worker for.',
+    }),
+    withRatios({
+      id: 'idle_worker_rss',
+      figure: 'idle: worker process RSS',
+      unit: 'MB',
+      better: 'lower',
+      runs: 1,
+      frameworks: per(idleVal((s) => s.workerRssMb)),
+    }),
+    withRatios({
+      id: 'idle_process_rss',
+      figure: 'idle: RSS of each warm idle process',
+      unit: 'MB',
+      better: 'lower',
+      runs: 1,
+      frameworks: per((fw) => summarize(idle.get(fw)?.idleProcessRssMb ?? [])),
+      note:
+        'Distribution over the warm processes. Python forks them from a forkserver, so much of their RSS is shared copy-on-write (see the PSS figure); agents-js also keeps an inference process ' +
+        'and Python a forkserver and a resource tracker beside the warm processes (raw.idle.*.helpers).',
+    }),
+    withRatios({
+      id: 'idle_tree_pss',
+      figure: 'idle: whole worker tree PSS (worker + warm processes + helpers)',
+      unit: 'MB',
+      better: 'lower',
+      runs: 1,
+      frameworks: per(idleVal((s) => s.treePssMb)),
+      note: 'Proportional set size summed over every process the worker started: what the deployment really costs in memory.',
+    }),
+    withRatios({
+      id: 'idle_worker_cpu',
+      figure: 'idle: worker CPU',
+      unit: '% of one core',
+      better: 'lower',
+      runs: 1,
+      frameworks: per(idleVal((s) => s.workerCpuPct)),
+      note: `Over ${cfg.idleWindowMs / 1000} s with no jobs (utime+stime from /proc); the whole tree's figure is in raw.idle.*.treeCpuPct.`,
+    }),
+    withRatios({
+      id: 'idle_tree_cpu',
+      figure: 'idle: whole worker tree CPU',
+      unit: '% of one core',
+      better: 'lower',
+      runs: 1,
+      frameworks: per(idleVal((s) => s.treeCpuPct)),
+    }),
+    withRatios({
+      id: 'churn_jobs_per_minute',
+      figure: 'churn: short jobs completed per minute',
+      unit: 'jobs/min',
+      better: 'higher',
+      runs: cfg.churnSlices,
+      frameworks: per((fw) => summarize(churn.get(fw)!.map((c) => c.jobsPerMinute))),
+      note:
+        `${CHURN_CONCURRENCY} users in a closed loop, each: join a fresh room, dispatch, get the agent's data message, leave; ${cfg.churnSliceMs / 1000} s slices, frameworks interleaved slice by slice. ` +
+        "The bench's own rtc-node users share the 2 cores, alike for all three.",
+    }),
+  ];
+}
