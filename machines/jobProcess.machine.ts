@@ -358,7 +358,12 @@ export const jobProcessMachine = setup({
       states: {
         /** Launched; waiting for the child to confirm. */
         starting: {
-          on: { JOB_RUNNING: { target: 'active', actions: 'reportJobStarted' } },
+          on: {
+            JOB_RUNNING: { target: 'active', actions: 'reportJobStarted' },
+            // A termination or drain deadline can arrive before the child confirms; the child
+            // routes it to the job as soon as it exists, so it is never dropped.
+            SHUTDOWN_REQUESTED: { target: 'shuttingDown', actions: 'askJobToShutdown' },
+          },
           after: {
             INITIALIZE_TIMEOUT: {
               target: '#jobProcess.exiting.terminating',

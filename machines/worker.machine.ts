@@ -395,9 +395,12 @@ export const workerMachine = setup({
       const proc = context.procs[event.procId];
       enqueue.assign({
         jobs: without(context.jobs, event.jobId),
-        procs: proc
-          ? { ...context.procs, [event.procId]: { ...proc, phase: 'exiting' } }
-          : context.procs,
+        // A process that never got warm stays `prewarming`, so its exit counts as a failed
+        // prewarm (and backs off) even when it was started on demand for this job.
+        procs:
+          proc && proc.phase !== 'prewarming'
+            ? { ...context.procs, [event.procId]: { ...proc, phase: 'exiting' } }
+            : context.procs,
       });
       enqueue.sendTo('link', {
         type: 'JOB_STATUS_REPORTED',
@@ -484,6 +487,31 @@ export const workerMachine = setup({
         if (job.procId)
           enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason: params.reason });
       }
+    }),
+    /**
+     * On stop, jobs still held are reported failed now: their processes are killed with the
+     * machine, and their own reports would arrive after the link is gone.
+     */
+    reportRemainingJobsFailed: enqueueActions(({ enqueue, context }) => {
+      const reason = `worker stopped: ${context.stopReason ?? 'stop'}`;
+      for (const job of jobList(context)) {
+        if (job.phase === 'deciding') {
+          enqueue.sendTo('link', {
+            type: 'AVAILABILITY_ANSWERED',
+            jobId: job.jobId,
+            acceptArguments: undefined,
+          });
+          continue;
+        }
+        enqueue.sendTo('link', {
+          type: 'JOB_STATUS_REPORTED',
+          jobId: job.jobId,
+          outcome: 'failed',
+          error: reason,
+        });
+        enqueue.emit({ type: 'jobEnded', jobId: job.jobId, outcome: 'failed', reason });
+      }
+      enqueue.assign({ jobs: {} });
     }),
     killAllProcesses: enqueueActions(({ enqueue, context }, params: { reason: string }) => {
       for (const proc of Object.values(context.procs)) {
@@ -577,7 +605,13 @@ export const workerMachine = setup({
           },
           states: {
             available: {
-              entry: { type: 'reportStatus', params: { status: 'available' } },
+              // Entered on registration before `always` may move on to `full`: report
+              // "available" only when it is true, so the server never sees a false offer.
+              entry: enqueueActions(({ enqueue, check }) => {
+                if (check('canTakeJob')) {
+                  enqueue({ type: 'reportStatus', params: { status: 'available' } });
+                }
+              }),
               always: { guard: not('canTakeJob'), target: 'full' },
               on: {
                 AVAILABILITY_REQUESTED: [
@@ -637,6 +671,7 @@ export const workerMachine = setup({
         stopped: {
           type: 'final',
           entry: [
+            'reportRemainingJobsFailed',
             { type: 'killAllProcesses', params: { reason: 'worker stopped' } },
             'disconnectLink',
             'emitStopped',

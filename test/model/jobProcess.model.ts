@@ -256,6 +256,11 @@ export const jobProcessModel = setup({
               target: 'active',
               actions: { type: 'effects', params: { list: ['started'] } },
             },
+            // Asked to end before the child confirmed: the request still reaches the job.
+            SHUTDOWN: {
+              target: 'shuttingDown',
+              actions: { type: 'effects', params: { list: ['shutdownJob'] } },
+            },
             INIT_TIMEOUT: {
               target: '#jobProcessModel.exiting.terminating',
               actions: {

@@ -124,6 +124,21 @@ export const workerModel = setup({
     /** Recycle: the spare is replaced by a fresh one. */
     replaceSpare: assign({ spare: 'prewarming' as const, effects: ['spawn'] }),
     clearEffects: assign({ effects: [] }),
+    /**
+     * Stopping: the server hears at once about a job still held (its process dies with the
+     * worker): declined if still being decided, failed otherwise; then the link is closed.
+     */
+    stop: assign(({ context }) => {
+      const held: Record<ModelJob, string[]> = {
+        none: [],
+        deciding: ['decline'],
+        accepted: ['job:failed'],
+        launching: ['job:failed'],
+        running: ['job:failed'],
+        endingJob: ['job:failed'],
+      };
+      return { job: 'none' as const, effects: [...held[context.job], 'disconnect'] };
+    }),
   },
 }).createMachine({
   id: 'workerModel',
@@ -133,10 +148,7 @@ export const workerModel = setup({
     lifecycle: {
       initial: 'connecting',
       on: {
-        FORCE_STOP: {
-          target: '.stopped',
-          actions: { type: 'effects', params: { list: ['disconnect'] } },
-        },
+        FORCE_STOP: { target: '.stopped', actions: 'stop' },
         LOAD_HIGH: {
           guard: { type: 'loadIs', params: { load: 'low' } },
           actions: { type: 'setLoad', params: { load: 'high' } },
@@ -199,10 +211,7 @@ export const workerModel = setup({
               target: 'reconnecting',
               actions: { type: 'effects', params: { list: ['disconnect'] } },
             },
-            REFUSE: {
-              target: 'stopped',
-              actions: { type: 'effects', params: { list: ['disconnect'] } },
-            },
+            REFUSE: { target: 'stopped', actions: 'stop' },
             DRAIN: { target: 'draining', actions: 'startDrain' },
             SIMULATE: { actions: { type: 'effects', params: { list: [] } } },
           },
@@ -262,10 +271,7 @@ export const workerModel = setup({
             actions: { type: 'alsoEffects', params: { list: ['disconnect'] } },
           },
           on: {
-            DRAIN: {
-              target: 'stopped',
-              actions: { type: 'effects', params: { list: ['disconnect'] } },
-            },
+            DRAIN: { target: 'stopped', actions: 'stop' },
             LOSE_SERVER: { actions: { type: 'effects', params: { list: [] } } },
             ASSIGN: {
               guard: { type: 'jobIs', params: { phases: ['accepted'] } },
@@ -282,10 +288,7 @@ export const workerModel = setup({
             },
             endingJobs: {
               on: {
-                SHUTDOWN_GRACE: {
-                  target: '#workerModel.lifecycle.stopped',
-                  actions: { type: 'effects', params: { list: ['disconnect'] } },
-                },
+                SHUTDOWN_GRACE: { target: '#workerModel.lifecycle.stopped', actions: 'stop' },
               },
             },
           },
@@ -321,8 +324,12 @@ export const workerModel = setup({
               target: 'backingOff',
               actions: 'spareGone',
             },
-            // A job's own process failing its prewarm fails that job (reported), but is not a
-            // spare-pool failure: no backoff (see the report: on-demand mode never backs off).
+            // A process started for a job that fails its prewarm fails that job (the lifecycle
+            // region reports it) and is a failed prewarm like any other: back off.
+            JOB_PROC_WARM_FAIL: {
+              guard: { type: 'jobIs', params: { phases: ['launching'] } },
+              target: 'backingOff',
+            },
             SPARE_CRASH: {
               guard: { type: 'spareIs', params: { phases: ['idle'] } },
               actions: ['spareGone', 'refillSpare'],

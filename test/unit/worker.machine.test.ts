@@ -255,4 +255,40 @@ describe('worker chart', () => {
       { type: 'JOB_SIMULATION_REQUESTED', roomName: 'r1', participantIdentity: undefined },
     ]);
   });
+
+  it('never reports available on registration while load is at the threshold', async () => {
+    const w = startWorkerChart();
+    w.server({ type: 'LOAD_SAMPLED', load: 0.9 } as never);
+    w.server(register);
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
+    expect(w.statuses().map((s) => s.type === 'WORKER_STATUS_REPORTED' && s.status)).toEqual([
+      'full',
+    ]);
+  });
+
+  it('reports jobs still running as failed when the worker is forced to stop', async () => {
+    const w = await registered({ options: { numIdleProcesses: 1 } });
+    await acceptAndAssign(w, 'AJ_1');
+    w.actor.send({ type: 'FORCE_STOP_REQUESTED', reason: 'second SIGINT' });
+    expect(w.actor.getSnapshot().status).toBe('done');
+    expect(w.jobStatuses().at(-1)).toEqual({
+      type: 'JOB_STATUS_REPORTED',
+      jobId: 'AJ_1',
+      outcome: 'failed',
+      error: 'worker stopped: second SIGINT',
+    });
+    expect(w.link.at(-1)).toEqual({ type: 'DISCONNECT_REQUESTED' });
+  });
+
+  it('backs off when a process started on demand for a job fails its prewarm', async () => {
+    const w = startWorkerChart({ options: { numIdleProcesses: 0 }, autoPrewarm: false });
+    w.server(register);
+    await acceptAndAssign(w, 'AJ_1');
+    const [host] = [...w.hosts.values()];
+    host!.send({ type: 'PREWARM_FAILED', error: 'model missing' });
+    await w.flush();
+    expect(w.jobStatuses().at(-1)).toMatchObject({ jobId: 'AJ_1', outcome: 'failed' });
+    expect(w.lifecycle().processes).toBe('backingOff');
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
+  });
 });
