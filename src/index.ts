@@ -38,7 +38,21 @@ export {
   ServerConnectionError,
   ServerRefusedError,
 } from './errors.ts';
-export { createLogger, type Logger, type LogLevelName } from './log.ts';
+export {
+  configureLogging,
+  createLogger,
+  getLogLevel,
+  parseLogLevel,
+  type LogFields,
+  type LogFormat,
+  type Logger,
+  type LoggingConfig,
+  type LogLevelName,
+  type LogRecord,
+} from './log.ts';
+export { startHealthServer, type HealthServer, type HealthServerOptions } from './http/server.ts';
+export { createWorkerMetrics, type WorkerMetrics } from './http/metrics.ts';
+export { workerInfo, type WorkerInfo } from './http/worker-info.ts';
 export { workerMachine } from '../machines/worker.machine.ts';
 export { jobProcessMachine } from '../machines/jobProcess.machine.ts';
 export { VERSION } from './version.ts';

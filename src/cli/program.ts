@@ -65,7 +65,7 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
     .describe(
       "Run the worker for development: coloured logs, one warm process, idle processes reloaded when the agent's files change.",
     )
-    .option('--no-watch', 'do not reload on file changes')
+    .option('--watch', 'reload idle processes on file changes; --no-watch turns it off', true)
     .option('--inspect', 'live inspector port on 127.0.0.1 (default: on, port 7870 or a free one)')
     .option('--no-inspect', 'do not serve the live inspector')
     .option('--host', 'health/metrics server host (default 0.0.0.0)')

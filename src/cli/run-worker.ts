@@ -4,9 +4,9 @@
  * (`dev`) or the one simulated job (`connect`). Everything started here is stopped here, on
  * every path, before the returned promise settles.
  */
-import { startHealthServer, type HealthServer } from '../http/server.ts';
+import { bindHealthServer } from '../http/server.ts';
 import { registerSecret, type Logger } from '../log.ts';
-import type { WorkerOptions } from '../options.ts';
+import { resolveOptions, type WorkerOptions } from '../options.ts';
 import { Worker, type WorkerRunConfig } from '../worker/worker.ts';
 import { connectToRoom } from './connect.ts';
 import { startHotReload } from './hot-reload.ts';
@@ -30,29 +30,34 @@ export interface RunWorkerInput {
   attach?: (worker: Worker) => (() => void | Promise<void>) | void;
 }
 
+type Stopper = () => void | Promise<void>;
+
 /** Resolves with the exit code once the worker has stopped and everything around it is closed. */
 export async function runWorker(input: RunWorkerInput): Promise<number> {
+  // Resolved here first so bad options or missing credentials fail before anything starts.
+  const resolved = resolveOptions(input.options, input.config);
+  registerSecret(resolved.apiSecret);
   const log = input.log.child({
-    agentName: input.options.agentName,
+    agentName: resolved.agentName,
     workerId: () => worker.id,
   });
   const worker = new Worker(input.options, { ...input.config, logger: log });
+
+  const stoppers: Stopper[] = [];
+  // Bound before the worker starts: a taken port fails fast, before any connection or process.
+  const health = input.health
+    ? await bindHealthServer({ host: resolved.host, port: resolved.port, logger: log })
+    : undefined;
+  if (health) stoppers.push(() => health.close());
+
   // Handled at once: the worker may fail (refused credentials) while the rest still starts.
   const running = worker.run().then(
     () => ({ ok: true as const }),
     (error: unknown) => ({ ok: false as const, error }),
   );
-  // run() resolves the options synchronously; a failure (missing credentials) rejects at once.
-  if (!worker.actor) return settledCode(await running);
-  registerSecret(worker.resolvedOptions?.apiSecret);
-
-  const stoppers: (() => void | Promise<void>)[] = [];
   let connectResult: Promise<{ outcome: 'success' | 'failed' }> | undefined;
   try {
-    if (input.health) {
-      const server: HealthServer = await startHealthServer(worker, { logger: log });
-      stoppers.push(() => server.close());
-    }
+    health?.serve(worker);
     if (input.watch && input.agentFile) {
       stoppers.push(startHotReload(worker, input.agentFile, log));
     }
@@ -64,7 +69,7 @@ export async function runWorker(input: RunWorkerInput): Promise<number> {
     const stop = input.attach?.(worker);
     if (stop) stoppers.push(stop);
   } catch (err) {
-    // E.g. the health port is taken: nothing may keep running behind the error.
+    // Nothing may keep running behind the error.
     await worker.stop('startup failed');
     await closeAll(stoppers, log);
     throw err;
@@ -72,17 +77,12 @@ export async function runWorker(input: RunWorkerInput): Promise<number> {
 
   const settled = await running;
   await closeAll(stoppers, log);
-  const code = settledCode(settled);
-  if (connectResult) return (await connectResult).outcome === 'success' ? code : 1;
-  return code;
-}
-
-function settledCode(r: { ok: true } | { ok: false; error: unknown }): number {
-  if (!r.ok) throw r.error;
+  if (!settled.ok) throw settled.error;
+  if (connectResult) return (await connectResult).outcome === 'success' ? 0 : 1;
   return 0;
 }
 
-async function closeAll(stoppers: (() => void | Promise<void>)[], log: Logger): Promise<void> {
+async function closeAll(stoppers: Stopper[], log: Logger): Promise<void> {
   for (const stop of stoppers.splice(0).reverse()) {
     try {
       await stop();

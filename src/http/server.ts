@@ -11,15 +11,16 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AgentStateError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Worker } from '../worker/worker.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { workerInfo } from './worker-info.ts';
 
 export interface HealthServerOptions {
-  /** Default: the worker's resolved `host` (0.0.0.0). */
+  /** Default: the worker's `host` option (0.0.0.0). */
   host?: string;
-  /** Default: the worker's resolved `port` (8081); `0` picks a free port. */
+  /** Default: the worker's `port` option (8081); `0` picks a free port. */
   port?: number;
   logger?: Logger;
 }
@@ -28,25 +29,47 @@ export interface HealthServer {
   readonly host: string;
   /** The bound port (the real one when `0` was asked for). */
   readonly port: number;
-  readonly metrics: WorkerMetrics;
+  /** `undefined` until a running worker is served. */
+  readonly metrics: WorkerMetrics | undefined;
   /** Stops listening, ends open connections, stops following the worker. Idempotent. */
   close(): Promise<void>;
 }
 
+/** A bound server that does not serve a worker yet (`/ready` says `starting`). */
+export interface BoundHealthServer extends HealthServer {
+  /** Starts serving `worker`, which must be running (`worker.run()` called). */
+  serve(worker: Worker): void;
+}
+
 /**
- * Serves health, readiness, `/worker` and `/metrics` for a worker that is running (call after
+ * Serves health, readiness, `/worker` and `/metrics` for a running worker (call after
  * `worker.run()`). Rejects if the address cannot be bound (e.g. the port is taken).
  */
 export async function startHealthServer(
   worker: Worker,
   options: HealthServerOptions = {},
 ): Promise<HealthServer> {
-  const host = options.host ?? worker.resolvedOptions?.host ?? worker.options.host;
-  const port = options.port ?? worker.resolvedOptions?.port ?? worker.options.port;
+  const server = await bindHealthServer({
+    host: options.host ?? worker.resolvedOptions?.host ?? worker.options.host,
+    port: options.port ?? worker.resolvedOptions?.port ?? worker.options.port,
+    logger: options.logger,
+  });
+  server.serve(worker);
+  return server;
+}
+
+/**
+ * Binds the address first, so that a taken port fails before the worker connects or starts
+ * any process; `serve(worker)` then attaches the running worker.
+ */
+export async function bindHealthServer(
+  options: Required<Pick<HealthServerOptions, 'host' | 'port'>> & { logger?: Logger },
+): Promise<BoundHealthServer> {
+  const { host, port } = options;
   const log = options.logger ?? createLogger();
-  const metrics = createWorkerMetrics(worker);
+  let served: { worker: Worker; metrics: WorkerMetrics } | undefined;
   const server = createServer((req, res) => {
-    handle(worker, metrics, req, res).catch((err: unknown) => {
+    handle(served, req, res).catch((err: unknown) => {
       log.warn('health server request failed', { path: req.url, error: err });
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('internal error\n');
@@ -54,9 +77,12 @@ export async function startHealthServer(
   });
   try {
     await listen(server, host, port);
-  } catch (err) {
-    metrics.dispose();
-    throw err;
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? String(cause);
+    throw new AgentStateError(
+      `cannot serve health/metrics on ${host}:${port} (${code}); pick another --port, or 0 for a free one`,
+      { cause },
+    );
   }
   const bound = (server.address() as AddressInfo).port;
   log.info('health server listening', { host, port: bound });
@@ -64,10 +90,17 @@ export async function startHealthServer(
   return {
     host,
     port: bound,
-    metrics,
+    get metrics() {
+      return served?.metrics;
+    },
+    serve(worker) {
+      if (closing) return;
+      served?.metrics.dispose();
+      served = { worker, metrics: createWorkerMetrics(worker) };
+    },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
-        metrics.dispose();
+        served?.metrics.dispose();
         // Keep-alive connections would hold close() open; nothing is served after stop.
         server.closeAllConnections();
         server.close(() => resolve());
@@ -92,8 +125,7 @@ function listen(server: Server, host: string, port: number): Promise<void> {
 }
 
 async function handle(
-  worker: Worker,
-  metrics: WorkerMetrics,
+  served: { worker: Worker; metrics: WorkerMetrics } | undefined,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -102,23 +134,26 @@ async function handle(
     return;
   }
   const path = (req.url ?? '/').split('?')[0];
-  switch (path) {
-    case '/':
-      send(res, 200, 'text/plain', 'OK\n');
-      return;
-    case '/ready': {
-      const status = worker.status;
-      send(res, status === 'available' ? 200 : 503, 'text/plain', `${status}\n`);
-      return;
-    }
-    case '/worker':
-      send(res, 200, 'application/json', `${JSON.stringify(workerInfo(worker))}\n`);
-      return;
-    case '/metrics':
-      send(res, 200, metrics.registry.contentType, await metrics.text());
-      return;
-    default:
-      send(res, 404, 'text/plain', 'not found\n');
+  if (path === '/') {
+    send(res, 200, 'text/plain', 'OK\n');
+    return;
+  }
+  if (path !== '/ready' && path !== '/worker' && path !== '/metrics') {
+    send(res, 404, 'text/plain', 'not found\n');
+    return;
+  }
+  if (!served) {
+    send(res, 503, 'text/plain', 'starting\n');
+    return;
+  }
+  const { worker, metrics } = served;
+  if (path === '/ready') {
+    const status = worker.status;
+    send(res, status === 'available' ? 200 : 503, 'text/plain', `${status}\n`);
+  } else if (path === '/worker') {
+    send(res, 200, 'application/json', `${JSON.stringify(workerInfo(worker))}\n`);
+  } else {
+    send(res, 200, metrics.registry.contentType, await metrics.text());
   }
 }
 

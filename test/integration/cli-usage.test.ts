@@ -34,7 +34,7 @@ describe('agent --help', () => {
 
   it.each([
     ['start', ['--port', '--num-idle-processes', '--drain-timeout', '--log-format', 'production']],
-    ['dev', ['--no-watch', '--port', 'development']],
+    ['dev', ['--watch', '--no-watch', '--port', 'development']],
     ['connect', ['--room', '--participant-identity', 'named room']],
     ['dispatch', ['--room', '--agent-name', '--metadata']],
   ])('%s --help describes its flags', (cmd, words) => {
