@@ -76,6 +76,10 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
       isOwnHost(req.headers.host) && (!origin || isOwnHost(origin.replace(/^https?:\/\//, ''))),
   });
 
+  // ws re-emits the HTTP server's errors on the WebSocketServer; without a listener a busy port
+  // (EADDRINUSE) would crash the process instead of rejecting `listen` below.
+  wss.on('error', () => undefined);
+
   const send = (ws: WebSocket, messages: readonly InspectorMessage[]): void => {
     if (ws.readyState !== WebSocket.OPEN) return;
     for (const m of messages) ws.send(JSON.stringify(m));
