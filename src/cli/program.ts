@@ -57,7 +57,10 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
     .option('--port', 'health/metrics server port (default 8081; 0 picks a free one)')
     .example(`start${file} --log-level=debug`)
     .example(`start${file} --port 9000`)
-    .option('--inspect', 'serve the live inspector on 127.0.0.1 (optionally =PORT)');
+    .option(
+      '--inspect',
+      'serve the live inspector on 127.0.0.1 (optionally =PORT); =stately sends redacted state to stately.ai instead',
+    );
   workerFlags(prog, 'min(cpus, 4)');
 
   prog
@@ -66,7 +69,10 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
       "Run the worker for development: coloured logs, one warm process, idle processes reloaded when the agent's files change.",
     )
     .option('--watch', 'reload idle processes on file changes; --no-watch turns it off', true)
-    .option('--inspect', 'live inspector port on 127.0.0.1 (default: on, port 7870 or a free one)')
+    .option(
+      '--inspect',
+      'live inspector port on 127.0.0.1 (default: on, 7870 or a free one); =stately uses stately.ai',
+    )
     .option('--no-inspect', 'do not serve the live inspector')
     .option('--host', 'health/metrics server host (default 0.0.0.0)')
     .option('--port', 'serve health/metrics on this port (default: not served; 0 picks one)')

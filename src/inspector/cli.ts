@@ -3,6 +3,7 @@
  * (`--inspect`), off with `--no-inspect`. Imported lazily by the CLI so a production worker
  * without `--inspect` never loads it.
  */
+import { InvalidOptionError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { startInspector, type Inspector } from './server.ts';
 
@@ -21,8 +22,16 @@ export async function startCliInspector(
 ): Promise<Inspector | undefined> {
   const wanted = flag === undefined ? command === 'dev' : flag !== false && flag !== 'false';
   if (!wanted) return undefined;
-  const port = typeof flag === 'number' || /^\d+$/.test(String(flag)) ? Number(flag) : undefined;
   const known = secrets.filter((s): s is string => typeof s === 'string' && s.length > 0);
+  if (flag === 'stately') {
+    const { startStatelyInspector } = await import('./stately.ts');
+    const stately = await startStatelyInspector(log, known);
+    return { url: 'https://stately.ai/inspect', ...stately };
+  }
+  const port = typeof flag === 'number' || /^\d+$/.test(String(flag)) ? Number(flag) : undefined;
+  if (flag !== true && flag !== undefined && port === undefined) {
+    throw new InvalidOptionError('--inspect', `expected a port or "stately", got ${String(flag)}`);
+  }
   let inspector: Inspector;
   try {
     inspector = await startInspector({ port: port ?? DEFAULT_INSPECTOR_PORT, secrets: known });
