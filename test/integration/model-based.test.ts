@@ -7,6 +7,13 @@
  * accepting, assignment, reconnecting, the drain deadline, a job ending after shutdown) are
  * "automatic": the model takes them as soon as they are enabled, and the test waits for the
  * real worker to settle in the model's state. The real actors are observed for coverage.
+ *
+ * Two worlds: in the first, prewarms succeed by themselves (one path per worker state). In the
+ * second, the agent is `gated-agent.ts`: each prewarm waits until the test tells it to succeed
+ * or fail, so a failed prewarm (of the spare, or of a process started for a job) is a stimulus,
+ * and the respawn after the backoff delay is automatic. There, one path per way into
+ * `processes.backingOff` shows the real worker backing off and recovering once a prewarm
+ * succeeds again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getNextSnapshot, type AnyMachineSnapshot } from 'xstate';
@@ -14,28 +21,30 @@ import { createTestModel } from 'xstate/graph';
 import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
+import { fileURLToPath } from 'node:url';
 import { Worker, WorkerOptions } from '../../src/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { createJobProcessLogic, type JobProcessOptions } from '../../src/pool/job-process-logic.ts';
 import { startEmulator, type Emulator } from '../../src/testing/index.ts';
+import { Gate } from '../fixtures/model/gate.ts';
 import { CoverageRecorder, summaryLine, writeCoverageReport } from '../model/chart-coverage.ts';
 import { UNREACHABLE } from '../model/unreachable.ts';
 import {
   serializeWorkerModel,
   workerModel,
+  type WorkerModelContext,
   type WorkerModelEventType,
 } from '../model/worker.model.ts';
 import { eventually, isAlive, scriptedAgent } from '../support/emulated-worker.ts';
 
-const AUTOMATIC: ReadonlySet<WorkerModelEventType> = new Set([
-  'REGISTER',
-  'SPARE_WARM_OK',
-  'ACCEPT',
-  'ASSIGN',
-  'JOB_PROC_WARM_OK',
-  'RECONNECT_DELAY',
-  'DRAIN_TIMEOUT',
-  'JOB_ENDS',
-]);
-const STIMULI: ReadonlySet<WorkerModelEventType> = new Set([
+/** Which model events the real system takes by itself, and which the test causes. */
+interface World {
+  name: 'eager prewarms' | 'gated prewarms';
+  automatic: ReadonlySet<WorkerModelEventType>;
+  stimuli: ReadonlySet<WorkerModelEventType>;
+}
+
+const STIMULI: WorkerModelEventType[] = [
   'OFFER',
   'LOAD_HIGH',
   'LOAD_LOW',
@@ -45,13 +54,50 @@ const STIMULI: ReadonlySet<WorkerModelEventType> = new Set([
   'TERMINATE',
   'JOB_CRASH',
   'SPARE_CRASH',
-]);
+];
+
+/** The scripted agent: every prewarm succeeds by itself. */
+const EAGER: World = {
+  name: 'eager prewarms',
+  automatic: new Set([
+    'REGISTER',
+    'SPARE_WARM_OK',
+    'ACCEPT',
+    'ASSIGN',
+    'JOB_PROC_WARM_OK',
+    'RECONNECT_DELAY',
+    'DRAIN_TIMEOUT',
+    'JOB_ENDS',
+  ]),
+  stimuli: new Set(STIMULI),
+};
+
+/** The gated agent: the test decides each prewarm; the respawn after a backoff is automatic. */
+const GATED: World = {
+  name: 'gated prewarms',
+  automatic: new Set([
+    'REGISTER',
+    'ACCEPT',
+    'ASSIGN',
+    'RECONNECT_DELAY',
+    'DRAIN_TIMEOUT',
+    'JOB_ENDS',
+    'SPAWN_RETRY',
+  ]),
+  stimuli: new Set([
+    ...STIMULI,
+    'SPARE_WARM_OK',
+    'SPARE_WARM_FAIL',
+    'JOB_PROC_WARM_OK',
+    'JOB_PROC_WARM_FAIL',
+  ]),
+};
 
 /** Whether the real system takes this automatic event by itself in model state `s`. */
-function autoEnabled(s: AnyMachineSnapshot, a: WorkerModelEventType): boolean {
+function autoEnabled(world: World, s: AnyMachineSnapshot, a: WorkerModelEventType): boolean {
   return (
     s.status === 'active' &&
-    AUTOMATIC.has(a) &&
+    world.automatic.has(a) &&
     s.can({ type: a }) &&
     // A held job ends by itself only once asked to (the fixture's jobs run until shut down).
     (a !== 'JOB_ENDS' || (s.context as { job: string }).job === 'endingJob')
@@ -59,17 +105,39 @@ function autoEnabled(s: AnyMachineSnapshot, a: WorkerModelEventType): boolean {
 }
 
 /** The real system is eager: while an automatic event is enabled, nothing else happens first. */
-const systemModel = createTestModel(workerModel, {
-  filterEvents: (s, e) => {
-    if (s.status !== 'active' || !s.can(e)) return false;
-    const type = e.type as WorkerModelEventType;
-    const anyAuto = [...AUTOMATIC].some((a) => autoEnabled(s, a));
-    return anyAuto ? autoEnabled(s, type) : STIMULI.has(type);
-  },
-  serializeState: (s) => serializeWorkerModel(s as never),
-});
+function takes(world: World, s: AnyMachineSnapshot, type: WorkerModelEventType): boolean {
+  if (s.status !== 'active' || !s.can({ type })) return false;
+  const anyAuto = [...world.automatic].some((a) => autoEnabled(world, s, a));
+  return anyAuto ? autoEnabled(world, s, type) : world.stimuli.has(type);
+}
+
+function systemModelOf(world: World) {
+  return createTestModel(workerModel, {
+    filterEvents: (s, e) => takes(world, s, e.type as WorkerModelEventType),
+    serializeState: (s) => serializeWorkerModel(s as never),
+  });
+}
+
+const systemModel = systemModelOf(EAGER);
+const gatedModel = systemModelOf(GATED);
 
 type TestPath = ReturnType<typeof systemModel.getShortestPaths>[number];
+
+/** A real run cannot stop in a transient state: the automatic events run out first. */
+function runOut(world: World, events: WorkerModelEventType[]): WorkerModelEventType[] {
+  const out = [...events];
+  let state = systemModelOf(world).getPathsFromEvents(out.map((type) => ({ type })) as never)[0]!
+    .state;
+  for (;;) {
+    const auto = [...world.automatic].find((a) => autoEnabled(world, state, a));
+    if (!auto) return out;
+    out.push(auto);
+    state = getNextSnapshot(workerModel, state, { type: auto });
+  }
+}
+
+const eventsOf = (p: TestPath) =>
+  p.steps.slice(1).map((st) => st.event.type as WorkerModelEventType);
 
 /** One path per worker state the system reaches: the shortest among those ending there. */
 function pathsPerWorkerState(): TestPath[] {
@@ -82,20 +150,40 @@ function pathsPerWorkerState(): TestPath[] {
   }
   // Drop paths that are a prefix of another kept path (their states are on the longer one).
   // A real run cannot stop in a transient state: let the automatic events run out.
-  const settled = [...best.values()].map((p) => {
-    const events = p.steps.slice(1).map((st) => st.event);
-    let state = p.state;
-    for (;;) {
-      const auto = [...AUTOMATIC].find((a) => autoEnabled(state, a));
-      if (!auto) break;
-      events.push({ type: auto });
-      state = getNextSnapshot(workerModel, state, { type: auto });
-    }
-    return systemModel.getPathsFromEvents(events as never)[0]!;
-  });
+  const settled = [...best.values()].map(
+    (p) =>
+      systemModel.getPathsFromEvents(
+        runOut(EAGER, eventsOf(p)).map((type) => ({ type })) as never,
+      )[0]!,
+  );
   const kept = settled.sort((a, b) => b.steps.length - a.steps.length);
   const names = (p: TestPath) => p.steps.map((s) => s.event.type).join('>');
   return kept.filter((p, i) => !kept.slice(0, i).some((q) => names(q).startsWith(names(p))));
+}
+
+/**
+ * With gated prewarms: for each event that moves the processes into `backingOff`, the shortest
+ * path ending with it; then the automatic respawn, and the next spare's prewarm succeeding.
+ */
+function pathsIntoBackoff(): TestPath[] {
+  const backingOff = (s: AnyMachineSnapshot) => s.matches({ processes: 'backingOff' });
+  const best = new Map<WorkerModelEventType, WorkerModelEventType[]>();
+  for (const p of gatedModel.getShortestPaths({ allowDuplicatePaths: true })) {
+    if (backingOff(p.state)) continue;
+    for (const type of [...GATED.automatic, ...GATED.stimuli]) {
+      if (!takes(GATED, p.state, type)) continue;
+      if (!backingOff(getNextSnapshot(workerModel, p.state, { type }))) continue;
+      const events = [...eventsOf(p), type];
+      const known = best.get(type);
+      if (!known || known.length > events.length) best.set(type, events);
+    }
+  }
+  return [...best.values()].map((events) => {
+    let out = runOut(GATED, events);
+    const last = gatedModel.getPathsFromEvents(out.map((type) => ({ type })) as never)[0]!.state;
+    if (takes(GATED, last, 'SPARE_WARM_OK')) out = runOut(GATED, [...out, 'SPARE_WARM_OK']);
+    return gatedModel.getPathsFromEvents(out.map((type) => ({ type })) as never)[0]!;
+  });
 }
 
 const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
@@ -112,18 +200,29 @@ function title(path: TestPath): string {
 }
 
 const paths = pathsPerWorkerState();
+const backoffPaths = pathsIntoBackoff();
+const gatedAgent = fileURLToPath(new URL('../fixtures/model/gated-agent.ts', import.meta.url));
 let pathNo = 0;
 
-function runPath(path: TestPath) {
+function runPath(path: TestPath, world: World) {
   return async () => {
-    recorder.label(title(path));
+    recorder.label(`${world.name}: ${title(path)}`);
     const agentName = `model-${++pathNo}`;
     let load = 0;
     const seen: string[] = [];
+    const gate = world === GATED ? new Gate() : undefined;
+    // The gated agent's prewarms wait for the test; their deadline must not end them first.
+    const processOptions: JobProcessOptions = {
+      agentModule: gate ? gatedAgent : scriptedAgent,
+      jobMemoryWarnMb: 0,
+      jobMemoryLimitMb: 0,
+      initializeProcessTimeout: 20_000,
+      shutdownProcessTimeout: 20_000,
+    };
     const worker = new Worker(
       new WorkerOptions({
         entrypointFnc: () => undefined,
-        agentModule: scriptedAgent,
+        ...processOptions,
         agentName,
         numIdleProcesses: 1,
         maxJobs: 1,
@@ -136,6 +235,13 @@ function runPath(path: TestPath) {
       }),
       {
         handleSignals: false,
+        ...(gate
+          ? {
+              jobProcessLogic: createJobProcessLogic(processOptions, createLogger({ agentName }), {
+                env: gate.env,
+              }),
+            }
+          : {}),
         inspect: (ev) => {
           recorder.inspect(ev);
           const snap = (ev as { snapshot?: AnyMachineSnapshot }).snapshot;
@@ -152,6 +258,23 @@ function runPath(path: TestPath) {
     const jobPid = () => worker.activeJobs[0]?.pid;
     const sparePid = () =>
       Object.values(real().context.procs).find((p) => !p.jobId && p.phase === 'idle')?.pid;
+    /** The pid of the process still prewarming, as a spare or for the job. */
+    const prewarmingPid = (forJob: boolean) => {
+      const proc = Object.values(real().context.procs).find(
+        (p) => Boolean(p.jobId) === forJob && p.phase === 'prewarming',
+      );
+      const actor = proc && worker.actor!.system.get(proc.procId);
+      const pid = (actor?.getSnapshot() as { context?: { pid?: number } } | undefined)?.context
+        ?.pid;
+      if (pid === undefined) throw new Error(`no ${forJob ? 'job' : 'spare'} process prewarming`);
+      pids.add(pid);
+      return pid;
+    };
+    /** The real spare's phase and the one job's phase, in the model's vocabulary. */
+    const realSpare = () =>
+      Object.values(real().context.procs).find((p) => !p.jobId && p.phase !== 'exiting')?.phase ??
+      'none';
+    const realJob = () => Object.values(real().context.jobs)[0]?.phase ?? 'none';
 
     const stimuli: Partial<Record<WorkerModelEventType, () => Promise<void> | void>> = {
       OFFER: () => {
@@ -179,24 +302,52 @@ function runPath(path: TestPath) {
       SPARE_CRASH: () => {
         process.kill(sparePid()!, 'SIGKILL');
       },
+      SPARE_WARM_OK: () => gate!.verdict(prewarmingPid(false), 'ok'),
+      SPARE_WARM_FAIL: () => gate!.verdict(prewarmingPid(false), 'fail'),
+      JOB_PROC_WARM_OK: () => gate!.verdict(prewarmingPid(true), 'ok'),
+      JOB_PROC_WARM_FAIL: () => gate!.verdict(prewarmingPid(true), 'fail'),
     };
 
     try {
       let pending: WorkerModelEventType[] = [];
       let passed: string[] = [];
       let mark = 0;
-      const settle = async (model: AnyMachineSnapshot) => {
+      // The model's states along the path, recomputed: the graph shares one snapshot per model
+      // state, whose effects belong to whichever step reached it first.
+      const modelStates = [path.steps[0]!.state];
+      for (const type of eventsOf(path))
+        modelStates.push(getNextSnapshot(workerModel, modelStates.at(-1)!, { type }));
+      /** Ends of this worker's jobs as the server recorded them (`success`/`failed` counts). */
+      const serverEnds = () => {
+        const jobs = emu.jobs.filter((j) => j.agentName === agentName);
+        return `success ${jobs.filter((j) => j.status === 'success').length}, failed ${jobs.filter((j) => j.status === 'failed').length}`;
+      };
+      const settle = async (index: number) => {
+        const model = modelStates[index]!;
+        const effects = modelStates.slice(1, index + 1).flatMap((m) => m.context.effects);
+        const count = (e: string) => effects.filter((x) => x === e).length;
+        const wantEnds = `success ${count('job:success')}, failed ${count('job:failed')}`;
         const want = JSON.stringify(model.value);
         const status = model.status === 'done' ? 'done' : 'active';
+        const { job, spare } = model.context as WorkerModelContext;
+        const wantJob = job === 'endingJob' ? 'running' : job;
+        // A stopped worker's process records are left as they were (its actors are gone).
+        const spareMatters = status === 'active';
         // The real worker went through every state the model passed since the last stimulus,
-        // and rests where the model rests.
+        // and rests where the model rests, with the job and the spare in the model's phases.
         await eventually(
           () =>
             passed.every((v) => seen.slice(mark).includes(v)) &&
             real().status === status &&
-            JSON.stringify(real().value) === want,
-          `the worker to pass ${passed.join(', ')} and settle in ${want} after ${pending.join(', ')}`,
-          10_000,
+            JSON.stringify(real().value) === want &&
+            realJob() === wantJob &&
+            (!spareMatters || realSpare() === spare) &&
+            serverEnds() === wantEnds,
+          `the worker to pass ${passed.join(', ')} and settle in ${want} (job ${wantJob}, spare ` +
+            `${spare}, server saw jobs end: ${wantEnds}) after ${pending.join(', ')}; it is in ` +
+            `${JSON.stringify(real().value)} (job ${realJob()}, spare ${realSpare()}, server: ` +
+            `${serverEnds()})`,
+          15_000,
         );
         mark = seen.length;
         passed = [];
@@ -206,11 +357,11 @@ function runPath(path: TestPath) {
       };
       await path.test({
         events: Object.fromEntries(
-          [...AUTOMATIC, ...STIMULI].map((type) => [
+          [...world.automatic, ...world.stimuli].map((type) => [
             type,
             async () => {
               pending.push(type);
-              await stimuli[type]?.();
+              if (world.stimuli.has(type)) await stimuli[type]?.();
             },
           ]),
         ),
@@ -220,9 +371,12 @@ function runPath(path: TestPath) {
             if (index > 0) passed.push(JSON.stringify(state.value));
             const next = path.steps[index + 1]?.event.type as WorkerModelEventType | undefined;
             // Automatic steps run together; check where the worker settles before a stimulus.
-            if (next && AUTOMATIC.has(next)) return;
-            if ([...AUTOMATIC].some((a) => autoEnabled(state as AnyMachineSnapshot, a))) return;
-            await settle(state as unknown as AnyMachineSnapshot);
+            if (next && world.automatic.has(next)) return;
+            if (
+              [...world.automatic].some((a) => autoEnabled(world, state as AnyMachineSnapshot, a))
+            )
+              return;
+            await settle(index);
             // The states the model passed through were entered by the real worker too.
             pending = [];
           },
@@ -232,12 +386,17 @@ function runPath(path: TestPath) {
       await worker.stop('test over');
       await done;
       for (const pid of pids) await eventually(() => !isAlive(pid), `process ${pid} to exit`);
+      gate?.close();
     }
   };
 }
 
 describe('the real worker along the model (one path per worker state)', () => {
-  for (const path of paths) it(title(path), runPath(path), 30_000);
+  for (const path of paths) it(title(path), runPath(path, EAGER), 30_000);
+});
+
+describe('the real worker backs off after failed prewarms and recovers (gated prewarms)', () => {
+  for (const path of backoffPaths) it(title(path), runPath(path, GATED), 30_000);
 });
 
 describe('system-level chart coverage', () => {
@@ -248,10 +407,18 @@ describe('system-level chart coverage', () => {
       recorder.observed,
       UNREACHABLE,
     );
-    console.log([`system paths: ${paths.length}`, ...coverage.map(summaryLine)].join('\n'));
-    const reached = new Set(
-      paths.flatMap((p) => p.steps.map((s) => JSON.stringify(s.state.value))),
+    console.log(
+      [
+        `system paths: ${paths.length} (eager prewarms) + ${backoffPaths.length} (gated prewarms)`,
+        ...coverage.map(summaryLine),
+      ].join('\n'),
     );
+    const reached = new Set(
+      [...paths, ...backoffPaths].flatMap((p) => p.steps.map((s) => JSON.stringify(s.state.value))),
+    );
+    expect(
+      reached.has(JSON.stringify({ lifecycle: { registered: 'full' }, processes: 'backingOff' })),
+    ).toBe(true);
     const observed = recorder.observed.worker?.states ?? {};
     for (const v of reached) {
       for (const [region, sub] of Object.entries(JSON.parse(v) as Record<string, unknown>)) {

@@ -1,0 +1,366 @@
+/**
+ * System-level model-based tests of the jobProcess chart: paths generated from the jobProcess
+ * model (test/model/jobProcess.model.ts) drive ONE real job process (`proc-1`) of a real
+ * `Worker` against the emulator. Model events map to real stimuli (`gated-agent.ts` makes the
+ * process's behaviour a stimulus the test gives when the path says so):
+ *
+ * | model event | real stimulus |
+ * | --- | --- |
+ * | START_WARM / START_FOR_JOB | a worker keeping one spare / a dispatch to a worker keeping none |
+ * | PREWARM_OK / PREWARM_FAIL | the prewarm is told to succeed / to throw |
+ * | INIT_TIMEOUT | none given: the prewarm hangs past a short `initializeProcessTimeout` |
+ * | LAUNCH | a dispatch while the process is the idle spare |
+ * | JOB_RETURNED / JOB_THREW | the entrypoint is told to return / to throw |
+ * | SHUTDOWN | the server terminates the job (emulator), or the worker recycles its idle processes |
+ * | SHUTDOWN_TIMEOUT | the job's shutdown callback blocks past a short `shutdownProcessTimeout` |
+ * | CRASH | `process.kill(pid, 'SIGKILL')` |
+ * | PING_TIMEOUT | the process blocks its event loop (short ping timeout via `jobProcessLogic`) |
+ * | MEMORY_LIMIT | the process allocates past `jobMemoryLimitMb` |
+ *
+ * What a real process does by itself (`SPAWNED`, `JOB_CONFIRMED`, `EXIT`) is automatic: the
+ * model takes it as soon as it is enabled, and the test waits for the real process to settle.
+ * After every settle the real process's states, and the reports it sent the worker, are
+ * checked against the model. Coverage is recorded from the real actors' inspection stream.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  getInitialSnapshot,
+  getNextSnapshot,
+  type AnyMachineSnapshot,
+  type InspectionEvent,
+} from 'xstate';
+import { createTestModel } from 'xstate/graph';
+import type { JobProcessReport } from '../../machines/jobProcess.contract.ts';
+import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
+import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
+import { workerMachine } from '../../machines/worker.machine.ts';
+import { Worker, WorkerOptions } from '../../src/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { createJobProcessLogic, type JobProcessOptions } from '../../src/pool/job-process-logic.ts';
+import { startEmulator, type Emulator } from '../../src/testing/index.ts';
+import { Gate } from '../fixtures/model/gate.ts';
+import { CoverageRecorder, summaryLine, writeCoverageReport } from '../model/chart-coverage.ts';
+import {
+  jobProcessModel,
+  serializeJobProcessModel,
+  type JobProcessModelContext,
+  type JobProcessModelEvent,
+} from '../model/jobProcess.model.ts';
+import { UNREACHABLE } from '../model/unreachable.ts';
+import { eventually, isAlive } from '../support/emulated-worker.ts';
+import { fileURLToPath } from 'node:url';
+
+type EventType = JobProcessModelEvent['type'];
+type ModelSnapshot = AnyMachineSnapshot & { context: JobProcessModelContext };
+
+const gatedAgent = fileURLToPath(new URL('../fixtures/model/gated-agent.ts', import.meta.url));
+
+/** Under test: the first process the worker starts. */
+const TARGET = 'proc-1';
+/** RSS limit of the memory path, and what the process allocates past its baseline to cross it. */
+const MEMORY_LIMIT_MB = 300;
+const HOG_MB = 400;
+
+const AUTOMATIC: ReadonlySet<EventType> = new Set(['SPAWNED', 'JOB_CONFIRMED', 'EXIT']);
+
+/** Model events no real stimulus produces at system level, and why (said in the report too). */
+const NOT_PRODUCED: Readonly<Partial<Record<EventType, string>>> = {
+  KILL:
+    'the worker asks for a kill only when it stops, and a stopped worker stops its process actors ' +
+    'with it, so no real chart ever sees the exit that follows (the chart-level tests take it)',
+  TERMINATE_TIMEOUT:
+    'never needed: a real process always exits on SIGTERM here, and the exit is automatic',
+  KILL_TIMEOUT:
+    'SIGKILL always ends a real process, so `abandoned` (no exit after SIGKILL) cannot be produced',
+};
+
+function autoEnabled(s: AnyMachineSnapshot, a: EventType): boolean {
+  return s.status === 'active' && AUTOMATIC.has(a) && s.can({ type: a });
+}
+
+/** The real system is eager: while an automatic event is enabled, nothing else happens first. */
+const systemModel = createTestModel(jobProcessModel, {
+  filterEvents: (s, e) => {
+    if (s.status !== 'active' || !s.can(e)) return false;
+    const type = e.type as EventType;
+    if (NOT_PRODUCED[type]) return false;
+    const anyAuto = [...AUTOMATIC].some((a) => autoEnabled(s, a));
+    return anyAuto ? AUTOMATIC.has(type) : !AUTOMATIC.has(type);
+  },
+  serializeState: (s) => serializeJobProcessModel(s as never),
+});
+
+/** The model's states along `events`, recomputed (the graph shares snapshots between paths). */
+function walk(events: readonly EventType[]): ModelSnapshot[] {
+  let s = getInitialSnapshot(jobProcessModel) as ModelSnapshot;
+  const out = [s];
+  for (const type of events) {
+    s = getNextSnapshot(jobProcessModel, s, { type }) as ModelSnapshot;
+    out.push(s);
+  }
+  return out;
+}
+
+const valueKey = (v: unknown): string => JSON.stringify(v);
+
+/** The chart state paths a model state value names (`{"running":"active"}` → `running`, `running.active`). */
+function statePaths(value: unknown, prefix = ''): string[] {
+  if (typeof value === 'string') return [prefix ? `${prefix}.${value}` : value];
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => {
+    const p = prefix ? `${prefix}.${k}` : k;
+    return [p, ...statePaths(v, p)];
+  });
+}
+
+/**
+ * One path per jobProcess state the real system can reach: the shortest among those passing it,
+ * run until no automatic event is left; paths that are a prefix of a kept one are dropped.
+ */
+function pathsPerProcessState(): EventType[][] {
+  const best = new Map<string, EventType[]>();
+  for (const p of systemModel.getShortestPaths({ allowDuplicatePaths: true })) {
+    const events = p.steps.slice(1).map((st) => st.event.type as EventType);
+    const key = valueKey(p.state.value);
+    const known = best.get(key);
+    if (!known || known.length > events.length) best.set(key, events);
+  }
+  const settled = [...best.values()].map((events) => {
+    const out = [...events];
+    let state = walk(out).at(-1)!;
+    for (;;) {
+      const auto = [...AUTOMATIC].find((a) => autoEnabled(state, a));
+      if (!auto) break;
+      out.push(auto);
+      state = getNextSnapshot(jobProcessModel, state, { type: auto }) as ModelSnapshot;
+    }
+    return out;
+  });
+  const kept = settled.sort((a, b) => b.length - a.length);
+  const names = (p: EventType[]) => p.map((e) => `${e}>`).join('');
+  return kept.filter((p, i) => !kept.slice(0, i).some((q) => names(q).startsWith(names(p))));
+}
+
+function title(events: readonly EventType[]): string {
+  const end = walk(events).at(-1)!;
+  return `${TARGET} reaches ${valueKey(end.value)} via ${events.join(' → ')}`;
+}
+
+/** The reports to the worker in the model's vocabulary (host commands are not observable here). */
+const REPORT_EFFECT = /^(prewarmed|started|ended:|exited:)/;
+
+const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
+const paths = pathsPerProcessState();
+/** Per path: the states the real target process was seen in. */
+const reachedByPath = new Map<string, string[]>();
+let emu: Emulator;
+
+beforeAll(async () => {
+  emu = await startEmulator({ defaultWaitMs: 15_000 });
+});
+afterAll(() => emu.close());
+
+let pathNo = 0;
+
+function runPath(events: readonly EventType[]) {
+  return async () => {
+    const name = title(events);
+    recorder.label(name);
+    const states = walk(events);
+    const agentName = `model-proc-${++pathNo}`;
+    const has = (e: EventType) => events.includes(e);
+    const gate = new Gate();
+    const opts: JobProcessOptions = {
+      agentModule: gatedAgent,
+      jobMemoryWarnMb: 0,
+      jobMemoryLimitMb: has('MEMORY_LIMIT') ? MEMORY_LIMIT_MB : 0,
+      // Short deadlines only where the path waits for them; generous ones elsewhere.
+      initializeProcessTimeout: has('INIT_TIMEOUT') ? 1_500 : 20_000,
+      shutdownProcessTimeout: has('SHUTDOWN_TIMEOUT') ? 1_500 : 20_000,
+    };
+    // What the target process did, as seen on its actor and in its reports to the worker.
+    const seen: string[] = [];
+    const reports: string[] = [];
+    let pid: number | undefined;
+    const pids = new Set<number>();
+    const inspect = (ev: InspectionEvent) => {
+      recorder.inspect(ev);
+      const snap = (ev as { snapshot?: AnyMachineSnapshot }).snapshot;
+      if (
+        (ev.type === '@xstate.microstep' || ev.type === '@xstate.snapshot') &&
+        snap?.machine?.id === 'jobProcess'
+      ) {
+        const procPid = (snap.context as { pid?: number }).pid;
+        if (procPid) pids.add(procPid);
+        if ((ev.actorRef as { id?: string }).id === TARGET) {
+          seen.push(valueKey(snap.value));
+          pid ??= procPid;
+        }
+      }
+      if (ev.type === '@xstate.event') {
+        const r = ev.event as JobProcessReport;
+        if (!('procId' in r) || r.procId !== TARGET) return;
+        if (r.type === 'PROCESS_PREWARMED') reports.push('prewarmed');
+        else if (r.type === 'JOB_STARTED') reports.push('started');
+        else if (r.type === 'JOB_ENDED') reports.push(`ended:${r.outcome}`);
+        else if (r.type === 'PROCESS_EXITED')
+          reports.push(`exited:${JSON.parse(seen.at(-1) ?? '""')}:${r.failed ? 'failed' : 'ok'}`);
+      }
+    };
+    const worker = new Worker(
+      new WorkerOptions({
+        entrypointFnc: () => undefined,
+        ...opts,
+        agentName,
+        numIdleProcesses: events[0] === 'START_FOR_JOB' ? 0 : 1,
+        maxJobs: 1,
+        loadFnc: () => 0,
+        wsUrl: emu.url,
+        apiKey: emu.apiKey,
+        apiSecret: emu.apiSecret,
+      }),
+      {
+        handleSignals: false,
+        inspect,
+        jobProcessLogic: createJobProcessLogic(opts, createLogger({ agentName }), {
+          env: gate.env,
+          pingInterval: 100,
+          pingTimeout: has('PING_TIMEOUT') ? 1_500 : 30_000,
+          memorySampleInterval: 100,
+        }),
+      },
+    );
+    const done = worker.run().catch(() => undefined);
+    const real = () => worker.actor!.getSnapshot();
+    const targetJobId = () =>
+      Object.values(real().context.jobs).find((j) => j.procId === TARGET)?.jobId;
+    const targetPid = () => {
+      if (pid === undefined) throw new Error(`${TARGET} has no pid yet`);
+      return pid;
+    };
+    let roomNo = 0;
+    const dispatch = () => {
+      emu.createDispatch({ room: `${agentName}-room-${++roomNo}`, agentName });
+    };
+
+    /** Each stimulus gets the model state it is taken in and the event that follows it. */
+    const stimuli: Record<EventType, (from: ModelSnapshot, next: EventType | undefined) => void> = {
+      START_WARM: () => undefined, // the worker starts its spare as it starts
+      START_FOR_JOB: dispatch,
+      LAUNCH: dispatch,
+      PREWARM_OK: () => gate.verdict(targetPid(), 'ok'),
+      PREWARM_FAIL: () => gate.verdict(targetPid(), 'fail'),
+      INIT_TIMEOUT: () => undefined, // no verdict: the prewarm hangs past its deadline
+      JOB_RETURNED: (from) => {
+        // While shutting down, the job ends by itself once its shutdown callbacks ran.
+        if (from.matches({ running: 'active' })) gate.command(targetPid(), 'return');
+      },
+      JOB_THREW: () => gate.command(targetPid(), 'throw'),
+      SHUTDOWN: (_from, next) => {
+        if (next === 'SHUTDOWN_TIMEOUT') gate.hangShutdown(targetPid());
+        const jobId = targetJobId();
+        if (jobId) expect(emu.terminateJob(jobId), 'the server terminates the job').toBe(true);
+        else worker.recycleIdleProcesses('model: shutdown');
+      },
+      SHUTDOWN_TIMEOUT: () => undefined, // the shutdown callback blocks past the deadline
+      CRASH: () => process.kill(targetPid(), 'SIGKILL'),
+      PING_TIMEOUT: () => gate.command(targetPid(), 'busy'),
+      MEMORY_LIMIT: () => gate.command(targetPid(), `hog:${HOG_MB}`),
+      SPAWNED: () => undefined,
+      JOB_CONFIRMED: () => undefined,
+      EXIT: () => undefined,
+      KILL: () => {
+        throw new Error('not produced at system level');
+      },
+      TERMINATE_TIMEOUT: () => {
+        throw new Error('not produced at system level');
+      },
+      KILL_TIMEOUT: () => {
+        throw new Error('not produced at system level');
+      },
+    };
+
+    try {
+      // Dispatches need a registered worker; the spare (if any) waits in its prewarm meanwhile.
+      await eventually(() => worker.id, 'the worker to register', 15_000);
+      let mark = 0;
+      let passed: string[] = [];
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        const next = events[i + 1];
+        const model = states[i + 1]!;
+        stimuli[event](states[i]!, next);
+        passed.push(valueKey(model.value));
+        // Automatic steps run together; check where the process settles before a stimulus.
+        if (next && AUTOMATIC.has(next)) continue;
+        const want = valueKey(model.value);
+        const wantReports = states
+          .slice(1, i + 2)
+          .flatMap((s) => s.context.effects)
+          .filter((e) => REPORT_EFFECT.test(e));
+        await eventually(
+          () =>
+            passed.every((v) => seen.slice(mark).includes(v)) &&
+            seen.at(-1) === want &&
+            valueKey(reports) === valueKey(wantReports),
+          `${TARGET} to pass ${passed.join(', ')} and settle in ${want} after ${event}, ` +
+            `reporting ${wantReports.join(', ')} (seen ${seen.slice(mark).join(', ')}; ` +
+            `reported ${reports.join(', ')})`,
+          15_000,
+        );
+        expect(pid !== undefined, 'the pid is known once the process exists').toBe(
+          model.context.spawned,
+        );
+        mark = seen.length;
+        passed = [];
+      }
+      reachedByPath.set(
+        name,
+        [...new Set(seen.map((v) => JSON.parse(v) as unknown))].flatMap((v) => statePaths(v)),
+      );
+    } finally {
+      await worker.stop('test over');
+      await done;
+      for (const p of pids) await eventually(() => !isAlive(p), `process ${p} to exit`);
+      gate.close();
+    }
+  };
+}
+
+describe('a real job process along the jobProcess model (one path per state)', () => {
+  for (const events of paths) it(title(events), runPath(events), 45_000);
+});
+
+describe('system-level jobProcess coverage', () => {
+  it('the real processes reached every jobProcess state the paths claim', () => {
+    const coverage = writeCoverageReport(
+      'integration-system-job-process',
+      [workerMachine, jobProcessMachine, jobRequestMachine],
+      recorder.observed,
+      UNREACHABLE,
+    );
+    console.log(
+      [`system jobProcess paths: ${paths.length}`, ...coverage.map(summaryLine)].join('\n'),
+    );
+    const observed = recorder.observed.jobProcess?.states ?? {};
+    const claimed = new Set(
+      paths.flatMap((events) => walk(events).flatMap((s) => statePaths(s.value))),
+    );
+    claimed.delete('notStarted'); // the model's "no process yet" is not a chart state
+    for (const state of claimed) {
+      expect(observed[state], `${state} observed on a real job process`).toBeDefined();
+    }
+    // Every path's own process passed every state its model path did.
+    for (const events of paths) {
+      const mine = new Set(reachedByPath.get(title(events)) ?? []);
+      for (const state of walk(events)
+        .slice(1)
+        .flatMap((s) => statePaths(s.value))) {
+        expect(mine.has(state), `${state} on ${TARGET} of ${title(events)}`).toBe(true);
+      }
+    }
+    // Every chart state except the one no real process can produce.
+    const chartStates = Object.keys(jobProcessMachine.states);
+    const missing = chartStates.filter((s) => !claimed.has(s));
+    expect(missing).toEqual(['abandoned']);
+  });
+});
