@@ -1,16 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ServerRefusedError, Worker, WorkerOptions } from '../../src/index.ts';
-import { startEmulator, type Emulator } from '../../src/testing/index.ts';
-import { eventually, isAlive, scriptedAgent, workerFactory } from '../support/emulated-worker.ts';
+import {
+  eventually,
+  isAlive,
+  scriptedAgent,
+  useEmulatedWorkers,
+} from '../support/emulated-worker.ts';
 
-let emu: Emulator;
-const workers = workerFactory(() => emu);
-
-beforeAll(async () => {
-  emu = await startEmulator({ defaultWaitMs: 15_000 });
-});
-afterEach(() => workers.stopAll());
-afterAll(() => emu.close());
+const { emu } = useEmulatedWorkers();
 
 async function runError(wsUrl: string): Promise<{ err: unknown; ms: number }> {
   const worker = new Worker(
@@ -19,8 +16,8 @@ async function runError(wsUrl: string): Promise<{ err: unknown; ms: number }> {
       agentModule: scriptedAgent,
       numIdleProcesses: 0,
       wsUrl,
-      apiKey: emu.apiKey,
-      apiSecret: emu.apiSecret,
+      apiKey: emu().apiKey,
+      apiSecret: emu().apiSecret,
     }),
     { handleSignals: false },
   );
@@ -34,7 +31,7 @@ async function runError(wsUrl: string): Promise<{ err: unknown; ms: number }> {
 
 describe('worker connection (emulator)', () => {
   it('fails fast when the URL is not an agent endpoint', async () => {
-    const { err, ms } = await runError(`${emu.url}/not-livekit`);
+    const { err, ms } = await runError(`${emu().url}/not-livekit`);
     expect(err).toBeInstanceOf(ServerRefusedError);
     expect((err as Error).message).toMatch(/not a LiveKit agent endpoint.*HTTP 404/);
     expect(ms).toBeLessThan(3_000);
@@ -55,21 +52,21 @@ describe('worker connection (emulator)', () => {
         agentName: 'heartbeat',
         numIdleProcesses: 1,
         loadFnc: () => 0,
-        wsUrl: emu.url,
-        apiKey: emu.apiKey,
-        apiSecret: emu.apiSecret,
+        wsUrl: emu().url,
+        apiKey: emu().apiKey,
+        apiSecret: emu().apiSecret,
       }),
       { handleSignals: false, serverLink: { heartbeatInterval: 200, heartbeatTimeout: 300 } },
     );
     const done = worker.run();
     try {
-      const firstId = await emu.waitFor(() => worker.id);
-      emu.createDispatch({ room: 'heartbeat-room', agentName: 'heartbeat' });
-      await emu.waitForJob((j) => j.room === 'heartbeat-room' && j.status === 'running');
-      const pid = await emu.waitFor(
+      const firstId = await emu().waitFor(() => worker.id);
+      emu().createDispatch({ room: 'heartbeat-room', agentName: 'heartbeat' });
+      await emu().waitForJob((j) => j.room === 'heartbeat-room' && j.status === 'running');
+      const pid = await emu().waitFor(
         () => worker.activeJobs.find((j) => j.phase === 'running')?.pid,
       );
-      emu.stallWorker(firstId, 3_000);
+      emu().stallWorker(firstId, 3_000);
       // Client-side state: polled (the emulator's waits re-check on its own events only).
       await eventually(() => worker.status === 'reconnecting', 'the worker to notice the silence');
       const secondId = await eventually(

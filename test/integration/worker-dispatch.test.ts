@@ -1,17 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WorkerPermissions, WorkerType } from '../../src/index.ts';
-import { startEmulator, type Emulator } from '../../src/testing/index.ts';
 import { VERSION } from '../../src/version.ts';
-import { workerFactory } from '../support/emulated-worker.ts';
+import { useEmulatedWorkers } from '../support/emulated-worker.ts';
 
-let emu: Emulator;
-const workers = workerFactory(() => emu);
-
-beforeAll(async () => {
-  emu = await startEmulator({ defaultWaitMs: 15_000 });
-});
-afterEach(() => workers.stopAll());
-afterAll(() => emu.close());
+const { emu, workers } = useEmulatedWorkers();
 
 describe('worker dispatch (emulator, real job processes)', () => {
   it('registers with its type, agent name, version and permissions', async () => {
@@ -20,7 +12,7 @@ describe('worker dispatch (emulator, real job processes)', () => {
       workerType: WorkerType.PUBLISHER,
       permissions: new WorkerPermissions({ canPublish: false, hidden: true }),
     });
-    const w = await emu.waitForWorker((w) => w.agentName === 'reg-check');
+    const w = await emu().waitForWorker((w) => w.agentName === 'reg-check');
     expect(w).toMatchObject({ type: 'publisher', version: VERSION });
     expect(w.permissions).toMatchObject({
       canPublish: false,
@@ -37,15 +29,15 @@ describe('worker dispatch (emulator, real job processes)', () => {
       requestFnc: (req) =>
         req.accept({ name: 'Helper', identity: `helper-${req.id}`, attributes: { role: 'echo' } }),
     });
-    await emu.waitForWorker((w) => w.agentName === 'accepting');
-    emu.createDispatch({ room: 'accept-room', agentName: 'accepting' });
-    const job = await emu.waitForJob((j) => j.room === 'accept-room' && j.status === 'running');
+    await emu().waitForWorker((w) => w.agentName === 'accepting');
+    emu().createDispatch({ room: 'accept-room', agentName: 'accepting' });
+    const job = await emu().waitForJob((j) => j.room === 'accept-room' && j.status === 'running');
     expect(job.accept).toMatchObject({
       name: 'Helper',
       identity: `helper-${job.id}`,
       attributes: { role: 'echo' },
     });
-    await emu.waitFor(() =>
+    await emu().waitFor(() =>
       worker.activeJobs.find((j) => j.id === job.id && j.phase === 'running'),
     );
     expect(worker.activeJobs[0]?.pid).toBeTypeOf('number');
@@ -53,43 +45,43 @@ describe('worker dispatch (emulator, real job processes)', () => {
 
   it('answers availability well inside the server window', async () => {
     workers.start({ agentName: 'fast' });
-    await emu.waitForWorker((w) => w.agentName === 'fast');
-    emu.createDispatch({ room: 'fast-room', agentName: 'fast', metadata: 'return' });
-    const job = await emu.waitForJob((j) => j.room === 'fast-room');
-    const sent = await emu.waitForEvent('availability-sent', (e) => e.jobId === job.id);
-    const answered = await emu.waitForEvent('availability-answered', (e) => e.jobId === job.id);
+    await emu().waitForWorker((w) => w.agentName === 'fast');
+    emu().createDispatch({ room: 'fast-room', agentName: 'fast', metadata: 'return' });
+    const job = await emu().waitForJob((j) => j.room === 'fast-room');
+    const sent = await emu().waitForEvent('availability-sent', (e) => e.jobId === job.id);
+    const answered = await emu().waitForEvent('availability-answered', (e) => e.jobId === job.id);
     expect(answered.available).toBe(true);
     expect(answered.at - sent.at).toBeLessThan(1_000);
   });
 
   it('reports a job that ends by itself as a success, and one that throws as failed', async () => {
     workers.start({ agentName: 'ending' });
-    await emu.waitForWorker((w) => w.agentName === 'ending');
-    emu.createDispatch({ room: 'ends-ok', agentName: 'ending', metadata: 'return' });
-    const ok = await emu.waitForJob((j) => j.room === 'ends-ok');
-    await emu.waitForJobStatus(ok.id, 'success');
-    emu.createDispatch({ room: 'ends-bad', agentName: 'ending', metadata: 'throw' });
-    const bad = await emu.waitForJob((j) => j.room === 'ends-bad');
-    const ended = await emu.waitForJobStatus(bad.id, 'failed');
+    await emu().waitForWorker((w) => w.agentName === 'ending');
+    emu().createDispatch({ room: 'ends-ok', agentName: 'ending', metadata: 'return' });
+    const ok = await emu().waitForJob((j) => j.room === 'ends-ok');
+    await emu().waitForJobStatus(ok.id, 'success');
+    emu().createDispatch({ room: 'ends-bad', agentName: 'ending', metadata: 'throw' });
+    const bad = await emu().waitForJob((j) => j.room === 'ends-bad');
+    const ended = await emu().waitForJobStatus(bad.id, 'failed');
     expect(ended.error).toContain('scripted failure');
   });
 
   it('declines when requestFnc rejects, and the job goes to another worker', async () => {
     const picky = workers.start({ agentName: 'shared', requestFnc: (req) => req.reject() });
     const willing = workers.start({ agentName: 'shared' });
-    await emu.waitFor(
-      () => emu.workers.filter((w) => w.agentName === 'shared' && w.connected).length === 2,
+    await emu().waitFor(
+      () => emu().workers.filter((w) => w.agentName === 'shared' && w.connected).length === 2,
     );
-    const pickyId = await emu.waitFor(() => picky.id);
-    const willingId = await emu.waitFor(() => willing.id);
+    const pickyId = await emu().waitFor(() => picky.id);
+    const willingId = await emu().waitFor(() => willing.id);
     // Several jobs, so the random choice hits the picky worker first at least once.
-    for (let i = 0; i < 4; i++) emu.createDispatch({ room: `shared-${i}`, agentName: 'shared' });
-    const jobs = await emu.waitFor(() => {
-      const js = emu.jobs.filter((j) => j.room.startsWith('shared-'));
+    for (let i = 0; i < 4; i++) emu().createDispatch({ room: `shared-${i}`, agentName: 'shared' });
+    const jobs = await emu().waitFor(() => {
+      const js = emu().jobs.filter((j) => j.room.startsWith('shared-'));
       return js.length === 4 && js.every((j) => j.status === 'running') ? js : undefined;
     });
     expect(jobs.every((j) => j.workerId === willingId)).toBe(true);
-    const declined = emu.events.filter(
+    const declined = emu().events.filter(
       (e) => e.type === 'availability-answered' && e.workerId === pickyId && !e.available,
     );
     const offeredToPicky = jobs.filter((j) => j.tries.includes(pickyId));
@@ -102,28 +94,28 @@ describe('worker dispatch (emulator, real job processes)', () => {
       requestTimeout: 300,
       requestFnc: () => new Promise<void>(() => undefined),
     });
-    await emu.waitForWorker((w) => w.agentName === 'slow-decider');
-    emu.createDispatch({ room: 'slow-room', agentName: 'slow-decider' });
-    const job = await emu.waitForJob((j) => j.room === 'slow-room');
-    const answered = await emu.waitForEvent('availability-answered', (e) => e.jobId === job.id);
+    await emu().waitForWorker((w) => w.agentName === 'slow-decider');
+    emu().createDispatch({ room: 'slow-room', agentName: 'slow-decider' });
+    const job = await emu().waitForJob((j) => j.room === 'slow-room');
+    const answered = await emu().waitForEvent('availability-answered', (e) => e.jobId === job.id);
     expect(answered.available).toBe(false);
   });
 
   it('takes one PUBLISHER job per publishing participant, with the publisher set', async () => {
     const worker = workers.start({ agentName: 'per-publisher', workerType: WorkerType.PUBLISHER });
-    await emu.waitForWorker((w) => w.agentName === 'per-publisher');
-    emu.createRoom('pub-room', { agents: [{ agentName: 'per-publisher' }] });
-    emu.addParticipant('pub-room', 'alice');
-    emu.addParticipant('pub-room', 'bob');
-    emu.publishTrack('pub-room', 'alice');
-    emu.publishTrack('pub-room', 'alice');
-    emu.publishTrack('pub-room', 'bob');
-    const jobs = await emu.waitFor(() => {
-      const js = emu.jobs.filter((j) => j.room === 'pub-room' && j.status === 'running');
+    await emu().waitForWorker((w) => w.agentName === 'per-publisher');
+    emu().createRoom('pub-room', { agents: [{ agentName: 'per-publisher' }] });
+    emu().addParticipant('pub-room', 'alice');
+    emu().addParticipant('pub-room', 'bob');
+    emu().publishTrack('pub-room', 'alice');
+    emu().publishTrack('pub-room', 'alice');
+    emu().publishTrack('pub-room', 'bob');
+    const jobs = await emu().waitFor(() => {
+      const js = emu().jobs.filter((j) => j.room === 'pub-room' && j.status === 'running');
       return js.length === 2 ? js : undefined;
     });
     expect(jobs.map((j) => j.participant).sort()).toEqual(['alice', 'bob']);
-    await emu.waitFor(() => worker.activeJobs.length === 2);
+    await emu().waitFor(() => worker.activeJobs.length === 2);
     expect(worker.activeJobs.map((j) => j.participantIdentity).sort()).toEqual(['alice', 'bob']);
   });
 });

@@ -1,30 +1,27 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ServerRefusedError, Worker, WorkerOptions } from '../../src/index.ts';
-import { startEmulator, type Emulator } from '../../src/testing/index.ts';
-import { eventually, isAlive, scriptedAgent, workerFactory } from '../support/emulated-worker.ts';
+import {
+  eventually,
+  isAlive,
+  scriptedAgent,
+  useEmulatedWorkers,
+} from '../support/emulated-worker.ts';
 
-let emu: Emulator;
-const workers = workerFactory(() => emu);
-
-beforeAll(async () => {
-  emu = await startEmulator({ defaultWaitMs: 15_000 });
-});
-afterEach(() => workers.stopAll());
-afterAll(() => emu.close());
+const { emu, workers } = useEmulatedWorkers();
 
 describe('worker lifecycle (emulator, real job processes)', () => {
   it('drains: reports full at once, declines new jobs, and stops when the last job ends', async () => {
     const worker = workers.start({ agentName: 'drainer' });
-    const id = await emu.waitFor(() => worker.id);
-    emu.createDispatch({ room: 'drain-running', agentName: 'drainer' });
-    const job = await emu.waitForJob((j) => j.room === 'drain-running' && j.status === 'running');
-    await emu.waitFor(() => worker.activeJobs.find((j) => j.phase === 'running'));
+    const id = await emu().waitFor(() => worker.id);
+    emu().createDispatch({ room: 'drain-running', agentName: 'drainer' });
+    const job = await emu().waitForJob((j) => j.room === 'drain-running' && j.status === 'running');
+    await emu().waitFor(() => worker.activeJobs.find((j) => j.phase === 'running'));
 
     const drained = worker.drain('test drain');
-    await emu.waitForEvent('worker-updated', (e) => e.workerId === id && e.status === 'full');
+    await emu().waitForEvent('worker-updated', (e) => e.workerId === id && e.status === 'full');
     expect(worker.status).toBe('draining');
-    emu.createDispatch({ room: 'drain-new', agentName: 'drainer' });
-    await emu.waitForEvent(
+    emu().createDispatch({ room: 'drain-new', agentName: 'drainer' });
+    await emu().waitForEvent(
       'job-not-dispatched',
       (e) => e.room === 'drain-new' && e.agentName === 'drainer' && e.reason === 'no-capacity',
     );
@@ -33,46 +30,50 @@ describe('worker lifecycle (emulator, real job processes)', () => {
     void drained.then(() => (stopped = true));
     await new Promise((r) => setTimeout(r, 300));
     expect(stopped).toBe(false);
-    emu.terminateJob(job.id);
+    emu().terminateJob(job.id);
     await drained;
     expect(worker.status).toBe('stopped');
-    expect(emu.job(job.id)?.status).toBe('success');
+    expect(emu().job(job.id)?.status).toBe('success');
   });
 
   it('ends running jobs when the drain timeout passes', async () => {
     const worker = workers.start({ agentName: 'drain-timeout', drainTimeout: 500 });
-    await emu.waitFor(() => worker.id);
-    emu.createDispatch({ room: 'drain-timeout-room', agentName: 'drain-timeout' });
-    const job = await emu.waitForJob(
+    await emu().waitFor(() => worker.id);
+    emu().createDispatch({ room: 'drain-timeout-room', agentName: 'drain-timeout' });
+    const job = await emu().waitForJob(
       (j) => j.room === 'drain-timeout-room' && j.status === 'running',
     );
-    const pid = await emu.waitFor(() => worker.activeJobs.find((j) => j.phase === 'running')?.pid);
+    const pid = await emu().waitFor(
+      () => worker.activeJobs.find((j) => j.phase === 'running')?.pid,
+    );
     const started = Date.now();
     await worker.drain();
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
     expect(Date.now() - started).toBeLessThan(8_000);
-    const ended = await emu.waitForJobStatus(job.id, ['success', 'failed']);
+    const ended = await emu().waitForJobStatus(job.id, ['success', 'failed']);
     expect(ended.status).toBe('success');
     await eventually(() => !isAlive(pid), `job process ${pid} to exit`);
   });
 
   it('reconnects after the connection drops and keeps its running job', async () => {
     const worker = workers.start({ agentName: 'reconnector' });
-    const firstId = await emu.waitFor(() => worker.id);
-    emu.createDispatch({ room: 'reconnect-room', agentName: 'reconnector' });
-    await emu.waitForJob((j) => j.room === 'reconnect-room' && j.status === 'running');
-    const pid = await emu.waitFor(() => worker.activeJobs.find((j) => j.phase === 'running')?.pid);
+    const firstId = await emu().waitFor(() => worker.id);
+    emu().createDispatch({ room: 'reconnect-room', agentName: 'reconnector' });
+    await emu().waitForJob((j) => j.room === 'reconnect-room' && j.status === 'running');
+    const pid = await emu().waitFor(
+      () => worker.activeJobs.find((j) => j.phase === 'running')?.pid,
+    );
 
-    emu.dropWorker(firstId);
-    await emu.waitFor(() =>
+    emu().dropWorker(firstId);
+    await emu().waitFor(() =>
       worker.id !== firstId && worker.status === 'available' ? worker.id : undefined,
     );
     expect(worker.activeJobs.map((j) => j.pid)).toEqual([pid]);
     expect(isAlive(pid)).toBe(true);
     // And it still takes new jobs on the new connection.
-    emu.createDispatch({ room: 'after-reconnect', agentName: 'reconnector', metadata: 'return' });
-    const next = await emu.waitForJob((j) => j.room === 'after-reconnect');
-    await emu.waitForJobStatus(next.id, 'success');
+    emu().createDispatch({ room: 'after-reconnect', agentName: 'reconnector', metadata: 'return' });
+    const next = await emu().waitForJob((j) => j.room === 'after-reconnect');
+    await emu().waitForJobStatus(next.id, 'success');
   });
 
   it('fails fast with a clear error when the server rejects its credentials', async () => {
@@ -81,8 +82,8 @@ describe('worker lifecycle (emulator, real job processes)', () => {
         entrypointFnc: () => undefined,
         agentModule: scriptedAgent,
         numIdleProcesses: 0,
-        wsUrl: emu.url,
-        apiKey: emu.apiKey,
+        wsUrl: emu().url,
+        apiKey: emu().apiKey,
         apiSecret: 'wrong-secret',
       }),
       { handleSignals: false },
@@ -100,13 +101,13 @@ describe('worker lifecycle (emulator, real job processes)', () => {
 
   it('survives malformed frames and keeps serving jobs', async () => {
     const worker = workers.start({ agentName: 'robust' });
-    const id = await emu.waitFor(() => worker.id);
-    emu.sendRaw(id, new Uint8Array([0xff, 0xff, 0xff, 0x01, 0x02]));
-    emu.sendRaw(id, 'not protobuf at all');
-    emu.sendRaw(id, new Uint8Array([]));
-    emu.createDispatch({ room: 'after-garbage', agentName: 'robust', metadata: 'return' });
-    const job = await emu.waitForJob((j) => j.room === 'after-garbage');
-    await emu.waitForJobStatus(job.id, 'success');
+    const id = await emu().waitFor(() => worker.id);
+    emu().sendRaw(id, new Uint8Array([0xff, 0xff, 0xff, 0x01, 0x02]));
+    emu().sendRaw(id, 'not protobuf at all');
+    emu().sendRaw(id, new Uint8Array([]));
+    emu().createDispatch({ room: 'after-garbage', agentName: 'robust', metadata: 'return' });
+    const job = await emu().waitForJob((j) => j.room === 'after-garbage');
+    await emu().waitForJobStatus(job.id, 'success');
     expect(worker.id).toBe(id);
   });
 });

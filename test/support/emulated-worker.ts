@@ -1,7 +1,8 @@
 /** Starts real `Worker`s (with real job processes) against an emulator, and stops them all. */
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Worker, WorkerOptions, type WorkerOptionsInit } from '../../src/index.ts';
-import type { Emulator } from '../../src/testing/index.ts';
+import { startEmulator, type Emulator } from '../../src/testing/index.ts';
 
 export const scriptedAgent = fileURLToPath(
   new URL('../fixtures/worker/scripted-agent.ts', import.meta.url),
@@ -33,6 +34,28 @@ export function workerFactory(emu: () => Emulator) {
     await Promise.all(started.splice(0).map((w) => w.stop('test over')));
   };
   return { start, stopAll };
+}
+
+/**
+ * One emulator for a test file and a factory of workers against it; registers the hooks that
+ * start the emulator, stop every worker after each test and close the emulator at the end.
+ */
+export function useEmulatedWorkers(): {
+  emu: () => Emulator;
+  workers: ReturnType<typeof workerFactory>;
+} {
+  let emulator: Emulator | undefined;
+  const emu = (): Emulator => {
+    if (!emulator) throw new Error('the emulator is not started yet (use it inside tests)');
+    return emulator;
+  };
+  const workers = workerFactory(emu);
+  beforeAll(async () => {
+    emulator = await startEmulator({ defaultWaitMs: 15_000 });
+  });
+  afterEach(() => workers.stopAll());
+  afterAll(() => emulator?.close());
+  return { emu, workers };
 }
 
 /** Polls `probe` until it is truthy or the deadline passes. */
