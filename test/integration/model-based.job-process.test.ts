@@ -1,7 +1,8 @@
 /**
  * System-level model-based tests of the jobProcess chart: paths generated from the jobProcess
- * model (test/model/jobProcess.model.ts) drive ONE real job process (`proc-1`) of a real
- * `Worker` against the emulator. Model events map to real stimuli (`gated-agent.ts` makes the
+ * model (test/model/jobProcess.model.ts) — the shortest to every state, and the shortest taking
+ * every transition a real stimulus can take — each drive ONE real job process (`proc-1`) of a
+ * real `Worker` against the emulator. Model events map to real stimuli (`gated-agent.ts` makes the
  * process's behaviour a stimulus the test gives when the path says so):
  *
  * | model event | real stimulus |
@@ -13,6 +14,7 @@
  * | JOB_RETURNED / JOB_THREW | the entrypoint is told to return / to throw |
  * | SHUTDOWN | the server terminates the job (emulator), or the worker recycles its idle processes |
  * | SHUTDOWN_TIMEOUT | the job's shutdown callback blocks past a short `shutdownProcessTimeout` |
+ * | (while shutting down) | the shutdown callback blocks (then PING_TIMEOUT needs nothing more) or never returns (CRASH, MEMORY_LIMIT) |
  * | CRASH | `process.kill(pid, 'SIGKILL')` |
  * | PING_TIMEOUT | the process blocks its event loop (short ping timeout via `jobProcessLogic`) |
  * | MEMORY_LIMIT | the process allocates past `jobMemoryLimitMb` |
@@ -61,6 +63,28 @@ const TARGET = 'proc-1';
 const MEMORY_LIMIT_MB = 300;
 const HOG_MB = 400;
 
+const EVENT_TYPES = Object.keys({
+  START_WARM: 1,
+  START_FOR_JOB: 1,
+  SPAWNED: 1,
+  PREWARM_OK: 1,
+  PREWARM_FAIL: 1,
+  INIT_TIMEOUT: 1,
+  LAUNCH: 1,
+  JOB_CONFIRMED: 1,
+  JOB_RETURNED: 1,
+  JOB_THREW: 1,
+  SHUTDOWN: 1,
+  SHUTDOWN_TIMEOUT: 1,
+  KILL: 1,
+  CRASH: 1,
+  PING_TIMEOUT: 1,
+  MEMORY_LIMIT: 1,
+  EXIT: 1,
+  TERMINATE_TIMEOUT: 1,
+  KILL_TIMEOUT: 1,
+} satisfies Record<EventType, 1>) as EventType[];
+
 const AUTOMATIC: ReadonlySet<EventType> = new Set(['SPAWNED', 'JOB_CONFIRMED', 'EXIT']);
 
 /** Model events no real stimulus produces at system level, and why (said in the report too). */
@@ -74,19 +98,33 @@ const NOT_PRODUCED: Readonly<Partial<Record<EventType, string>>> = {
     'SIGKILL always ends a real process, so `abandoned` (no exit after SIGKILL) cannot be produced',
 };
 
+/**
+ * Stimuli that are set up before they happen (a deadline with nothing given in time, a job that
+ * ends or stops answering because of how its shutdown was set up): the test does not wait in
+ * the state before them, which the real process may leave at once; it still checks the
+ * process passed through it.
+ */
+function happensByItself(from: AnyMachineSnapshot, type: EventType): boolean {
+  if (type === 'INIT_TIMEOUT' || type === 'SHUTDOWN_TIMEOUT') return true;
+  return (
+    from.matches({ running: 'shuttingDown' }) &&
+    (type === 'JOB_RETURNED' || type === 'PING_TIMEOUT')
+  );
+}
+
 function autoEnabled(s: AnyMachineSnapshot, a: EventType): boolean {
   return s.status === 'active' && AUTOMATIC.has(a) && s.can({ type: a });
 }
 
 /** The real system is eager: while an automatic event is enabled, nothing else happens first. */
+function takes(s: AnyMachineSnapshot, type: EventType): boolean {
+  if (s.status !== 'active' || !s.can({ type }) || NOT_PRODUCED[type]) return false;
+  const anyAuto = [...AUTOMATIC].some((a) => autoEnabled(s, a));
+  return anyAuto ? AUTOMATIC.has(type) : !AUTOMATIC.has(type);
+}
+
 const systemModel = createTestModel(jobProcessModel, {
-  filterEvents: (s, e) => {
-    if (s.status !== 'active' || !s.can(e)) return false;
-    const type = e.type as EventType;
-    if (NOT_PRODUCED[type]) return false;
-    const anyAuto = [...AUTOMATIC].some((a) => autoEnabled(s, a));
-    return anyAuto ? AUTOMATIC.has(type) : !AUTOMATIC.has(type);
-  },
+  filterEvents: (s, e) => takes(s, e.type as EventType),
   serializeState: (s) => serializeJobProcessModel(s as never),
 });
 
@@ -113,16 +151,23 @@ function statePaths(value: unknown, prefix = ''): string[] {
 }
 
 /**
- * One path per jobProcess state the real system can reach: the shortest among those passing it,
- * run until no automatic event is left; paths that are a prefix of a kept one are dropped.
+ * The shortest path to every jobProcess state the real system can reach, and the shortest path
+ * taking every transition a real stimulus can take (per state and event), each run until no
+ * automatic event is left; paths that are a prefix of a kept one are dropped.
  */
-function pathsPerProcessState(): EventType[][] {
+function systemPaths(): EventType[][] {
   const best = new Map<string, EventType[]>();
-  for (const p of systemModel.getShortestPaths({ allowDuplicatePaths: true })) {
-    const events = p.steps.slice(1).map((st) => st.event.type as EventType);
-    const key = valueKey(p.state.value);
+  const keep = (key: string, events: EventType[]) => {
     const known = best.get(key);
     if (!known || known.length > events.length) best.set(key, events);
+  };
+  for (const p of systemModel.getShortestPaths({ allowDuplicatePaths: true })) {
+    const events = p.steps.slice(1).map((st) => st.event.type as EventType);
+    keep(valueKey(p.state.value), events);
+    for (const type of EVENT_TYPES) {
+      if (!AUTOMATIC.has(type) && takes(p.state, type))
+        keep(`${valueKey(p.state.value)} ${type}`, [...events, type]);
+    }
   }
   const settled = [...best.values()].map((events) => {
     const out = [...events];
@@ -149,7 +194,7 @@ function title(events: readonly EventType[]): string {
 const REPORT_EFFECT = /^(prewarmed|started|ended:|exited:)/;
 
 const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
-const paths = pathsPerProcessState();
+const paths = systemPaths();
 /** Per path: the states the real target process was seen in. */
 const reachedByPath = new Map<string, string[]>();
 let emu: Emulator;
@@ -256,14 +301,21 @@ function runPath(events: readonly EventType[]) {
       },
       JOB_THREW: () => gate.command(targetPid(), 'throw'),
       SHUTDOWN: (_from, next) => {
-        if (next === 'SHUTDOWN_TIMEOUT') gate.hangShutdown(targetPid());
+        // What the path does while the job shuts down needs the job not to end first: its
+        // shutdown callback blocks the process (no report, no pong) or just never returns.
+        if (next === 'SHUTDOWN_TIMEOUT' || next === 'PING_TIMEOUT')
+          gate.hangShutdown(targetPid(), 'block');
+        if (next === 'CRASH' || next === 'MEMORY_LIMIT') gate.hangShutdown(targetPid(), 'wait');
         const jobId = targetJobId();
         if (jobId) expect(emu.terminateJob(jobId), 'the server terminates the job').toBe(true);
         else worker.recycleIdleProcesses('model: shutdown');
       },
       SHUTDOWN_TIMEOUT: () => undefined, // the shutdown callback blocks past the deadline
       CRASH: () => process.kill(targetPid(), 'SIGKILL'),
-      PING_TIMEOUT: () => gate.command(targetPid(), 'busy'),
+      PING_TIMEOUT: (from) => {
+        // While shutting down, the blocked shutdown callback already keeps pongs from coming.
+        if (!from.matches({ running: 'shuttingDown' })) gate.command(targetPid(), 'busy');
+      },
       MEMORY_LIMIT: () => gate.command(targetPid(), `hog:${HOG_MB}`),
       SPAWNED: () => undefined,
       JOB_CONFIRMED: () => undefined,
@@ -290,23 +342,25 @@ function runPath(events: readonly EventType[]) {
         const model = states[i + 1]!;
         stimuli[event](states[i]!, next);
         passed.push(valueKey(model.value));
-        // Automatic steps run together; check where the process settles before a stimulus.
-        if (next && AUTOMATIC.has(next)) continue;
+        // Automatic steps run together, and so do those the process takes by itself once set
+        // up: check where it settles before the next stimulus the test gives.
+        if (next && (AUTOMATIC.has(next) || happensByItself(model, next))) continue;
         const want = valueKey(model.value);
         const wantReports = states
           .slice(1, i + 2)
           .flatMap((s) => s.context.effects)
           .filter((e) => REPORT_EFFECT.test(e));
-        await eventually(
-          () =>
-            passed.every((v) => seen.slice(mark).includes(v)) &&
-            seen.at(-1) === want &&
-            valueKey(reports) === valueKey(wantReports),
-          `${TARGET} to pass ${passed.join(', ')} and settle in ${want} after ${event}, ` +
-            `reporting ${wantReports.join(', ')} (seen ${seen.slice(mark).join(', ')}; ` +
-            `reported ${reports.join(', ')})`,
-          15_000,
-        );
+        const settled = () =>
+          passed.every((v) => seen.slice(mark).includes(v)) &&
+          seen.at(-1) === want &&
+          valueKey(reports) === valueKey(wantReports);
+        await eventually(settled, `${TARGET} to settle`, 15_000).catch(() => {
+          throw new Error(
+            `${TARGET} did not pass ${passed.join(', ')} and settle in ${want} after ${event}, ` +
+              `reporting ${wantReports.join(', ')}: it went through ` +
+              `${seen.slice(mark).join(', ')} and reported ${reports.join(', ')}`,
+          );
+        });
         expect(pid !== undefined, 'the pid is known once the process exists').toBe(
           model.context.spawned,
         );
@@ -326,7 +380,7 @@ function runPath(events: readonly EventType[]) {
   };
 }
 
-describe('a real job process along the jobProcess model (one path per state)', () => {
+describe('a real job process along the jobProcess model (every state, every producible transition)', () => {
   for (const events of paths) it(title(events), runPath(events), 45_000);
 });
 
