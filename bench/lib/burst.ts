@@ -54,10 +54,12 @@ export interface BurstResult {
   /** Burst start → last agent join seen by the server (webhook), ms. */
   timeToLastJoinMs?: number;
   timeToLastAssignmentMs?: number;
-  /** Offers the worker answered inside the server's window = assigned + declined in time. */
+  /** Dispatches whose offer the worker answered (yes or no) inside the server's ~3 s window. */
   answeredInWindow: number;
-  /** Server log: offers dropped after the ~3 s availability wait. */
+  /** Server log: offers dropped after the ~3 s availability wait ("context deadline exceeded"). */
   availabilityTimeouts: number;
+  /** Server log: jobs the worker declined in time ("worker not available"); lost, as no other worker matches. */
+  declined: number;
   /** Server log: no available worker for the dispatch (worker full or not offered). */
   notDispatched: number;
 }
@@ -108,9 +110,15 @@ export async function runBurst(
     ([id]) => !assignedBefore.has(id),
   );
   const log = readFrom(deps.serverLog, logOffset);
-  const count = (re: RegExp) => log.split('\n').filter((l) => re.test(l)).length;
-  const availabilityTimeouts = count(/failed to assign job/);
-  const notDispatched = count(/not dispatching agent job|no servers available/);
+  const lines = log.split('\n');
+  const jobsWhere = (re: RegExp) =>
+    new Set(lines.filter((l) => re.test(l)).map((l) => /"jobID": "([^"]+)"/.exec(l)?.[1] ?? l))
+      .size;
+  const availabilityTimeouts = jobsWhere(/failed to assign job.*context deadline exceeded/);
+  const declined = jobsWhere(/failed to assign job.*worker not available/);
+  const notDispatched = lines.filter((l) =>
+    /not dispatching agent job|no servers available/.test(l),
+  ).length;
   const result: BurstResult = {
     dispatched,
     served: joins.length,
@@ -121,6 +129,7 @@ export async function runBurst(
       : undefined,
     answeredInWindow: dispatched - availabilityTimeouts - notDispatched,
     availabilityTimeouts,
+    declined,
     notDispatched,
   };
   // End the burst's jobs: deleting a room disconnects its agent.
