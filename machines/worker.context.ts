@@ -28,6 +28,13 @@ export interface WorkerChartOptions {
   /** Process respawn backoff after failed prewarms. */
   spawnBaseDelay: number;
   spawnMaxDelay: number;
+  /**
+   * Processes that may be starting (prewarming) at once. With none idle and this many starting,
+   * no process can take a job soon enough: the worker is full. On a small machine, starting
+   * dozens of processes together starves them all and every job fails late instead of being
+   * declined at once.
+   */
+  maxConcurrentPrewarms: number;
   random: () => number;
 }
 
@@ -85,6 +92,10 @@ export const spareProcCount = (c: WorkerContext): number =>
 
 /** Every reserved slot counts, so two concurrent requests can never both take the last one. */
 export const hasFreeSlot = (c: WorkerContext): boolean => jobList(c).length < c.options.maxJobs;
+
+/** Processes still prewarming, spares and those started for a job alike. */
+export const prewarmingCount = (c: WorkerContext): number =>
+  procList(c).filter((p) => p.phase === 'prewarming').length;
 
 export const loadBelowThreshold = (c: WorkerContext): boolean => c.load < c.options.loadThreshold;
 

@@ -46,6 +46,7 @@ import {
   idleProcCount,
   jobList,
   loadBelowThreshold,
+  prewarmingCount,
   spareProcCount,
   type JobRecord,
   type ProcRecord,
@@ -112,6 +113,8 @@ export const workerSetup = setup({
     hasFreeSlot: ({ context }) => hasFreeSlot(context),
     hasIdleProcess: ({ context }) => idleProcCount(context) > 0,
     spawningBackedOff: stateIn({ processes: 'backingOff' }),
+    belowPrewarmCap: ({ context }) =>
+      prewarmingCount(context) < context.options.maxConcurrentPrewarms,
     isDraining: stateIn({ lifecycle: 'draining' }),
     noActiveJobs: ({ context }) => activeJobCount(context) === 0,
     isAwaitingAssignment: ({ context, event }) =>
@@ -121,7 +124,7 @@ export const workerSetup = setup({
     canTakeJob: and([
       'loadBelowThreshold',
       'hasFreeSlot',
-      or(['hasIdleProcess', not('spawningBackedOff')]),
+      or(['hasIdleProcess', and([not('spawningBackedOff'), 'belowPrewarmCap'])]),
     ]),
     prewarmFailed: ({ context, event }) =>
       event.type === 'PROCESS_EXITED' &&

@@ -1,4 +1,5 @@
 /** Derives the worker chart's options from the resolved worker options. */
+import { availableParallelism } from 'node:os';
 import type { WorkerChartOptions } from '../../machines/worker.context.ts';
 import type { ResolvedWorkerOptions } from '../options.ts';
 
@@ -28,6 +29,8 @@ export function chartOptionsFrom(
     reconnectMaxDelay: 30_000,
     spawnBaseDelay: 1_000,
     spawnMaxDelay: 30_000,
+    // Booting is CPU-bound: twice the cores keeps every core busy without starving the worker.
+    maxConcurrentPrewarms: Math.max(4, 2 * availableParallelism()),
     random,
   };
 }

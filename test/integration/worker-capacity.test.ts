@@ -7,7 +7,7 @@ describe('worker capacity (emulator, real job processes)', () => {
   it('reports full while loadFnc is at or above the threshold, and available again below it', async () => {
     let load = 0.1;
     const worker = workers.start({ agentName: 'loaded', loadFnc: () => load, loadThreshold: 0.5 });
-    const id = await emu().waitFor(() => worker.id);
+    const id = await workers.ready(worker);
     await emu().waitForEvent(
       'worker-updated',
       (e) => e.workerId === id && e.status === 'available',
@@ -43,8 +43,9 @@ describe('worker capacity (emulator, real job processes)', () => {
   it('sends a job to the worker with spare capacity when the other reports high load', async () => {
     const busy = workers.start({ agentName: 'pair', loadFnc: () => 0.95 });
     const idle = workers.start({ agentName: 'pair', loadFnc: () => 0.1 });
+    // The busy worker is never available: only its registration is awaited.
     const busyId = await emu().waitFor(() => busy.id);
-    const idleId = await emu().waitFor(() => idle.id);
+    const idleId = await workers.ready(idle);
     await emu().waitForEvent('worker-updated', (e) => e.workerId === busyId && e.status === 'full');
     for (let i = 0; i < 3; i++) emu().createDispatch({ room: `pair-${i}`, agentName: 'pair' });
     const jobs = await emu().waitFor(() => {
@@ -56,7 +57,7 @@ describe('worker capacity (emulator, real job processes)', () => {
 
   it('never takes more than maxJobs, even under a burst of simultaneous requests', async () => {
     const worker = workers.start({ agentName: 'capped', maxJobs: 2, numIdleProcesses: 2 });
-    const id = await emu().waitFor(() => worker.id);
+    const id = await workers.ready(worker);
     for (let i = 0; i < 8; i++) emu().createDispatch({ room: `burst-${i}`, agentName: 'capped' });
     await emu().waitFor(() => {
       const js = emu().jobs.filter((j) => j.room.startsWith('burst-'));

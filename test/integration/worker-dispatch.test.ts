@@ -1,18 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { WorkerPermissions, WorkerType } from '../../src/index.ts';
 import { VERSION } from '../../src/version.ts';
-import { useEmulatedWorkers } from '../support/emulated-worker.ts';
+import { eventually, useEmulatedWorkers } from '../support/emulated-worker.ts';
 
 const { emu, workers } = useEmulatedWorkers();
 
 describe('worker dispatch (emulator, real job processes)', () => {
   it('registers with its type, agent name, version and permissions', async () => {
-    workers.start({
+    const worker = workers.start({
       agentName: 'reg-check',
       workerType: WorkerType.PUBLISHER,
       permissions: new WorkerPermissions({ canPublish: false, hidden: true }),
     });
-    const w = await emu().waitForWorker((w) => w.agentName === 'reg-check');
+    const id = await workers.ready(worker);
+    const w = emu().worker(id)!;
     expect(w).toMatchObject({ type: 'publisher', version: VERSION });
     expect(w.permissions).toMatchObject({
       canPublish: false,
@@ -29,7 +30,7 @@ describe('worker dispatch (emulator, real job processes)', () => {
       requestFnc: (req) =>
         req.accept({ name: 'Helper', identity: `helper-${req.id}`, attributes: { role: 'echo' } }),
     });
-    await emu().waitForWorker((w) => w.agentName === 'accepting');
+    await workers.ready(worker);
     emu().createDispatch({ room: 'accept-room', agentName: 'accepting' });
     const job = await emu().waitForJob((j) => j.room === 'accept-room' && j.status === 'running');
     expect(job.accept).toMatchObject({
@@ -44,8 +45,7 @@ describe('worker dispatch (emulator, real job processes)', () => {
   });
 
   it('answers availability well inside the server window', async () => {
-    workers.start({ agentName: 'fast' });
-    await emu().waitForWorker((w) => w.agentName === 'fast');
+    await workers.ready(workers.start({ agentName: 'fast' }));
     emu().createDispatch({ room: 'fast-room', agentName: 'fast', metadata: 'return' });
     const job = await emu().waitForJob((j) => j.room === 'fast-room');
     const sent = await emu().waitForEvent('availability-sent', (e) => e.jobId === job.id);
@@ -55,8 +55,7 @@ describe('worker dispatch (emulator, real job processes)', () => {
   });
 
   it('reports a job that ends by itself as a success, and one that throws as failed', async () => {
-    workers.start({ agentName: 'ending' });
-    await emu().waitForWorker((w) => w.agentName === 'ending');
+    await workers.ready(workers.start({ agentName: 'ending' }));
     emu().createDispatch({ room: 'ends-ok', agentName: 'ending', metadata: 'return' });
     const ok = await emu().waitForJob((j) => j.room === 'ends-ok');
     await emu().waitForJobStatus(ok.id, 'success');
@@ -68,12 +67,14 @@ describe('worker dispatch (emulator, real job processes)', () => {
 
   it('declines when requestFnc rejects, and the job goes to another worker', async () => {
     const picky = workers.start({ agentName: 'shared', requestFnc: (req) => req.reject() });
-    const willing = workers.start({ agentName: 'shared' });
-    await emu().waitFor(
-      () => emu().workers.filter((w) => w.agentName === 'shared' && w.connected).length === 2,
-    );
-    const pickyId = await emu().waitFor(() => picky.id);
-    const willingId = await emu().waitFor(() => willing.id);
+    // Four warm processes, so the willing worker can take all four jobs at once.
+    const willing = workers.start({ agentName: 'shared', numIdleProcesses: 4 });
+    const pickyId = await workers.ready(picky);
+    const willingId = await workers.ready(willing);
+    await eventually(() => {
+      const procs = Object.values(willing.actor!.getSnapshot().context.procs);
+      return procs.filter((p) => p.phase === 'idle').length === 4;
+    }, 'four warm processes');
     // Several jobs, so the random choice hits the picky worker first at least once.
     for (let i = 0; i < 4; i++) emu().createDispatch({ room: `shared-${i}`, agentName: 'shared' });
     const jobs = await emu().waitFor(() => {
@@ -89,12 +90,12 @@ describe('worker dispatch (emulator, real job processes)', () => {
   });
 
   it('rejects a request whose requestFnc never answers, within its budget', async () => {
-    workers.start({
+    const worker = workers.start({
       agentName: 'slow-decider',
       requestTimeout: 300,
       requestFnc: () => new Promise<void>(() => undefined),
     });
-    await emu().waitForWorker((w) => w.agentName === 'slow-decider');
+    await workers.ready(worker);
     emu().createDispatch({ room: 'slow-room', agentName: 'slow-decider' });
     const job = await emu().waitForJob((j) => j.room === 'slow-room');
     const answered = await emu().waitForEvent('availability-answered', (e) => e.jobId === job.id);
@@ -103,7 +104,7 @@ describe('worker dispatch (emulator, real job processes)', () => {
 
   it('takes one PUBLISHER job per publishing participant, with the publisher set', async () => {
     const worker = workers.start({ agentName: 'per-publisher', workerType: WorkerType.PUBLISHER });
-    await emu().waitForWorker((w) => w.agentName === 'per-publisher');
+    await workers.ready(worker);
     emu().createRoom('pub-room', { agents: [{ agentName: 'per-publisher' }] });
     emu().addParticipant('pub-room', 'alice');
     emu().addParticipant('pub-room', 'bob');

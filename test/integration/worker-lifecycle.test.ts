@@ -12,13 +12,16 @@ const { emu, workers } = useEmulatedWorkers();
 describe('worker lifecycle (emulator, real job processes)', () => {
   it('drains: reports full at once, declines new jobs, and stops when the last job ends', async () => {
     const worker = workers.start({ agentName: 'drainer' });
-    const id = await emu().waitFor(() => worker.id);
+    const id = await workers.ready(worker);
     emu().createDispatch({ room: 'drain-running', agentName: 'drainer' });
     const job = await emu().waitForJob((j) => j.room === 'drain-running' && j.status === 'running');
     await emu().waitFor(() => worker.activeJobs.find((j) => j.phase === 'running'));
 
+    const since = emu().lastSeq;
     const drained = worker.drain('test drain');
-    await emu().waitForEvent('worker-updated', (e) => e.workerId === id && e.status === 'full');
+    await emu().waitForEvent('worker-updated', (e) => e.workerId === id && e.status === 'full', {
+      after: since,
+    });
     expect(worker.status).toBe('draining');
     emu().createDispatch({ room: 'drain-new', agentName: 'drainer' });
     await emu().waitForEvent(
@@ -38,7 +41,7 @@ describe('worker lifecycle (emulator, real job processes)', () => {
 
   it('ends running jobs when the drain timeout passes', async () => {
     const worker = workers.start({ agentName: 'drain-timeout', drainTimeout: 500 });
-    await emu().waitFor(() => worker.id);
+    await workers.ready(worker);
     emu().createDispatch({ room: 'drain-timeout-room', agentName: 'drain-timeout' });
     const job = await emu().waitForJob(
       (j) => j.room === 'drain-timeout-room' && j.status === 'running',
@@ -57,7 +60,7 @@ describe('worker lifecycle (emulator, real job processes)', () => {
 
   it('reconnects after the connection drops and keeps its running job', async () => {
     const worker = workers.start({ agentName: 'reconnector' });
-    const firstId = await emu().waitFor(() => worker.id);
+    const firstId = await workers.ready(worker);
     emu().createDispatch({ room: 'reconnect-room', agentName: 'reconnector' });
     await emu().waitForJob((j) => j.room === 'reconnect-room' && j.status === 'running');
     const pid = await emu().waitFor(
@@ -101,7 +104,7 @@ describe('worker lifecycle (emulator, real job processes)', () => {
 
   it('survives malformed frames and keeps serving jobs', async () => {
     const worker = workers.start({ agentName: 'robust' });
-    const id = await emu().waitFor(() => worker.id);
+    const id = await workers.ready(worker);
     emu().sendRaw(id, new Uint8Array([0xff, 0xff, 0xff, 0x01, 0x02]));
     emu().sendRaw(id, 'not protobuf at all');
     emu().sendRaw(id, new Uint8Array([]));

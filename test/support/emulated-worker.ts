@@ -30,10 +30,22 @@ export function workerFactory(emu: () => Emulator) {
     worker.run().catch(() => undefined);
     return worker;
   };
+  /**
+   * Resolves with the worker's id once the emulator has heard it report `available`: a new
+   * worker is full until one of its processes is warm, and a dispatch before that gets no job.
+   */
+  const ready = async (worker: Worker): Promise<string> => {
+    const id = await eventually(() => worker.id, 'the worker to register');
+    await emu().waitForEvent(
+      'worker-updated',
+      (e) => e.workerId === id && e.status === 'available',
+    );
+    return id;
+  };
   const stopAll = async () => {
     await Promise.all(started.splice(0).map((w) => w.stop('test over')));
   };
-  return { start, stopAll };
+  return { start, ready, stopAll };
 }
 
 /**

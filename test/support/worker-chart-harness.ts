@@ -49,6 +49,7 @@ export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChar
   reconnectMaxDelay: 30_000,
   spawnBaseDelay: 1_000,
   spawnMaxDelay: 30_000,
+  maxConcurrentPrewarms: Infinity,
   random: () => 1,
   ...over,
 });

@@ -291,4 +291,34 @@ describe('worker chart', () => {
     expect(w.lifecycle().processes).toBe('backingOff');
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
   });
+
+  it('is full while as many processes are starting as it may start at once, and no idle one is left', async () => {
+    const w = startWorkerChart({
+      options: { numIdleProcesses: 1, maxConcurrentPrewarms: 2 },
+      autoPrewarm: false,
+    });
+    w.server(register);
+    const spare = [...w.hosts.values()][0]!;
+    spare.send({ type: 'PREWARM_SUCCEEDED' });
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
+    // The warm spare takes the first job; its replacement starts prewarming (1 of 2).
+    await acceptAndAssign(w, 'AJ_1');
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
+    // A second job needs a process of its own: 2 of 2 now starting, none idle.
+    await acceptAndAssign(w, 'AJ_2');
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_3') });
+    expect(w.answers().at(-1)).toEqual({
+      type: 'AVAILABILITY_ANSWERED',
+      jobId: 'AJ_3',
+      acceptArguments: undefined,
+    });
+    // One of them gets warm: a process can take a job again.
+    const starting = [...w.hosts.values()].filter(
+      (h) => !h.commands.some((c) => c.type === 'LAUNCH_JOB'),
+    );
+    starting[0]!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
+  });
 });

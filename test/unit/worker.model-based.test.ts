@@ -136,6 +136,8 @@ function startWorker() {
     shutdownProcessTimeout: MS.shutdownProcess,
     spawnBaseDelay: MS.spawnRetry,
     spawnMaxDelay: MS.spawnRetry,
+    // One slot and one spare never reach a prewarm cap; it has its own chart tests.
+    maxConcurrentPrewarms: Infinity,
     requestTimeout: MS.request,
     assignmentTimeout: MS.assignment,
     initializeProcessTimeout: MS.initialize,
