@@ -29,10 +29,10 @@ export interface WorkerChartOptions {
   spawnBaseDelay: number;
   spawnMaxDelay: number;
   /**
-   * Processes that may be starting (prewarming) at once. With none idle and this many starting,
-   * no process can take a job soon enough: the worker is full. On a small machine, starting
-   * dozens of processes together starves them all and every job fails late instead of being
-   * declined at once.
+   * Processes that may be starting for jobs at once (spares warming in the background aside).
+   * With no idle process left and this many starting, no process can take a job soon enough:
+   * the worker is full. On a small machine, starting dozens of processes together starves them
+   * all and every job fails late instead of being declined at once.
    */
   maxConcurrentPrewarms: number;
   random: () => number;
@@ -93,9 +93,17 @@ export const spareProcCount = (c: WorkerContext): number =>
 /** Every reserved slot counts, so two concurrent requests can never both take the last one. */
 export const hasFreeSlot = (c: WorkerContext): boolean => jobList(c).length < c.options.maxJobs;
 
-/** Processes still prewarming, spares and those started for a job alike. */
-export const prewarmingCount = (c: WorkerContext): number =>
-  procList(c).filter((p) => p.phase === 'prewarming').length;
+/** Jobs that hold a slot but no process yet: being decided, or accepted and not yet assigned. */
+export const waitingJobCount = (c: WorkerContext): number =>
+  jobList(c).filter((j) => j.phase === 'deciding' || j.phase === 'accepted').length;
+
+/**
+ * Processes being started for jobs: those already prewarming with a job, plus those the waiting
+ * jobs will need once the idle ones are taken. Spares warming in the background do not count.
+ */
+export const onDemandStartCount = (c: WorkerContext): number =>
+  procList(c).filter((p) => p.phase === 'prewarming' && p.jobId).length +
+  Math.max(0, waitingJobCount(c) - idleProcCount(c));
 
 export const loadBelowThreshold = (c: WorkerContext): boolean => c.load < c.options.loadThreshold;
 

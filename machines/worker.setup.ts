@@ -46,7 +46,8 @@ import {
   idleProcCount,
   jobList,
   loadBelowThreshold,
-  prewarmingCount,
+  onDemandStartCount,
+  waitingJobCount,
   spareProcCount,
   type JobRecord,
   type ProcRecord,
@@ -111,10 +112,11 @@ export const workerSetup = setup({
   guards: {
     loadBelowThreshold: ({ context }) => loadBelowThreshold(context),
     hasFreeSlot: ({ context }) => hasFreeSlot(context),
-    hasIdleProcess: ({ context }) => idleProcCount(context) > 0,
+    /** An idle process not already promised to a job being decided or awaiting assignment. */
+    hasIdleProcess: ({ context }) => idleProcCount(context) > waitingJobCount(context),
     spawningBackedOff: stateIn({ processes: 'backingOff' }),
     belowPrewarmCap: ({ context }) =>
-      prewarmingCount(context) < context.options.maxConcurrentPrewarms,
+      onDemandStartCount(context) < context.options.maxConcurrentPrewarms,
     isDraining: stateIn({ lifecycle: 'draining' }),
     noActiveJobs: ({ context }) => activeJobCount(context) === 0,
     isAwaitingAssignment: ({ context, event }) =>

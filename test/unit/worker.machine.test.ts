@@ -292,32 +292,31 @@ describe('worker chart', () => {
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
   });
 
-  it('is full while as many processes are starting as it may start at once, and no idle one is left', async () => {
+  it('is full while as many processes are starting for jobs as it may start at once, and no idle one is left', async () => {
     const w = startWorkerChart({
       options: { numIdleProcesses: 1, maxConcurrentPrewarms: 2 },
       autoPrewarm: false,
     });
     w.server(register);
-    const spare = [...w.hosts.values()][0]!;
-    spare.send({ type: 'PREWARM_SUCCEEDED' });
-    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
-    // The warm spare takes the first job; its replacement starts prewarming (1 of 2).
+    [...w.hosts.values()][0]!.send({ type: 'PREWARM_SUCCEEDED' });
+    // The warm spare takes the first job; its replacement warms in the background (not counted).
     await acceptAndAssign(w, 'AJ_1');
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
-    // A second job needs a process of its own: 2 of 2 now starting, none idle.
+    // Two more jobs need processes of their own: 2 of 2 starting for jobs, none idle.
     await acceptAndAssign(w, 'AJ_2');
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
+    await acceptAndAssign(w, 'AJ_3');
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
-    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_3') });
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_4') });
     expect(w.answers().at(-1)).toEqual({
       type: 'AVAILABILITY_ANSWERED',
-      jobId: 'AJ_3',
+      jobId: 'AJ_4',
       acceptArguments: undefined,
     });
-    // One of them gets warm: a process can take a job again.
-    const starting = [...w.hosts.values()].filter(
-      (h) => !h.commands.some((c) => c.type === 'LAUNCH_JOB'),
-    );
-    starting[0]!.send({ type: 'PREWARM_SUCCEEDED' });
+    // One of them gets warm and runs its job: a process can be started for a job again.
+    const procs = Object.values(w.actor.getSnapshot().context.procs);
+    const forJob2 = procs.find((p) => p.jobId === 'AJ_2')!;
+    w.hosts.get(forJob2.procId)!.send({ type: 'PREWARM_SUCCEEDED' });
     await w.flush();
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
   });
