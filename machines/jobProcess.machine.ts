@@ -96,6 +96,41 @@ export function describeExit(code: number | null, signal: string | null): string
   return signal ? `signal ${signal}` : `code ${code ?? 'unknown'}`;
 }
 
+/** The final state and reason an event ends the process with. */
+function exitFor(event: JobProcessEvent): { kind: ExitKind; reason: string } | undefined {
+  switch (event.type) {
+    case 'CHILD_EXITED':
+      return { kind: 'crashed', reason: `crashed (${describeExit(event.code, event.signal)})` };
+    case 'PREWARM_FAILED':
+      return { kind: 'prewarmFailed', reason: `prewarm failed: ${event.error}` };
+    case 'SHUTDOWN_REQUESTED':
+      return { kind: 'stopped', reason: `shutdown requested: ${event.reason}` };
+    case 'KILL_REQUESTED':
+      return { kind: 'killed', reason: `kill requested: ${event.reason}` };
+    case 'PING_TIMED_OUT':
+      return { kind: 'unresponsive', reason: `unresponsive (no pong for ${event.silentMs} ms)` };
+    case 'MEMORY_EXCEEDED':
+      return {
+        kind: 'memoryExceeded',
+        reason: `memory limit (${event.rssMb} MB > ${event.limitMb} MB)`,
+      };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A transition that ends the process because of its event: the exit is recorded and a job the
+ * process holds is reported failed (a no-op without one).
+ */
+const endsOn = <T extends string>(target: T) => ({
+  target,
+  actions: [
+    'beginExitForEvent' as const,
+    { type: 'reportJobEnded' as const, params: { outcome: 'failed' as const } },
+  ],
+});
+
 const exitTo = (kind: ExitKind) => ({
   target: kind,
   guard: { type: 'exitIs' as const, params: { kind } },
@@ -139,15 +174,9 @@ export const jobProcessMachine = setup({
     beginExit: assign({
       exit: (_, params: { kind: ExitKind; reason: string }) => params,
     }),
-    /** The exit reason comes from the event: a crash names its code or signal. */
-    beginCrashExit: assign({
-      exit: ({ event }) => ({
-        kind: 'crashed' as const,
-        reason:
-          event.type === 'CHILD_EXITED'
-            ? `crashed (${describeExit(event.code, event.signal)})`
-            : 'crashed',
-      }),
+    /** Why the process ends, read from the event that ends it (see `exitFor`). */
+    beginExitForEvent: assign({
+      exit: ({ event, context }) => exitFor(event) ?? context.exit,
     }),
     launchJob: sendTo(
       'processHost',
@@ -262,93 +291,21 @@ export const jobProcessMachine = setup({
           { guard: 'hasJob', target: 'running', actions: 'reportPrewarmed' },
           { target: 'idle', actions: 'reportPrewarmed' },
         ],
-        PREWARM_FAILED: {
-          target: 'exiting.terminating',
-          actions: [
-            {
-              type: 'beginExit',
-              params: ({ event }) => ({
-                kind: 'prewarmFailed',
-                reason: `prewarm failed: ${event.error}`,
-              }),
-            },
-            { type: 'reportJobEnded', params: { outcome: 'failed' } },
-          ],
-        },
-        CHILD_EXITED: {
-          target: 'crashed',
-          actions: ['beginCrashExit', { type: 'reportJobEnded', params: { outcome: 'failed' } }],
-        },
-        SHUTDOWN_REQUESTED: {
-          target: 'exiting.terminating',
-          actions: [
-            {
-              type: 'beginExit',
-              params: ({ event }) => ({
-                kind: 'stopped',
-                reason: `shutdown requested: ${event.reason}`,
-              }),
-            },
-            { type: 'reportJobEnded', params: { outcome: 'failed' } },
-          ],
-        },
-        KILL_REQUESTED: {
-          target: 'exiting.killing',
-          actions: [
-            {
-              type: 'beginExit',
-              params: ({ event }) => ({
-                kind: 'killed',
-                reason: `kill requested: ${event.reason}`,
-              }),
-            },
-            { type: 'reportJobEnded', params: { outcome: 'failed' } },
-          ],
-        },
+        PREWARM_FAILED: endsOn('exiting.terminating'),
+        CHILD_EXITED: endsOn('crashed'),
+        SHUTDOWN_REQUESTED: endsOn('exiting.terminating'),
+        KILL_REQUESTED: endsOn('exiting.killing'),
       },
     },
 
     idle: {
       on: {
         LAUNCH: { target: 'running', actions: 'takeJob' },
-        CHILD_EXITED: { target: 'crashed', actions: 'beginCrashExit' },
-        SHUTDOWN_REQUESTED: {
-          target: 'exiting.terminating',
-          actions: {
-            type: 'beginExit',
-            params: ({ event }) => ({
-              kind: 'stopped',
-              reason: `shutdown requested: ${event.reason}`,
-            }),
-          },
-        },
-        KILL_REQUESTED: {
-          target: 'exiting.killing',
-          actions: {
-            type: 'beginExit',
-            params: ({ event }) => ({ kind: 'killed', reason: `kill requested: ${event.reason}` }),
-          },
-        },
-        PING_TIMED_OUT: {
-          target: 'exiting.terminating',
-          actions: {
-            type: 'beginExit',
-            params: ({ event }) => ({
-              kind: 'unresponsive',
-              reason: `unresponsive (no pong for ${event.silentMs} ms)`,
-            }),
-          },
-        },
-        MEMORY_EXCEEDED: {
-          target: 'exiting.terminating',
-          actions: {
-            type: 'beginExit',
-            params: ({ event }) => ({
-              kind: 'memoryExceeded',
-              reason: `memory limit (${event.rssMb} MB > ${event.limitMb} MB)`,
-            }),
-          },
-        },
+        CHILD_EXITED: endsOn('crashed'),
+        SHUTDOWN_REQUESTED: endsOn('exiting.terminating'),
+        KILL_REQUESTED: endsOn('exiting.killing'),
+        PING_TIMED_OUT: endsOn('exiting.terminating'),
+        MEMORY_EXCEEDED: endsOn('exiting.terminating'),
       },
     },
 
@@ -403,49 +360,10 @@ export const jobProcessMachine = setup({
             { type: 'beginExit', params: { kind: 'finished', reason: 'job finished' } },
           ],
         },
-        CHILD_EXITED: {
-          target: 'crashed',
-          actions: ['beginCrashExit', { type: 'reportJobEnded', params: { outcome: 'failed' } }],
-        },
-        KILL_REQUESTED: {
-          target: 'exiting.killing',
-          actions: [
-            {
-              type: 'beginExit',
-              params: ({ event }) => ({
-                kind: 'killed',
-                reason: `kill requested: ${event.reason}`,
-              }),
-            },
-            { type: 'reportJobEnded', params: { outcome: 'failed' } },
-          ],
-        },
-        PING_TIMED_OUT: {
-          target: 'exiting.terminating',
-          actions: [
-            {
-              type: 'beginExit',
-              params: ({ event }) => ({
-                kind: 'unresponsive',
-                reason: `unresponsive (no pong for ${event.silentMs} ms)`,
-              }),
-            },
-            { type: 'reportJobEnded', params: { outcome: 'failed' } },
-          ],
-        },
-        MEMORY_EXCEEDED: {
-          target: 'exiting.terminating',
-          actions: [
-            {
-              type: 'beginExit',
-              params: ({ event }) => ({
-                kind: 'memoryExceeded',
-                reason: `memory limit (${event.rssMb} MB > ${event.limitMb} MB)`,
-              }),
-            },
-            { type: 'reportJobEnded', params: { outcome: 'failed' } },
-          ],
-        },
+        CHILD_EXITED: endsOn('crashed'),
+        KILL_REQUESTED: endsOn('exiting.killing'),
+        PING_TIMED_OUT: endsOn('exiting.terminating'),
+        MEMORY_EXCEEDED: endsOn('exiting.terminating'),
       },
     },
 
