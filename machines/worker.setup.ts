@@ -94,6 +94,22 @@ export type WorkerEmitted =
 
 const requestId = (jobId: string): string => `request-${jobId}`;
 
+/** The link command that answers "no" to an availability request. */
+const declined = (jobId: string) =>
+  ({ type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments: undefined }) as const;
+
+/** The emitted record of a "no" answer. */
+const answeredNo = (jobId: string, reason: string) =>
+  ({ type: 'requestAnswered', jobId, accepted: false, reason }) as const;
+
+/** The link command that reports a job's status to the server. */
+const jobStatus = (jobId: string, outcome: 'running' | 'success' | 'failed', error: string) =>
+  ({ type: 'JOB_STATUS_REPORTED', jobId, outcome, error }) as const;
+
+/** The emitted record of a job's end. */
+const jobEnded = (jobId: string, outcome: 'success' | 'failed', reason: string) =>
+  ({ type: 'jobEnded', jobId, outcome, reason }) as const;
+
 export const workerSetup = setup({
   types: {
     context: {} as WorkerContext,
@@ -233,17 +249,8 @@ export const workerSetup = setup({
         jobId: event.job.id,
         roomName: event.job.room?.name ?? '',
       });
-      enqueue.sendTo('link', {
-        type: 'AVAILABILITY_ANSWERED',
-        jobId: event.job.id,
-        acceptArguments: undefined,
-      });
-      enqueue.emit({
-        type: 'requestAnswered',
-        jobId: event.job.id,
-        accepted: false,
-        reason: params.reason,
-      });
+      enqueue.sendTo('link', declined(event.job.id));
+      enqueue.emit(answeredNo(event.job.id, params.reason));
     }),
     answerAccepted: enqueueActions(({ enqueue, context, event }) => {
       if (event.type !== 'REQUEST_ACCEPTED') return;
@@ -270,8 +277,8 @@ export const workerSetup = setup({
         params?.reason ?? (event.type === 'REQUEST_DECLINED' ? event.reason : 'declined');
       enqueue.stopChild(requestId(jobId));
       enqueue.assign({ jobs: without(context.jobs, jobId) });
-      enqueue.sendTo('link', { type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments: undefined });
-      enqueue.emit({ type: 'requestAnswered', jobId, accepted: false, reason });
+      enqueue.sendTo('link', declined(jobId));
+      enqueue.emit(answeredNo(jobId, reason));
     }),
     /** Declines every request still being decided (entering `draining`). */
     declineUndecidedRequests: enqueueActions(({ enqueue, context }) => {
@@ -281,17 +288,8 @@ export const workerSetup = setup({
       for (const j of undecided) {
         enqueue.stopChild(requestId(j.jobId));
         jobs = without(jobs, j.jobId);
-        enqueue.sendTo('link', {
-          type: 'AVAILABILITY_ANSWERED',
-          jobId: j.jobId,
-          acceptArguments: undefined,
-        });
-        enqueue.emit({
-          type: 'requestAnswered',
-          jobId: j.jobId,
-          accepted: false,
-          reason: 'draining',
-        });
+        enqueue.sendTo('link', declined(j.jobId));
+        enqueue.emit(answeredNo(j.jobId, 'draining'));
       }
       enqueue.assign({ jobs });
     }),
@@ -344,12 +342,10 @@ export const workerSetup = setup({
     /** An assignment this worker never accepted (or gave up on): tell the server it failed. */
     refuseAssignment: enqueueActions(({ enqueue, event }) => {
       if (event.type !== 'JOB_ASSIGNED') return;
-      enqueue.sendTo('link', {
-        type: 'JOB_STATUS_REPORTED',
-        jobId: event.job.id,
-        outcome: 'failed',
-        error: 'assignment for a job this worker did not accept',
-      });
+      enqueue.sendTo(
+        'link',
+        jobStatus(event.job.id, 'failed', 'assignment for a job this worker did not accept'),
+      );
     }),
     /** Keeps `numIdleProcesses` spare warm processes, counting those already prewarming. */
     // Only `processes.warming` runs this: never while backing off, draining or stopped.
@@ -391,12 +387,7 @@ export const workerSetup = setup({
           : context.procs,
         jobs: job ? { ...context.jobs, [event.jobId]: { ...job, phase: 'running' } } : context.jobs,
       });
-      enqueue.sendTo('link', {
-        type: 'JOB_STATUS_REPORTED',
-        jobId: event.jobId,
-        outcome: 'running',
-        error: '',
-      });
+      enqueue.sendTo('link', jobStatus(event.jobId, 'running', ''));
     }),
     reportJobEnded: enqueueActions(({ enqueue, context, event }) => {
       if (event.type !== 'JOB_ENDED') return;
@@ -410,18 +401,11 @@ export const workerSetup = setup({
             ? { ...context.procs, [event.procId]: { ...proc, phase: 'exiting' } }
             : context.procs,
       });
-      enqueue.sendTo('link', {
-        type: 'JOB_STATUS_REPORTED',
-        jobId: event.jobId,
-        outcome: event.outcome,
-        error: event.outcome === 'failed' ? event.reason : '',
-      });
-      enqueue.emit({
-        type: 'jobEnded',
-        jobId: event.jobId,
-        outcome: event.outcome,
-        reason: event.reason,
-      });
+      enqueue.sendTo(
+        'link',
+        jobStatus(event.jobId, event.outcome, event.outcome === 'failed' ? event.reason : ''),
+      );
+      enqueue.emit(jobEnded(event.jobId, event.outcome, event.reason));
     }),
     forgetProcess: enqueueActions(({ enqueue, context, event }) => {
       if (event.type !== 'PROCESS_EXITED') return;
@@ -432,18 +416,11 @@ export const workerSetup = setup({
       let jobs = context.jobs;
       if (orphan && orphan.procId === event.procId) {
         jobs = without(jobs, orphan.jobId);
-        enqueue.sendTo('link', {
-          type: 'JOB_STATUS_REPORTED',
-          jobId: orphan.jobId,
-          outcome: 'failed',
-          error: `job process exited: ${event.reason}`,
-        });
-        enqueue.emit({
-          type: 'jobEnded',
-          jobId: orphan.jobId,
-          outcome: 'failed',
-          reason: `job process exited: ${event.reason}`,
-        });
+        enqueue.sendTo(
+          'link',
+          jobStatus(orphan.jobId, 'failed', `job process exited: ${event.reason}`),
+        );
+        enqueue.emit(jobEnded(orphan.jobId, 'failed', `job process exited: ${event.reason}`));
       }
       enqueue.assign({ procs: without(context.procs, event.procId), jobs });
       enqueue.emit({
@@ -504,20 +481,11 @@ export const workerSetup = setup({
       const reason = `worker stopped: ${context.stopReason ?? 'stop'}`;
       for (const job of jobList(context)) {
         if (job.phase === 'deciding') {
-          enqueue.sendTo('link', {
-            type: 'AVAILABILITY_ANSWERED',
-            jobId: job.jobId,
-            acceptArguments: undefined,
-          });
+          enqueue.sendTo('link', declined(job.jobId));
           continue;
         }
-        enqueue.sendTo('link', {
-          type: 'JOB_STATUS_REPORTED',
-          jobId: job.jobId,
-          outcome: 'failed',
-          error: reason,
-        });
-        enqueue.emit({ type: 'jobEnded', jobId: job.jobId, outcome: 'failed', reason });
+        enqueue.sendTo('link', jobStatus(job.jobId, 'failed', reason));
+        enqueue.emit(jobEnded(job.jobId, 'failed', reason));
       }
       enqueue.assign({ jobs: {} });
     }),
