@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { afterEach, expect } from 'vitest';
 import { createActor, setup, spawnChild, type AnyActorRef } from 'xstate';
 import type { JobProcessReport } from '../../machines/jobProcess.contract.ts';
 import {
@@ -173,4 +174,21 @@ export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 25));
   }
   return true;
+}
+
+/**
+ * Registers an `afterEach` that stops every process started through the returned `start` and
+ * checks that no job process outlives its test.
+ */
+export function useProcesses(): typeof startProcess {
+  const started: ReturnType<typeof startProcess>[] = [];
+  afterEach(async () => {
+    for (const h of started.splice(0)) h.stop();
+    expect(await until(() => childPids().length === 0)).toBe(true);
+  });
+  return (...args) => {
+    const h = startProcess(...args);
+    started.push(h);
+    return h;
+  };
 }

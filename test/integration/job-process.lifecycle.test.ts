@@ -2,28 +2,11 @@
  * Real job processes (tinypool child processes running tsx) driven through the jobProcess
  * chart: prewarm, launch, the ways a job ends, and that no process outlives its actor.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  childPids,
-  fixture,
-  isAlive,
-  jobInfo,
-  startProcess,
-  until,
-} from './job-process.harness.ts';
+import { describe, expect, it } from 'vitest';
+import { fixture, isAlive, jobInfo, useProcesses } from './job-process.harness.ts';
 
-const started: ReturnType<typeof startProcess>[] = [];
-function start(...args: Parameters<typeof startProcess>) {
-  const h = startProcess(...args);
-  started.push(h);
-  return h;
-}
-
-afterEach(async () => {
-  for (const h of started.splice(0)) h.stop();
-  // No job process outlives its test.
-  expect(await until(() => childPids().length === 0)).toBe(true);
-});
+// Every process is stopped after its test, and none may outlive it.
+const start = useProcesses();
 
 describe('job process lifecycle', () => {
   it('prewarms once per process and hands userdata to the job', async () => {

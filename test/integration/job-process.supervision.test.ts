@@ -2,27 +2,18 @@
  * Supervision of real job processes: prewarm deadlines and failures, crashes, memory, hangs,
  * signals, and each tinypool trap from research/xstate-tinypool.md §4 survived.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   childPids,
   fixture,
   isAlive,
   jobInfo,
-  startProcess,
   until,
+  useProcesses,
 } from './job-process.harness.ts';
 
-const started: ReturnType<typeof startProcess>[] = [];
-function start(...args: Parameters<typeof startProcess>) {
-  const h = startProcess(...args);
-  started.push(h);
-  return h;
-}
-
-afterEach(async () => {
-  for (const h of started.splice(0)) h.stop();
-  expect(await until(() => childPids().length === 0)).toBe(true);
-});
+// Every process is stopped after its test, and none may outlive it.
+const start = useProcesses();
 
 describe('job process supervision', () => {
   it('kills a process whose prewarm exceeds the deadline', async () => {
