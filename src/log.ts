@@ -160,7 +160,15 @@ function addSecret(set: Set<string>, value: string | undefined): void {
   if (value !== undefined && value.length >= 6) set.add(value);
 }
 
-const SECRET_KEYS = /secret|token|password|authorization|apikey/i;
+const SECRET_KEYS = /secret|token|password|authorization|apikey|credential/i;
+
+/**
+ * Whether a field named `key` holds a secret (its value is never shown). `apiKey` is an
+ * identifier, not a secret. Shared by the logs and the inspector so the two cannot drift.
+ */
+export function isSecretKey(key: string): boolean {
+  return key !== 'apiKey' && SECRET_KEYS.test(key);
+}
 const JWT = /eyJ[\w-]+\.[\w-]+\.[\w-]+/g;
 
 function scrub(s: string): string {
@@ -179,7 +187,7 @@ export function redact(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEYS.test(k) && k !== 'apiKey' ? '[redacted]' : redact(v, depth + 1);
+    out[k] = isSecretKey(k) ? '[redacted]' : redact(v, depth + 1);
   }
   return out;
 }

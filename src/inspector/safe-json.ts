@@ -3,7 +3,7 @@
  * page. Context holds job tokens (JWTs) and protobuf messages with bigints; the page is only
  * on loopback, but a screenshot or a shared screen must never show a credential either.
  */
-import { redact } from '../log.ts';
+import { isSecretKey, redact } from '../log.ts';
 
 export interface SafeJsonLimits {
   maxDepth: number;
@@ -30,9 +30,8 @@ export const EVENT_LIMITS: SafeJsonLimits = {
   maxBytes: 4_000,
 };
 
-// Same rule as `redact` in src/log.ts (which stops looking below depth 4); applied at every
-// depth here because the page shows deeper structures than a log line.
-const SECRET_KEY = /secret|token|password|authorization|apikey|credential/i;
+// The secret-key rule is the logs' (`isSecretKey`), applied at every depth here because the
+// page shows deeper structures than a log line (where `redact` stops at depth 4).
 const REDACTED = '[redacted]';
 
 /**
@@ -98,7 +97,7 @@ function copy(
         out['…'] = `${entries.length - limits.maxKeys} more keys`;
         break;
       }
-      if (SECRET_KEY.test(key) && key !== 'apiKey') {
+      if (isSecretKey(key)) {
         out[key] = REDACTED;
         continue;
       }
