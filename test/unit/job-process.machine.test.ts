@@ -1,26 +1,17 @@
 /**
- * The jobProcess chart on its own: a fake process host (provided with `.provide`) that the test
- * drives by hand, a tiny parent that collects the reports, and a SimulatedClock for every
- * deadline. No processes, no real sleeps.
+ * The jobProcess chart on its own (test/support/job-process-chart-harness.ts): a fake host the
+ * test drives by hand, the reports collected, a SimulatedClock for every deadline.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  SimulatedClock,
-  createActor,
-  fromCallback,
-  setup,
-  spawnChild,
-  type AnyActorRef,
-} from 'xstate';
+import { SimulatedClock, createActor, setup, spawnChild, type AnyActorRef } from 'xstate';
 import type { JobProcessReport } from '../../machines/jobProcess.contract.ts';
 import {
   jobProcessMachine,
   type JobProcessMachineInput,
-  type ProcessHostCommand,
   type ProcessHostEvent,
-  type ProcessHostInput,
 } from '../../machines/jobProcess.machine.ts';
 import type { RunningJobInfo } from '../../src/job/running-job.ts';
+import { startJobProcessChart } from '../support/job-process-chart-harness.ts';
 
 const INIT = 10_000;
 const SHUTDOWN = 60_000;
@@ -40,23 +31,6 @@ function job(id = 'J1'): RunningJobInfo {
 
 /** Starts a parent that spawns one jobProcess with a hand-driven host. */
 function harness(extra: Partial<JobProcessMachineInput> = {}) {
-  const clock = new SimulatedClock();
-  const commands: ProcessHostCommand[] = [];
-  const reports: JobProcessReport[] = [];
-  let hostSend: ((e: ProcessHostEvent) => void) | undefined;
-  let hostStopped = false;
-
-  const machine = jobProcessMachine.provide({
-    actors: {
-      processHost: fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack, receive }) => {
-        hostSend = sendBack;
-        receive((c) => commands.push(c));
-        return () => {
-          hostStopped = true;
-        };
-      }),
-    },
-  });
   const input: JobProcessMachineInput = {
     procId: 'proc-1',
     initializeTimeout: INIT,
@@ -65,29 +39,21 @@ function harness(extra: Partial<JobProcessMachineInput> = {}) {
     killTimeout: KILL,
     ...extra,
   };
-  const parent = setup({
-    types: { events: {} as JobProcessReport },
-    actors: { jobProcess: machine },
-  }).createMachine({
-    entry: spawnChild('jobProcess', { id: 'proc-1', systemId: 'proc-1', input }),
-    on: {
-      // Only the contract's reports; the parent also hears `xstate.done.actor.*` when the child ends.
-      '*': { actions: ({ event }) => !event.type.startsWith('xstate.') && reports.push(event) },
-    },
-  });
-  const root = createActor(parent, { clock });
-  root.start();
-  const child = root.system.get('proc-1') as AnyActorRef;
+  const chart = startJobProcessChart(input);
+  const { clock, commands, child } = chart;
   const h = {
     clock,
     commands,
-    reports,
     child,
+    /** The contract's reports so far, in order. */
+    get reports(): JobProcessReport[] {
+      return chart.recorded.map((r) => r.report);
+    },
     get hostStopped() {
-      return hostStopped;
+      return chart.hostStopped;
     },
     host(e: ProcessHostEvent) {
-      hostSend!(e);
+      chart.host(e);
     },
     send(e: Parameters<typeof child.send>[0]) {
       child.send(e);
@@ -101,7 +67,7 @@ function harness(extra: Partial<JobProcessMachineInput> = {}) {
     pid(): number | undefined {
       return child.getSnapshot().context.pid;
     },
-    types: () => reports.map((r) => r.type),
+    types: () => h.reports.map((r) => r.type),
     /** Brings the process to idle with pid 42. */
     warm() {
       h.host({ type: 'PROCESS_SPAWNED', pid: 42 });
@@ -119,7 +85,7 @@ function harness(extra: Partial<JobProcessMachineInput> = {}) {
       h.host({ type: 'CHILD_EXITED', code, signal });
     },
     last(): JobProcessReport {
-      return reports[reports.length - 1]!;
+      return h.reports.at(-1)!;
     },
   };
   return h;

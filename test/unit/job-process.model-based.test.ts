@@ -6,24 +6,9 @@
  * model. Coverage is observed on the real actor and must reach every state and transition.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  SimulatedClock,
-  createActor,
-  fromCallback,
-  getNextSnapshot,
-  type AnyMachineSnapshot,
-  setup,
-  spawnChild,
-  type AnyActorRef,
-} from 'xstate';
+import { getNextSnapshot, type AnyMachineSnapshot } from 'xstate';
 import { createTestModel } from 'xstate/graph';
-import type { JobProcessReport } from '../../machines/jobProcess.contract.ts';
-import {
-  jobProcessMachine,
-  type ProcessHostCommand,
-  type ProcessHostEvent,
-  type ProcessHostInput,
-} from '../../machines/jobProcess.machine.ts';
+import { jobProcessMachine, type ProcessHostEvent } from '../../machines/jobProcess.machine.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
 import type { RunningJobInfo } from '../../src/job/running-job.ts';
@@ -34,6 +19,7 @@ import {
   writeCoverageReport,
 } from '../model/chart-coverage.ts';
 import { UNREACHABLE } from '../model/unreachable.ts';
+import { startJobProcessChart } from '../support/job-process-chart-harness.ts';
 import {
   jobProcessModel,
   serializeJobProcessModel,
@@ -60,71 +46,37 @@ const job: RunningJobInfo = {
 
 /** The real chart under a parent that records its reports; the host is driven by the test. */
 function startProcess(withJob: boolean) {
-  const clock = new SimulatedClock();
-  const commands: ProcessHostCommand[] = [];
-  const reports: { report: JobProcessReport; finalState: unknown }[] = [];
-  let hostSend: ((e: ProcessHostEvent) => void) | undefined;
-  let hostStopped = false;
-  const machine = jobProcessMachine.provide({
-    actors: {
-      processHost: fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack, receive }) => {
-        hostSend = sendBack;
-        receive((c) => commands.push(c));
-        return () => {
-          hostStopped = true;
-        };
-      }),
+  const chart = startJobProcessChart(
+    {
+      procId: 'proc-1',
+      ...(withJob ? { job } : {}),
+      initializeTimeout: INIT,
+      shutdownTimeout: SHUTDOWN,
+      terminateTimeout: TERM,
+      killTimeout: KILL,
     },
-  });
-  let child: AnyActorRef | undefined = undefined;
-  const parent = setup({
-    types: { events: {} as JobProcessReport },
-    actors: { jobProcess: machine },
-  }).createMachine({
-    entry: spawnChild('jobProcess', {
-      id: 'proc-1',
-      systemId: 'proc-1',
-      input: {
-        procId: 'proc-1',
-        ...(withJob ? { job } : {}),
-        initializeTimeout: INIT,
-        shutdownTimeout: SHUTDOWN,
-        terminateTimeout: TERM,
-        killTimeout: KILL,
-      },
-    }),
-    on: {
-      '*': {
-        actions: ({ event }) => {
-          if (event.type.startsWith('xstate.')) return;
-          reports.push({ report: event, finalState: child?.getSnapshot().value });
-        },
-      },
-    },
-  });
-  const root = createActor(parent, { clock, inspect: recorder.inspect });
-  root.start();
-  child = root.system.get('proc-1') as AnyActorRef;
-  const c = child;
+    recorder.inspect,
+  );
+  const { clock, commands, child } = chart;
+  const reports = chart.recorded;
   let seenReports = 0;
   let seenCommands = 0;
   return {
     clock,
     reports,
     commands,
-    child: c,
+    child,
     jobGiven: withJob,
     get hostStopped() {
-      return hostStopped;
+      return chart.hostStopped;
     },
     host(e: ProcessHostEvent) {
-      if (!hostSend) throw new Error('host not started');
-      hostSend(e);
+      chart.host(e);
     },
     /** What happened since the last call, in the model's vocabulary. */
     newEffects(): string[] {
       const out: string[] = [];
-      for (const { report: r, finalState } of reports.slice(seenReports)) {
+      for (const { report: r, state: finalState } of reports.slice(seenReports)) {
         if (r.type === 'PROCESS_PREWARMED') out.push('prewarmed');
         else if (r.type === 'JOB_STARTED') out.push('started');
         else if (r.type === 'JOB_ENDED') out.push(`ended:${r.outcome}`);
