@@ -148,8 +148,8 @@ export const workerMachine = workerSetup.createMachine({
           on: {
             // A second drain request (second signal) stops at once.
             DRAIN_REQUESTED: { target: 'stopped', actions: 'recordStopReason' },
-            // Keep serving the link so job ends are still reported; no reconnect logic needed
-            // beyond one retry per loss, since nothing new is accepted.
+            // No reconnect while draining: nothing new is accepted, and a server forgets a lost
+            // worker's jobs, so their later status reports would be ignored anyway.
             SERVER_LOST: { actions: 'recordConnectFailure' },
           },
           initial: 'waitingForJobs',
