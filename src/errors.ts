@@ -31,18 +31,6 @@ export class ServerRefusedError extends AgentStateError {
   }
 }
 
-/** The connection to the LiveKit server failed or was lost. Retried with backoff. */
-export class ServerConnectionError extends AgentStateError {}
-
-/** A frame from the server could not be decoded; it is dropped and logged, never fatal. */
-export class ProtocolError extends AgentStateError {}
-
-/** `requestFnc` threw, or did not answer within its budget. The request is rejected. */
-export class JobRequestError extends AgentStateError {}
-
-/** A job process failed to start, crashed, hung or was killed. */
-export class JobProcessError extends AgentStateError {}
-
 /** The user's entrypoint threw, or a job could not run. */
 export class JobError extends AgentStateError {}
 

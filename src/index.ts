@@ -28,16 +28,7 @@ export {
 } from './job/context.ts';
 export { JobProcess } from './job/process.ts';
 export { cli, runApp } from './cli/run-app.ts';
-export {
-  AgentStateError,
-  InvalidOptionError,
-  JobError,
-  JobProcessError,
-  JobRequestError,
-  ProtocolError,
-  ServerConnectionError,
-  ServerRefusedError,
-} from './errors.ts';
+export { AgentStateError, InvalidOptionError, JobError, ServerRefusedError } from './errors.ts';
 export {
   configureLogging,
   createLogger,
