@@ -62,6 +62,21 @@ export interface JobRecord {
   procId: string | undefined;
 }
 
+export const decidingJob = (job: Job): JobRecord => ({
+  jobId: job.id,
+  job,
+  phase: 'deciding',
+  acceptArguments: undefined,
+  procId: undefined,
+});
+
+export const prewarmingProc = (procId: string, jobId: string | undefined): ProcRecord => ({
+  procId,
+  phase: 'prewarming',
+  pid: undefined,
+  jobId,
+});
+
 export interface WorkerContext {
   options: WorkerChartOptions;
   workerId: string | undefined;
@@ -121,6 +136,35 @@ export function backoffDelay(
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
+/** How long to wait before the next connection attempt. */
+export const reconnectDelay = (c: WorkerContext): number =>
+  backoffDelay(
+    c.connectFailures,
+    c.options.reconnectBaseDelay,
+    c.options.reconnectMaxDelay,
+    c.options.random,
+  );
+
+/** How long to wait before spawning again after failed prewarms. */
+export const spawnRetryDelay = (c: WorkerContext): number =>
+  backoffDelay(
+    c.prewarmFailures,
+    c.options.spawnBaseDelay,
+    c.options.spawnMaxDelay,
+    c.options.random,
+  );
+
 export function firstIdleProc(c: WorkerContext): ProcRecord | undefined {
   return procList(c).find((p) => p.phase === 'idle' && !p.jobId);
+}
+
+/** `record` with `key`'s entry changed by `patch`; the same record when there is no such entry. */
+export function patched<T>(record: Record<string, T>, key: string, patch: Partial<T>) {
+  const entry = record[key];
+  return entry === undefined ? record : { ...record, [key]: { ...entry, ...patch } };
+}
+
+export function without<T>(record: Record<string, T>, key: string): Record<string, T> {
+  const { [key]: _removed, ...rest } = record;
+  return rest;
 }

@@ -280,6 +280,26 @@ describe('worker chart', () => {
     expect(w.link.at(-1)).toEqual({ type: 'DISCONNECT_REQUESTED' });
   });
 
+  it('answers a request still being decided when forced to stop, in its records too', async () => {
+    const w = await registered({ decide: () => new Promise(() => undefined) });
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_pending') });
+    await w.flush();
+    w.actor.send({ type: 'FORCE_STOP_REQUESTED', reason: 'second SIGINT' });
+    expect(w.actor.getSnapshot().status).toBe('done');
+    expect(w.answers()).toEqual([
+      { type: 'AVAILABILITY_ANSWERED', jobId: 'AJ_pending', acceptArguments: undefined },
+    ]);
+    // Logs and metrics follow `requestAnswered`: every offer gets exactly one.
+    const answered = w.emitted.filter((e) => e.type === 'requestAnswered');
+    expect(answered).toEqual([
+      expect.objectContaining({
+        jobId: 'AJ_pending',
+        accepted: false,
+        reason: 'worker stopped: second SIGINT',
+      }),
+    ]);
+  });
+
   it('backs off when a process started on demand for a job fails its prewarm', async () => {
     const w = startWorkerChart({ options: { numIdleProcesses: 0 }, autoPrewarm: false });
     w.server(register);

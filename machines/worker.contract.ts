@@ -1,0 +1,46 @@
+/**
+ * The contract between the worker chart and whoever runs it (`src/worker`'s `Worker`, the CLI,
+ * tests): its input, the events it accepts from outside besides its actors' reports, and the
+ * events it emits for logs, metrics and tools. Change these names everywhere at once.
+ */
+import type { JobProcessReport } from './jobProcess.contract.ts';
+import type { JobRequestReport } from './jobRequest.machine.ts';
+import type { ServerLinkReport } from './serverLink.contract.ts';
+import type { WorkerChartOptions } from './worker.context.ts';
+
+export interface WorkerInput {
+  options: WorkerChartOptions;
+  serverUrl: string;
+}
+
+export type WorkerEvent =
+  | ServerLinkReport
+  | JobRequestReport
+  | JobProcessReport
+  | { type: 'LOAD_SAMPLED'; load: number }
+  | { type: 'STATUS_TICKED' }
+  | { type: 'DRAIN_REQUESTED'; reason: string }
+  /** Replace every idle process with a fresh one (dev hot reload); running jobs are untouched. */
+  | { type: 'PROCESSES_RECYCLE_REQUESTED'; reason: string }
+  /** Ask the server for a job in this room for this worker (`agent connect --room`). */
+  | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
+  | { type: 'FORCE_STOP_REQUESTED'; reason: string };
+
+/** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
+export type WorkerEmitted =
+  | { type: 'registered'; workerId: string; serverVersion: string }
+  | { type: 'connectionLost'; reason: string }
+  | { type: 'statusReported'; status: 'available' | 'full'; load: number; jobCount: number }
+  /** An offer arrived; its `requestAnswered` follows (metrics time the answer from here). */
+  | { type: 'availabilityRequested'; jobId: string; roomName: string }
+  | { type: 'requestAnswered'; jobId: string; accepted: boolean; reason: string }
+  | { type: 'jobLaunched'; jobId: string; procId: string }
+  | { type: 'jobEnded'; jobId: string; outcome: 'success' | 'failed'; reason: string }
+  | {
+      type: 'processExited';
+      procId: string;
+      pid: number | undefined;
+      reason: string;
+      failed: boolean;
+    }
+  | { type: 'stopped'; reason: string };
