@@ -15,16 +15,19 @@ export interface JobRequestInput {
   assignmentTimeout: number;
 }
 
+/** Why `requestFnc` led to a "no": it said so, it ran past its budget, or it threw. */
+export type RequestDeclineDecision = 'rejected' | 'timeout' | 'error';
+
 /** jobRequest → worker. */
 export type JobRequestReport =
   | { type: 'REQUEST_ACCEPTED'; jobId: string; acceptArguments: ResolvedAcceptArguments }
-  | { type: 'REQUEST_DECLINED'; jobId: string; reason: string }
+  | { type: 'REQUEST_DECLINED'; jobId: string; decision: RequestDeclineDecision; reason: string }
   | { type: 'ASSIGNMENT_TIMED_OUT'; jobId: string };
 
 export const jobRequestMachine = setup({
   types: {
     input: {} as JobRequestInput,
-    context: {} as JobRequestInput & { reason: string },
+    context: {} as JobRequestInput,
   },
   actors: {
     /** Runs `requestFnc`; provided from src/worker. The default declines (no user logic wired). */
@@ -39,7 +42,7 @@ export const jobRequestMachine = setup({
   },
 }).createMachine({
   id: 'jobRequest',
-  context: ({ input }) => ({ ...input, reason: '' }),
+  context: ({ input }) => input,
   initial: 'deciding',
   states: {
     deciding: {
@@ -62,6 +65,7 @@ export const jobRequestMachine = setup({
             actions: sendParent(({ context, event }) => ({
               type: 'REQUEST_DECLINED',
               jobId: context.job.id,
+              decision: 'rejected',
               reason: (event.output as Extract<JobRequestDecision, { accepted: false }>).reason,
             })),
           },
@@ -71,7 +75,8 @@ export const jobRequestMachine = setup({
           actions: sendParent(({ context, event }) => ({
             type: 'REQUEST_DECLINED',
             jobId: context.job.id,
-            reason: `requestFnc failed: ${errorMessage(event.error)}`,
+            decision: 'error',
+            reason: `requestFnc threw: ${errorMessage(event.error)}`,
           })),
         },
       },
@@ -81,6 +86,7 @@ export const jobRequestMachine = setup({
           actions: sendParent(({ context }) => ({
             type: 'REQUEST_DECLINED',
             jobId: context.job.id,
+            decision: 'timeout',
             reason: `requestFnc did not answer within ${context.requestTimeout} ms`,
           })),
         },

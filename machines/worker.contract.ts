@@ -4,9 +4,21 @@
  * events it emits for logs, metrics and tools. Change these names everywhere at once.
  */
 import type { JobProcessReport } from './jobProcess.contract.ts';
-import type { JobRequestReport } from './jobRequest.machine.ts';
+import type { JobRequestReport, RequestDeclineDecision } from './jobRequest.machine.ts';
 import type { ServerLinkReport } from './serverLink.contract.ts';
 import type { WorkerChartOptions } from './worker.context.ts';
+
+/**
+ * How an availability request was answered: a bounded set (metric labels), with the human
+ * reason carried beside it for logs.
+ * - `accepted`: `requestFnc` accepted.
+ * - `rejected`, `timeout`, `error`: `requestFnc` rejected (or returned without deciding), ran
+ *   past its budget, or threw.
+ * - `full`, `draining`, `unavailable`: the worker said no by itself — no free capacity,
+ *   draining, or not registered/stopping.
+ */
+export type AnswerDecision = 'accepted' | DeclineDecision;
+export type DeclineDecision = RequestDeclineDecision | 'full' | 'draining' | 'unavailable';
 
 export interface WorkerInput {
   options: WorkerChartOptions;
@@ -33,7 +45,7 @@ export type WorkerEmitted =
   | { type: 'statusReported'; status: 'available' | 'full'; load: number; jobCount: number }
   /** An offer arrived; its `requestAnswered` follows (metrics time the answer from here). */
   | { type: 'availabilityRequested'; jobId: string; roomName: string }
-  | { type: 'requestAnswered'; jobId: string; accepted: boolean; reason: string }
+  | { type: 'requestAnswered'; jobId: string; decision: AnswerDecision; reason: string }
   | { type: 'jobLaunched'; jobId: string; procId: string }
   | { type: 'jobEnded'; jobId: string; outcome: 'success' | 'failed'; reason: string }
   | {

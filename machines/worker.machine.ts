@@ -52,7 +52,11 @@ export const workerMachine = workerSetup.createMachine({
         AVAILABILITY_REQUESTED: {
           actions: {
             type: 'declineOffer',
-            params: ({ event }) => ({ job: event.job, reason: 'not available' }),
+            params: ({ event }) => ({
+              job: event.job,
+              decision: 'unavailable',
+              reason: 'not available',
+            }),
           },
         },
         REQUEST_ACCEPTED: {
@@ -156,7 +160,7 @@ export const workerMachine = workerSetup.createMachine({
                   {
                     actions: {
                       type: 'declineOffer',
-                      params: ({ event }) => ({ job: event.job, reason: 'full' }),
+                      params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
                     },
                   },
                 ],
@@ -175,7 +179,7 @@ export const workerMachine = workerSetup.createMachine({
                 AVAILABILITY_REQUESTED: {
                   actions: {
                     type: 'declineOffer',
-                    params: ({ event }) => ({ job: event.job, reason: 'full' }),
+                    params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
                   },
                 },
                 STATUS_TICKED: {
@@ -215,7 +219,11 @@ export const workerMachine = workerSetup.createMachine({
               guard: { type: 'isKnownJob', params: fromEvent },
               actions: {
                 type: 'answerDeclined',
-                params: ({ event }) => ({ jobId: event.jobId, reason: 'draining' }),
+                params: ({ event }) => ({
+                  jobId: event.jobId,
+                  decision: 'draining',
+                  reason: 'draining',
+                }),
               },
             },
           },

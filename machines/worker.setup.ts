@@ -31,7 +31,13 @@ import type { JobProcessReport } from './jobProcess.contract.ts';
 import { jobProcessMachine } from './jobProcess.machine.ts';
 import { jobRequestMachine } from './jobRequest.machine.ts';
 import type { ServerLinkCommand, ServerLinkInput } from './serverLink.contract.ts';
-import type { WorkerEmitted, WorkerEvent, WorkerInput } from './worker.contract.ts';
+import type {
+  AnswerDecision,
+  DeclineDecision,
+  WorkerEmitted,
+  WorkerEvent,
+  WorkerInput,
+} from './worker.contract.ts';
 import {
   activeJobCount,
   decidingJob,
@@ -55,6 +61,8 @@ import {
 /** Params of the actions and guards that act on one job. */
 type JobIdParams = { jobId: string };
 type ReasonParams = { reason: string };
+/** A "no" to an availability request: why, as a label and in words. */
+type DeclineParams = { decision: DeclineDecision; reason: string };
 
 const requestId = (jobId: string): string => `request-${jobId}`;
 const nextProcId = (c: WorkerContext): string => `proc-${c.nextProcNumber}`;
@@ -62,8 +70,8 @@ const offered = (job: Job) =>
   ({ type: 'availabilityRequested', jobId: job.id, roomName: job.room?.name ?? '' }) as const;
 const answer = (jobId: string, acceptArguments: ResolvedAcceptArguments | undefined) =>
   ({ type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments }) as const;
-const answered = (jobId: string, accepted: boolean, reason: string) =>
-  ({ type: 'requestAnswered', jobId, accepted, reason }) as const;
+const answered = (jobId: string, decision: AnswerDecision, reason: string) =>
+  ({ type: 'requestAnswered', jobId, decision, reason }) as const;
 const jobStatus = (jobId: string, outcome: 'running' | 'success' | 'failed', error: string) =>
   ({ type: 'JOB_STATUS_REPORTED', jobId, outcome, error }) as const;
 
@@ -156,9 +164,9 @@ const primitives = setup({
       });
     }),
     /** The "no" answer: to the server, and to logs and metrics. */
-    sendDecline: enqueueActions(({ enqueue }, p: JobIdParams & ReasonParams) => {
+    sendDecline: enqueueActions(({ enqueue }, p: JobIdParams & DeclineParams) => {
       enqueue.sendTo('link', answer(p.jobId, undefined));
-      enqueue.emit(answered(p.jobId, false, p.reason));
+      enqueue.emit(answered(p.jobId, p.decision, p.reason));
     }),
     answerAccepted: enqueueActions(
       ({ enqueue, context }, p: JobIdParams & { acceptArguments: ResolvedAcceptArguments }) => {
@@ -167,7 +175,7 @@ const primitives = setup({
           jobs: patched(context.jobs, jobId, { phase: 'accepted', acceptArguments }),
         });
         enqueue.sendTo('link', answer(jobId, acceptArguments));
-        enqueue.emit(answered(jobId, true, ''));
+        enqueue.emit(answered(jobId, 'accepted', ''));
       },
     ),
     /** Forgets a job that holds no process: its request actor is stopped, its slot freed. */
@@ -265,8 +273,8 @@ const primitives = setup({
 
 /** Actions made of the primitive ones above (enqueued by name, so each step is written once). */
 export const workerSetup = primitives.extend<{
-  declineOffer: { job: Job } & ReasonParams;
-  answerDeclined: JobIdParams & ReasonParams;
+  declineOffer: { job: Job } & DeclineParams;
+  answerDeclined: JobIdParams & DeclineParams;
   declineUndecidedRequests: undefined;
   launchJob: { job: Job; token: string; url: string | undefined };
   spawnIdleProcesses: undefined;
@@ -279,18 +287,23 @@ export const workerSetup = primitives.extend<{
     /** Says "no" to an offer that never got a slot. */
     declineOffer: enqueueActions(({ enqueue }, p) => {
       enqueue.emit(offered(p.job));
-      enqueue({ type: 'sendDecline', params: { jobId: p.job.id, reason: p.reason } });
+      const { job, decision, reason } = p;
+      enqueue({ type: 'sendDecline', params: { jobId: job.id, decision, reason } });
     }),
     /** Answers "no" for a request that was being decided and frees its slot. */
     answerDeclined: enqueueActions(({ enqueue }, p) => {
       enqueue({ type: 'releaseSlot', params: { jobId: p.jobId } });
-      enqueue({ type: 'sendDecline', params: p });
+      enqueue({
+        type: 'sendDecline',
+        params: { jobId: p.jobId, decision: p.decision, reason: p.reason },
+      });
     }),
     /** Declines every request still being decided (entering `draining`). */
     declineUndecidedRequests: enqueueActions(({ enqueue, context }) => {
       for (const j of jobList(context)) {
         if (j.phase === 'deciding') {
-          enqueue({ type: 'answerDeclined', params: { jobId: j.jobId, reason: 'draining' } });
+          const params = { jobId: j.jobId, decision: 'draining', reason: 'draining' } as const;
+          enqueue({ type: 'answerDeclined', params });
         }
       }
     }),
@@ -380,10 +393,12 @@ export const workerSetup = primitives.extend<{
      */
     reportRemainingJobsFailed: enqueueActions(({ enqueue, context }) => {
       const reason = `worker stopped: ${context.stopReason ?? 'stop'}`;
-      for (const job of jobList(context)) {
-        const params = { jobId: job.jobId, reason };
-        if (job.phase === 'deciding') enqueue({ type: 'sendDecline', params });
-        else enqueue({ type: 'reportJobEnd', params: { ...params, outcome: 'failed' } });
+      for (const { jobId, phase } of jobList(context)) {
+        if (phase === 'deciding') {
+          enqueue({ type: 'sendDecline', params: { jobId, decision: 'unavailable', reason } });
+        } else {
+          enqueue({ type: 'reportJobEnd', params: { jobId, outcome: 'failed', reason } });
+        }
       }
       enqueue.assign({ jobs: {} });
     }),

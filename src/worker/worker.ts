@@ -284,10 +284,8 @@ function logEmitted(log: Logger, e: WorkerEmitted): void {
       log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });
       return;
     case 'requestAnswered':
-      log.info(e.accepted ? 'job accepted' : 'job declined', {
-        jobId: e.jobId,
-        ...(e.accepted ? {} : { reason: e.reason }),
-      });
+      if (e.decision === 'accepted') log.info('job accepted', { jobId: e.jobId });
+      else log.info('job declined', { jobId: e.jobId, decision: e.decision, reason: e.reason });
       return;
     case 'jobLaunched':
       log.info('job launched', { jobId: e.jobId, procId: e.procId });
