@@ -9,12 +9,18 @@
  * exactly one `JOB_ENDED` per job the process was given, and `PROCESS_EXITED` last.
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
-import type { RunningJobInfo } from '../src/job/running-job.ts';
 import type {
+  JobOutcome,
   JobProcessCommand,
   JobProcessInput,
   JobProcessReport,
+  RunningJobInfo,
 } from './jobProcess.contract.ts';
+import type {
+  ProcessHostCommand,
+  ProcessHostEvent,
+  ProcessHostInput,
+} from './processHost.contract.ts';
 import { fromEvent } from './params.ts';
 
 /** Deadlines (ms) on top of the contract input. The worker derives them from its options. */
@@ -30,35 +36,6 @@ export interface JobProcessTimeouts {
 }
 
 export type JobProcessMachineInput = JobProcessInput & JobProcessTimeouts;
-
-export type JobOutcome = 'success' | 'failed';
-
-/** What the process host observed (host → chart). */
-export type ProcessHostEvent =
-  | { type: 'PROCESS_SPAWNED'; pid: number }
-  | { type: 'PREWARM_SUCCEEDED' }
-  | { type: 'PREWARM_FAILED'; error: string }
-  /** The child confirmed the launched job is running (its entrypoint is being called). */
-  | { type: 'JOB_RUNNING' }
-  /** The child finished the job: callbacks ran and the room was left. */
-  | { type: 'JOB_RETURNED'; outcome: JobOutcome; reason: string }
-  /** The OS process is gone, for whatever reason. */
-  | { type: 'CHILD_EXITED'; code: number | null; signal: string | null }
-  | { type: 'MEMORY_EXCEEDED'; rssMb: number; limitMb: number }
-  | { type: 'PING_TIMED_OUT'; silentMs: number };
-
-/** What the chart asks the host to do (chart → host). */
-export type ProcessHostCommand =
-  | { type: 'LAUNCH_JOB'; job: RunningJobInfo }
-  | { type: 'SHUTDOWN_JOB'; reason: string }
-  /** SIGTERM: the polite signal, after the job had its chance to end. */
-  | { type: 'TERMINATE_PROCESS' }
-  /** SIGKILL. */
-  | { type: 'KILL_PROCESS' };
-
-export interface ProcessHostInput {
-  procId: string;
-}
 
 export type JobProcessEvent = JobProcessCommand | ProcessHostEvent;
 

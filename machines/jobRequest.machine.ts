@@ -2,27 +2,15 @@
  * One availability request, from the server's offer to the assignment: `deciding` (the user's
  * `requestFnc`, bounded by `REQUEST_TIMEOUT`), then `accepted` (waiting for the assignment,
  * bounded by `ASSIGNMENT_TIMEOUT`) or `declined`. Spawned by the worker per request; pure chart,
- * the decision itself is the `decideRequest` actor provided from `src/worker`.
+ * the decision itself is the `decideRequest` actor provided from `src/worker`. Its input,
+ * decision and reports are in `jobRequest.contract.ts`.
  */
-import type { Job } from '@livekit/protocol';
 import { fromPromise, sendParent, setup } from 'xstate';
-import type { JobRequestDecision } from '../src/job/request.ts';
-import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
-
-export interface JobRequestInput {
-  job: Job;
-  requestTimeout: number;
-  assignmentTimeout: number;
-}
-
-/** Why `requestFnc` led to a "no": it said so, it ran past its budget, or it threw. */
-export type RequestDeclineDecision = 'rejected' | 'timeout' | 'error';
-
-/** jobRequest → worker. */
-export type JobRequestReport =
-  | { type: 'REQUEST_ACCEPTED'; jobId: string; acceptArguments: ResolvedAcceptArguments }
-  | { type: 'REQUEST_DECLINED'; jobId: string; decision: RequestDeclineDecision; reason: string }
-  | { type: 'ASSIGNMENT_TIMED_OUT'; jobId: string };
+import type {
+  DecideRequestInput,
+  JobRequestDecision,
+  JobRequestInput,
+} from './jobRequest.contract.ts';
 
 export const jobRequestMachine = setup({
   types: {
@@ -31,7 +19,7 @@ export const jobRequestMachine = setup({
   },
   actors: {
     /** Runs `requestFnc`; provided from src/worker. The default declines (no user logic wired). */
-    decideRequest: fromPromise<JobRequestDecision, { job: Job }>(async () => ({
+    decideRequest: fromPromise<JobRequestDecision, DecideRequestInput>(async () => ({
       accepted: false,
       reason: 'no request handler provided',
     })),

@@ -3,7 +3,9 @@
  * Kept apart from the chart so the chart reads as structure and these read as arithmetic.
  */
 import type { Job } from '@livekit/protocol';
-import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
+import type { JobOutcome } from './jobProcess.contract.ts';
+import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
+import type { AnswerDecision } from './worker.contract.ts';
 
 /** The options the chart itself decides with (a subset of the resolved worker options). */
 export interface WorkerChartOptions {
@@ -168,3 +170,17 @@ export function without<T>(record: Record<string, T>, key: string): Record<strin
   const { [key]: _removed, ...rest } = record;
   return rest;
 }
+
+export const requestId = (jobId: string): string => `request-${jobId}`;
+/** The id the next spawned process gets. */
+export const nextProcId = (c: WorkerContext): string => `proc-${c.nextProcNumber}`;
+
+// The messages the chart sends and emits more than once.
+export const offered = (job: Job) =>
+  ({ type: 'availabilityRequested', jobId: job.id, roomName: job.room?.name ?? '' }) as const;
+export const answer = (jobId: string, acceptArguments: ResolvedAcceptArguments | undefined) =>
+  ({ type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments }) as const;
+export const answered = (jobId: string, decision: AnswerDecision, reason: string) =>
+  ({ type: 'requestAnswered', jobId, decision, reason }) as const;
+export const jobStatus = (jobId: string, outcome: 'running' | JobOutcome, error: string) =>
+  ({ type: 'JOB_STATUS_REPORTED', jobId, outcome, error }) as const;

@@ -3,9 +3,12 @@
  * tests): its input, the events it accepts from outside besides its actors' reports, and the
  * events it emits for logs, metrics and tools. Change these names everywhere at once.
  */
-import type { JobProcessReport } from './jobProcess.contract.ts';
-import type { JobRequestReport, RequestDeclineDecision } from './jobRequest.machine.ts';
-import type { ServerLinkReport } from './serverLink.contract.ts';
+import type { JobOutcome, JobProcessReport } from './jobProcess.contract.ts';
+import type { JobRequestReport, RequestDeclineDecision } from './jobRequest.contract.ts';
+import type { LoadSamplerReport } from './loadSampler.contract.ts';
+import type { ServerLinkReport, WorkerAvailability } from './serverLink.contract.ts';
+
+export type { WorkerAvailability };
 import type { WorkerChartOptions } from './worker.context.ts';
 
 /**
@@ -29,7 +32,7 @@ export type WorkerEvent =
   | ServerLinkReport
   | JobRequestReport
   | JobProcessReport
-  | { type: 'LOAD_SAMPLED'; load: number }
+  | LoadSamplerReport
   | { type: 'STATUS_TICKED' }
   | { type: 'DRAIN_REQUESTED'; reason: string }
   /** Replace every idle process with a fresh one (dev hot reload); running jobs are untouched. */
@@ -42,12 +45,12 @@ export type WorkerEvent =
 export type WorkerEmitted =
   | { type: 'registered'; workerId: string; serverVersion: string }
   | { type: 'connectionLost'; reason: string }
-  | { type: 'statusReported'; status: 'available' | 'full'; load: number; jobCount: number }
+  | { type: 'statusReported'; status: WorkerAvailability; load: number; jobCount: number }
   /** An offer arrived; its `requestAnswered` follows (metrics time the answer from here). */
   | { type: 'availabilityRequested'; jobId: string; roomName: string }
   | { type: 'requestAnswered'; jobId: string; decision: AnswerDecision; reason: string }
   | { type: 'jobLaunched'; jobId: string; procId: string }
-  | { type: 'jobEnded'; jobId: string; outcome: 'success' | 'failed'; reason: string }
+  | { type: 'jobEnded'; jobId: string; outcome: JobOutcome; reason: string }
   | {
       type: 'processExited';
       procId: string;

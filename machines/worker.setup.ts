@@ -26,34 +26,35 @@ import {
   stateIn,
   type EventObject,
 } from 'xstate';
-import type { ResolvedAcceptArguments, RunningJobInfo } from '../src/job/running-job.ts';
-import type { JobProcessReport } from './jobProcess.contract.ts';
+import type { JobOutcome, JobProcessReport, RunningJobInfo } from './jobProcess.contract.ts';
 import { jobProcessMachine } from './jobProcess.machine.ts';
+import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 import { jobRequestMachine } from './jobRequest.machine.ts';
 import type { ServerLinkCommand, ServerLinkInput } from './serverLink.contract.ts';
-import type {
-  AnswerDecision,
-  DeclineDecision,
-  WorkerEmitted,
-  WorkerEvent,
-  WorkerInput,
-} from './worker.contract.ts';
+import type { DeclineDecision, WorkerEvent, WorkerInput } from './worker.contract.ts';
+import type { WorkerAvailability, WorkerEmitted } from './worker.contract.ts';
 import {
   activeJobCount,
+  answer,
+  answered,
   decidingJob,
   firstIdleProc,
   hasFreeSlot,
   idleProcCount,
   jobList,
+  jobStatus,
   loadBelowThreshold,
+  nextProcId,
+  offered,
   onDemandStartCount,
+  patched,
+  prewarmingProc,
   procList,
   reconnectDelay,
+  requestId,
   spareProcCount,
   spawnRetryDelay,
   waitingJobCount,
-  patched,
-  prewarmingProc,
   without,
   type WorkerContext,
 } from './worker.context.ts';
@@ -63,17 +64,6 @@ type JobIdParams = { jobId: string };
 type ReasonParams = { reason: string };
 /** A "no" to an availability request: why, as a label and in words. */
 type DeclineParams = { decision: DeclineDecision; reason: string };
-
-const requestId = (jobId: string): string => `request-${jobId}`;
-const nextProcId = (c: WorkerContext): string => `proc-${c.nextProcNumber}`;
-const offered = (job: Job) =>
-  ({ type: 'availabilityRequested', jobId: job.id, roomName: job.room?.name ?? '' }) as const;
-const answer = (jobId: string, acceptArguments: ResolvedAcceptArguments | undefined) =>
-  ({ type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments }) as const;
-const answered = (jobId: string, decision: AnswerDecision, reason: string) =>
-  ({ type: 'requestAnswered', jobId, decision, reason }) as const;
-const jobStatus = (jobId: string, outcome: 'running' | 'success' | 'failed', error: string) =>
-  ({ type: 'JOB_STATUS_REPORTED', jobId, outcome, error }) as const;
 
 const primitives = setup({
   types: {
@@ -144,7 +134,7 @@ const primitives = setup({
       { delay: 'STATUS_INTERVAL', id: 'statusTick' },
     ),
     cancelStatusTick: cancel('statusTick'),
-    reportStatus: enqueueActions(({ enqueue, context }, p: { status: 'available' | 'full' }) => {
+    reportStatus: enqueueActions(({ enqueue, context }, p: { status: WorkerAvailability }) => {
       const report = { status: p.status, load: context.load, jobCount: activeJobCount(context) };
       enqueue.sendTo('link', { type: 'WORKER_STATUS_REPORTED', ...report });
       enqueue.emit({ type: 'statusReported', ...report });
@@ -226,7 +216,7 @@ const primitives = setup({
     ),
     /** A job's end: to the server (`UpdateJobStatus`), and to logs and metrics. */
     reportJobEnd: enqueueActions(
-      ({ enqueue }, p: JobIdParams & ReasonParams & { outcome: 'success' | 'failed' }) => {
+      ({ enqueue }, p: JobIdParams & ReasonParams & { outcome: JobOutcome }) => {
         enqueue.sendTo(
           'link',
           jobStatus(p.jobId, p.outcome, p.outcome === 'failed' ? p.reason : ''),

@@ -4,7 +4,7 @@
  * worker chart's emitted events; gauges are read from the chart when scraped.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { WorkerEmitted } from '../../machines/worker.machine.ts';
+import type { WorkerEmitted } from '../../machines/worker.contract.ts';
 import { readRssMb } from '../pool/memory.ts';
 import type { Worker, WorkerStatusName } from '../worker/worker.ts';
 import { processCounts } from './worker-info.ts';

@@ -4,16 +4,16 @@
  * throw rejects the actor, and the jobRequest chart (`onError`) makes it the `error` decision:
  * that is the one place a user's throw is caught. The chart also bounds how long this may take.
  */
-import type { Job } from '@livekit/protocol';
 import { fromPromise } from 'xstate';
-import { JobRequest, type JobRequestDecision } from '../job/request.ts';
+import type { DecideRequestInput, JobRequestDecision } from '../../machines/jobRequest.contract.ts';
+import { JobRequest } from '../job/request.ts';
 import type { WorkerOptions } from '../options.ts';
 
 const acceptAll = (req: JobRequest) => req.accept();
 
 export function createDecideRequest(requestFnc: WorkerOptions['requestFnc']) {
   const fnc = requestFnc ?? acceptAll;
-  return fromPromise<JobRequestDecision, { job: Job }>(
+  return fromPromise<JobRequestDecision, DecideRequestInput>(
     ({ input }) =>
       new Promise<JobRequestDecision>((resolve, reject) => {
         // The first of accept/reject/return/throw wins; later ones are ignored by the promise.

@@ -5,8 +5,9 @@
  */
 import { createActor, type Actor, type AnyActorLogic } from 'xstate';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
-import type { WorkerContext } from '../../machines/worker.context.ts';
-import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
+import type { JobPhase, WorkerContext } from '../../machines/worker.context.ts';
+import type { WorkerAvailability, WorkerEmitted } from '../../machines/worker.contract.ts';
+import { workerMachine } from '../../machines/worker.machine.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
@@ -34,7 +35,7 @@ export interface ActiveJob {
   roomName: string;
   /** The participant a PUBLISHER job is for. */
   participantIdentity: string | undefined;
-  phase: 'deciding' | 'accepted' | 'launching' | 'running';
+  phase: JobPhase;
   procId: string | undefined;
   pid: number | undefined;
 }
@@ -93,7 +94,7 @@ export class Worker {
     if (!snap) return 'connecting';
     const life = (snap.value as { lifecycle: string | Record<string, string> }).lifecycle;
     if (typeof life === 'string') return life as WorkerStatusName;
-    if ('registered' in life) return life.registered as 'available' | 'full';
+    if ('registered' in life) return life.registered as WorkerAvailability;
     return 'draining';
   }
 
