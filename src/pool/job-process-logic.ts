@@ -25,7 +25,7 @@ export type JobProcessOptions = Pick<
 export type ProcessHostTuning = Partial<
   Pick<
     ProcessHostConfig,
-    'pingInterval' | 'pingTimeout' | 'memorySampleInterval' | 'execArgv' | 'env'
+    'pingInterval' | 'pingTimeout' | 'memorySampleInterval' | 'execArgv' | 'env' | 'clock'
   >
 >;
 

@@ -13,6 +13,8 @@ import type {
   ServerLinkInput,
   ServerLinkReport,
 } from '../../machines/serverLink.contract.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
 import type { Logger } from '../log.ts';
 import { agentEndpoint } from './agent-url.ts';
 import {
@@ -34,6 +36,8 @@ export interface ServerLinkOptions {
   heartbeatTimeout?: number;
   /** Bound on the HTTP upgrade. Default 10 s. */
   handshakeTimeout?: number;
+  /** Time of the heartbeat. Default: the system clock. */
+  clock?: Clock;
 }
 
 /** HTTP statuses that retrying cannot fix: bad credentials or not an agent endpoint. */
@@ -43,6 +47,7 @@ const FATAL_ERRORS = new Set(['ENOTFOUND', 'EAI_NONAME', 'ERR_INVALID_URL']);
 export function createServerLink(opts: ServerLinkOptions) {
   const interval = opts.heartbeatInterval ?? 10_000;
   const timeout = opts.heartbeatTimeout ?? 5_000;
+  const clock = opts.clock ?? systemClock;
   const log = opts.logger;
 
   return fromCallback<ServerLinkCommand, ServerLinkInput>(({ input, sendBack, receive }) => {
@@ -119,28 +124,23 @@ export function createServerLink(opts: ServerLinkOptions) {
               `connection closed by the server (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`,
             );
           });
-          ws.on('pong', () => conn.touch());
+          ws.on('pong', () => conn.heartbeat?.heard());
           ws.on('open', () => {
-            conn.touch();
             conn.send(registerMessage(opts.registration));
-            conn.startHeartbeat(interval, () => {
-              if (Date.now() - conn.lastSeen > interval + timeout) {
-                lose(`no answer from the server for ${interval + timeout} ms`);
-                return;
-              }
-              conn.send(
-                new WorkerMessage({
-                  message: {
-                    case: 'ping',
-                    value: new WorkerPing({ timestamp: BigInt(Date.now()) }),
-                  },
-                }),
-              );
-              conn.ping();
+            conn.heartbeat = startHeartbeat({
+              clock,
+              intervalMs: interval,
+              silenceLimitMs: interval + timeout,
+              ping: () => {
+                const ping = new WorkerPing({ timestamp: BigInt(clock.now()) });
+                conn.send(new WorkerMessage({ message: { case: 'ping', value: ping } }));
+                conn.ping();
+              },
+              onSilent: () => lose(`no answer from the server for ${interval + timeout} ms`),
             });
           });
           ws.on('message', (data, isBinary) => {
-            conn.touch();
+            conn.heartbeat?.heard();
             if (!isBinary) {
               log.warn('ignored a text frame from the server (expected binary protobuf)');
               return;
@@ -179,19 +179,14 @@ export function createServerLink(opts: ServerLinkOptions) {
   });
 }
 
-/** One socket's lifetime: its heartbeat timer and whether it has ended. */
+/** One socket's lifetime: its heartbeat (once open) and whether it has ended. */
 class Connection {
   ended = false;
-  lastSeen = Date.now();
+  heartbeat: Heartbeat | undefined;
   #ws: WebSocket | undefined;
-  #timer: NodeJS.Timeout | undefined;
 
   attach(ws: WebSocket): void {
     this.#ws = ws;
-  }
-
-  touch(): void {
-    this.lastSeen = Date.now();
   }
 
   send(msg: WorkerMessage): boolean {
@@ -204,16 +199,10 @@ class Connection {
     if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.ping();
   }
 
-  startHeartbeat(every: number, beat: () => void): void {
-    clearInterval(this.#timer);
-    this.#timer = setInterval(beat, every);
-    this.#timer.unref();
-  }
-
   close(): void {
     if (this.ended) return;
     this.ended = true;
-    clearInterval(this.#timer);
+    this.heartbeat?.stop();
     const ws = this.#ws;
     if (!ws) return;
     // Keep an error listener: a socket closed mid-handshake may still emit one.

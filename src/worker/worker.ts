@@ -8,6 +8,7 @@ import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import type { JobPhase, WorkerContext } from '../../machines/worker.context.ts';
 import type { WorkerAvailability, WorkerEmitted } from '../../machines/worker.contract.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
+import type { Clock } from '../clock.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
@@ -49,6 +50,11 @@ export interface WorkerRunConfig extends ResolveSources {
   serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };
   /** Replaces the job process logic (tests, custom hosts). */
   jobProcessLogic?: AnyActorLogic;
+  /**
+   * Time of everything the worker schedules: the charts' delays, the server heartbeat, the
+   * process pinger and memory watch. Default: the system clock (tests pass a simulated one).
+   */
+  clock?: Clock;
   /** Attach an XState inspector (the live inspector uses this). */
   inspect?: Parameters<typeof createActor>[1] extends infer O
     ? O extends { inspect?: infer I }
@@ -178,6 +184,7 @@ export class Worker {
       actors: {
         serverLink: createServerLink({
           ...this.#config.serverLink,
+          ...(this.#config.clock ? { clock: this.#config.clock } : {}),
           apiKey: resolved.apiKey,
           apiSecret: resolved.apiSecret,
           logger: log,
@@ -194,12 +201,17 @@ export class Worker {
           actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
         }),
         jobProcess: (this.#config.jobProcessLogic ??
-          createJobProcessLogic(resolved, log)) as ReturnType<typeof createJobProcessLogic>,
+          createJobProcessLogic(
+            resolved,
+            log,
+            this.#config.clock ? { clock: this.#config.clock } : {},
+          )) as ReturnType<typeof createJobProcessLogic>,
       },
     });
     const actor = createActor(machine, {
       input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
       ...(this.#config.inspect ? { inspect: this.#config.inspect } : {}),
+      ...(this.#config.clock ? { clock: this.#config.clock } : {}),
     });
     this.#actor = actor;
     // Job records get the job's room and process id. The snapshot is already past the event
