@@ -16,7 +16,6 @@ export function chartOptionsFrom(
   random: () => number = Math.random,
 ): WorkerChartOptions {
   return {
-    agentName: o.agentName,
     loadThreshold: o.loadThreshold,
     maxJobs: o.maxJobs,
     numIdleProcesses: o.numIdleProcesses,
