@@ -3,7 +3,7 @@
  * own single-process tinypool. It relays what the process says and does as chart events, and
  * carries out the chart's commands (launch, shutdown, SIGTERM, SIGKILL).
  *
- * How each tinypool trap (research/xstate-tinypool.md §4) is avoided:
+ * How each tinypool trap is avoided (also in docs/architecture.md §4):
  * - A failed prewarm leaves later `run()`s pending: there is exactly one `run()` per pool, its
  *   promise is never what we wait on (IPC messages and the process `exit` are), and the pool is
  *   destroyed with the actor, which rejects anything still queued.
