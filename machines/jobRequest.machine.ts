@@ -19,10 +19,9 @@ export const jobRequestMachine = setup({
   },
   actors: {
     /** Runs `requestFnc`; provided from src/worker. The default declines (no user logic wired). */
-    decideRequest: fromPromise<JobRequestDecision, DecideRequestInput>(async () => ({
-      accepted: false,
-      reason: 'no request handler provided',
-    })),
+    decideRequest: fromPromise<JobRequestDecision, DecideRequestInput>(() =>
+      Promise.resolve({ accepted: false, reason: 'no request handler provided' }),
+    ),
   },
   delays: {
     REQUEST_TIMEOUT: ({ context }) => context.requestTimeout,

@@ -15,7 +15,7 @@ import { enqueueActions, not } from 'xstate';
 import { fromEvent } from './params.ts';
 import { workerSetup } from './worker.setup.ts';
 
-export type { WorkerEmitted, WorkerEvent, WorkerInput } from './worker.contract.ts';
+export type { WorkerEmitted, WorkerEvent } from './worker.contract.ts';
 
 export const workerMachine = workerSetup.createMachine({
   id: 'worker',

@@ -20,11 +20,12 @@ import {
 
 export type { LogFields, LogFormat, LogLevelName, LogRecord } from './log-format.ts';
 
+/** The record functions are plain functions, not methods: `(ok ? log.info : log.warn)(…)` is fine. */
 export interface Logger {
-  debug(message: string, fields?: LogFields): void;
-  info(message: string, fields?: LogFields): void;
-  warn(message: string, fields?: LogFields): void;
-  error(message: string, fields?: LogFields): void;
+  debug: (message: string, fields?: LogFields) => void;
+  info: (message: string, fields?: LogFields) => void;
+  warn: (message: string, fields?: LogFields) => void;
+  error: (message: string, fields?: LogFields) => void;
   /**
    * A logger whose records also carry `fields`. A field whose value is a function is called for
    * every record, for values learnt later (the worker id, known once registered).
@@ -35,7 +36,7 @@ export interface Logger {
 /** What a user may configure; every key is optional and only what is given changes. */
 export interface LoggingConfig {
   /** DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive; CRITICAL shows errors too). */
-  level?: LogLevelName | string;
+  level?: LogLevelName | (string & {});
   /** `json`: one object per line; `pretty`: coloured, aligned lines. */
   format?: LogFormat;
   /** Colour pretty lines. Default: when stdout is a terminal (NO_COLOR / FORCE_COLOR respected). */

@@ -17,6 +17,8 @@ let installed = false;
 export function instrumentAssignments(): void {
   if (installed) return;
   installed = true;
+  // Called with `emit.call(this, …)` below: the original method, bound to each socket.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const emit = WebSocket.prototype.emit;
   WebSocket.prototype.emit = function (
     this: WebSocket,

@@ -28,10 +28,6 @@ function statOf(pid: number): ProcInfo | undefined {
   }
 }
 
-export function processInfo(pid: number): ProcInfo | undefined {
-  return statOf(pid);
-}
-
 /** The process and every descendant, parents before children, with their depth under `root`. */
 export function processTree(root: number): (ProcInfo & { depth: number })[] {
   const all = new Map<number, ProcInfo>();

@@ -125,8 +125,8 @@ export async function startWorker(fw: Framework, o: StartOptions): Promise<Worke
     }
     for (const w of waiters) w();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   let hasExited = false;
   void exited.then(() => {

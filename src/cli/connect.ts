@@ -4,7 +4,7 @@
  * when that job ends the worker drains and the command exits with the job's outcome.
  */
 import type { JobOutcome } from '../../machines/jobProcess.contract.ts';
-import type { WorkerEmitted } from '../../machines/worker.contract.ts';
+
 import type { Logger } from '../log.ts';
 import type { Worker } from '../worker/worker.ts';
 
@@ -41,8 +41,7 @@ export function connectToRoom(
     settle({ outcome });
     worker.drain(why).catch((err: unknown) => log.error('drain failed', { error: err }));
   };
-  const sub = actor.on('*', (e) => {
-    const ev = e as WorkerEmitted;
+  const sub = actor.on('*', (ev) => {
     if (ev.type === 'registered' && !asked) {
       asked = true;
       log.info('asking the server for a job in the room', { roomName, participantIdentity });

@@ -2,8 +2,9 @@
 import { AgentDispatchClient } from 'livekit-server-sdk';
 import { InvalidOptionError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { Flags } from './flags.ts';
 
-export async function createDispatch(flags: Record<string, unknown>, log: Logger): Promise<number> {
+export async function createDispatch(flags: Flags, log: Logger): Promise<number> {
   const room = flags.room;
   if (typeof room !== 'string' || room === '') throw new InvalidOptionError('--room', 'required');
   const url = (flags.url as string | undefined) ?? process.env.LIVEKIT_URL;

@@ -18,14 +18,13 @@ import type { WorkerOptions } from '../options.ts';
 import { VERSION } from '../version.ts';
 import { AgentFileError, loadAgentFile } from './load-agent.ts';
 import { createDispatch } from './dispatch.ts';
+import type { Flags } from './flags.ts';
 import { runWorker, type WorkerCommand } from './run-worker.ts';
 
 export interface ProgramSource {
   /** `runApp`: the options are already known (and the file is the main script). */
   options?: WorkerOptions;
 }
-
-type Flags = Record<string, unknown> & { _: string[] };
 
 const EXIT_USAGE = 2;
 
@@ -117,7 +116,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
   }
   // Values mri parsed as numbers (an all-digit secret) are still the strings the user typed.
   if (flags['api-secret'] !== undefined) flags['api-secret'] = String(flags['api-secret']);
-  registerSecret(flags['api-secret'] as string | undefined);
+  registerSecret(flags['api-secret']);
   const log = createLogger();
 
   try {
@@ -238,14 +237,15 @@ function parseOrExit(
   prog: ReturnType<typeof sade>,
   argv: string[],
 ): { name: string; args: unknown[] } | undefined {
+  // Put back as it was below; Node's process.exit does not use `this`.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const realExit = process.exit;
-  process.exit = ((code?: number) =>
-    realExit(code === 1 ? EXIT_USAGE : code)) as typeof process.exit;
+  process.exit = (code?: number) => realExit(code === 1 ? EXIT_USAGE : code);
   try {
     return prog.parse(argv, {
       lazy: true,
       unknown: (flag: string) => `Unknown flag: ${flag}`,
-    } as never) as unknown as { name: string; args: unknown[] } | undefined;
+    } as never);
   } finally {
     process.exit = realExit;
   }

@@ -4,7 +4,6 @@
  * worker chart's emitted events; gauges are read from the chart when scraped.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { WorkerEmitted } from '../../machines/worker.contract.ts';
 import { readRssMb } from '../pool/memory.ts';
 import type { Worker, WorkerStatusName } from '../worker/worker.ts';
 import { processCounts } from './worker-info.ts';
@@ -127,8 +126,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
   connectionsLost.inc(0);
 
   const askedAt = new Map<string, number>();
-  const sub = actor.on('*', (e) => {
-    const ev = e as WorkerEmitted;
+  const sub = actor.on('*', (ev) => {
     switch (ev.type) {
       case 'availabilityRequested':
         if (askedAt.size >= MAX_PENDING_ANSWERS) askedAt.clear();

@@ -81,9 +81,9 @@ export function serializeMachine(machine: AnyStateMachine): ChartModel {
     return {
       id: node.id,
       key: node.key,
-      type: node.type as ChartNodeType,
+      type: node.type,
       initial: node.id === initialId,
-      invokes: node.invoke.map((inv) => String(inv.src)),
+      invokes: node.invoke.map(srcName),
       children: Object.values(node.states).map((c) => walk(c, childInitial)),
     };
   };
@@ -99,8 +99,8 @@ export function eventLabel(eventType: string, node: AnyStateNode): string {
     return `after ${/^\d+$/.test(delay) ? `${delay} ms` : delay}`;
   }
   for (const inv of node.invoke) {
-    if (eventType === `xstate.done.actor.${inv.id}`) return `done: ${String(inv.src)}`;
-    if (eventType === `xstate.error.actor.${inv.id}`) return `error: ${String(inv.src)}`;
+    if (eventType === `xstate.done.actor.${inv.id}`) return `done: ${srcName(inv)}`;
+    if (eventType === `xstate.error.actor.${inv.id}`) return `error: ${srcName(inv)}`;
   }
   if (eventType.startsWith('xstate.done.state.')) {
     return `done: ${eventType.split('.').pop() ?? ''}`;
@@ -150,4 +150,9 @@ const wrap = (s: string): string => (/[ &|]/.test(s) ? `(${s})` : s);
 /** Every state id in the chart, parents first. */
 export function stateIds(node: ChartNode): string[] {
   return [node.id, ...node.children.flatMap(stateIds)];
+}
+
+/** An invoked actor's name; our charts only invoke named actors, an inline one has no name. */
+function srcName(inv: { src: unknown }): string {
+  return typeof inv.src === 'string' ? inv.src : 'inline actor';
 }

@@ -3,6 +3,7 @@
  * (`--inspect`), off with `--no-inspect`. Imported lazily by the CLI so a production worker
  * without `--inspect` never loads it.
  */
+import type { FlagValue } from '../cli/flags.ts';
 import { InvalidOptionError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { startInspector, type Inspector } from './server.ts';
@@ -16,7 +17,7 @@ export const DEFAULT_INSPECTOR_PORT = 7870;
  */
 export async function startCliInspector(
   command: string,
-  flag: unknown,
+  flag: FlagValue,
   log: Logger,
   secrets: readonly (string | undefined)[],
 ): Promise<Inspector | undefined> {

@@ -41,7 +41,7 @@ export async function startStatelyInspector(
     onerror: (err: unknown) => log.warn('stately inspector connection failed', { error: err }),
   });
   return {
-    inspect: (event) => inspector.inspect.next?.(event as never),
+    inspect: (event) => inspector.inspect.next?.(event),
     close: async () => inspector.stop(),
   };
 }

@@ -40,7 +40,7 @@ export class EventLog {
   }
 
   emit(input: EventInput): void {
-    const event = { ...input, seq: ++this.seq, at: Date.now() } as EmulatorEvent;
+    const event = { ...input, seq: ++this.seq, at: Date.now() };
     this.log.push(event);
     if (this.log.length > this.maxEvents) this.log.shift();
     if (this.silent) return;

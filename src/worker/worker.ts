@@ -172,7 +172,8 @@ export class Worker {
     try {
       resolved = resolveOptions(this.options, this.#config);
     } catch (err) {
-      return Promise.reject(err);
+      // resolveOptions throws InvalidOptionError; anything else is wrapped so run() rejects with an Error.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.#resolved = resolved;
     // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
@@ -217,8 +218,7 @@ export class Worker {
     // Job records get the job's room and process id. The snapshot is already past the event
     // (a job that just ended is gone from it), so the previous event's view is kept as well.
     let knownJobs = new Map<string, JobLogFields>();
-    actor.on('*', (e) => {
-      const ev = e as WorkerEmitted;
+    actor.on('*', (ev) => {
       const current = jobLogFields(actor.getSnapshot().context);
       const jobId = 'jobId' in ev ? ev.jobId : undefined;
       const jobFields =

@@ -89,7 +89,7 @@ class RawWorker {
   }
 
   send(message: Outgoing): void {
-    this.ws.send(new WorkerMessage({ message } as never).toBinary());
+    this.ws.send(new WorkerMessage({ message }).toBinary());
   }
 
   accept(job: { id: string }, extra: Record<string, unknown> = {}): void {

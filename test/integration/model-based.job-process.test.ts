@@ -124,7 +124,7 @@ function takes(s: AnyMachineSnapshot, type: EventType): boolean {
 }
 
 const systemModel = createTestModel(jobProcessModel, {
-  filterEvents: (s, e) => takes(s, e.type as EventType),
+  filterEvents: (s, e) => takes(s, e.type),
   serializeState: (s) => serializeJobProcessModel(s as never),
 });
 
@@ -162,7 +162,7 @@ function systemPaths(): EventType[][] {
     if (!known || known.length > events.length) best.set(key, events);
   };
   for (const p of systemModel.getShortestPaths({ allowDuplicatePaths: true })) {
-    const events = p.steps.slice(1).map((st) => st.event.type as EventType);
+    const events = p.steps.slice(1).map((st) => st.event.type);
     keep(valueKey(p.state.value), events);
     for (const type of EVENT_TYPES) {
       if (!AUTOMATIC.has(type) && takes(p.state, type))

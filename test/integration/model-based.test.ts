@@ -32,7 +32,6 @@ import { UNREACHABLE } from '../model/unreachable.ts';
 import {
   serializeWorkerModel,
   workerModel,
-  type WorkerModelContext,
   type WorkerModelEventType,
 } from '../model/worker.model.ts';
 import { eventually, isAlive, scriptedAgent } from '../support/emulated-worker.ts';
@@ -113,7 +112,7 @@ function takes(world: World, s: AnyMachineSnapshot, type: WorkerModelEventType):
 
 function systemModelOf(world: World) {
   return createTestModel(workerModel, {
-    filterEvents: (s, e) => takes(world, s, e.type as WorkerModelEventType),
+    filterEvents: (s, e) => takes(world, s, e.type),
     serializeState: (s) => serializeWorkerModel(s as never),
   });
 }
@@ -126,8 +125,7 @@ type TestPath = ReturnType<typeof systemModel.getShortestPaths>[number];
 /** A real run cannot stop in a transient state: the automatic events run out first. */
 function runOut(world: World, events: WorkerModelEventType[]): WorkerModelEventType[] {
   const out = [...events];
-  let state = systemModelOf(world).getPathsFromEvents(out.map((type) => ({ type })) as never)[0]!
-    .state;
+  let state = systemModelOf(world).getPathsFromEvents(out.map((type) => ({ type })))[0]!.state;
   for (;;) {
     const auto = [...world.automatic].find((a) => autoEnabled(world, state, a));
     if (!auto) return out;
@@ -136,8 +134,7 @@ function runOut(world: World, events: WorkerModelEventType[]): WorkerModelEventT
   }
 }
 
-const eventsOf = (p: TestPath) =>
-  p.steps.slice(1).map((st) => st.event.type as WorkerModelEventType);
+const eventsOf = (p: TestPath) => p.steps.slice(1).map((st) => st.event.type);
 
 /** One path per worker state the system reaches: the shortest among those ending there. */
 function pathsPerWorkerState(): TestPath[] {
@@ -180,9 +177,9 @@ function pathsIntoBackoff(): TestPath[] {
   }
   return [...best.values()].map((events) => {
     let out = runOut(GATED, events);
-    const last = gatedModel.getPathsFromEvents(out.map((type) => ({ type })) as never)[0]!.state;
+    const last = gatedModel.getPathsFromEvents(out.map((type) => ({ type })))[0]!.state;
     if (takes(GATED, last, 'SPARE_WARM_OK')) out = runOut(GATED, [...out, 'SPARE_WARM_OK']);
-    return gatedModel.getPathsFromEvents(out.map((type) => ({ type })) as never)[0]!;
+    return gatedModel.getPathsFromEvents(out.map((type) => ({ type })))[0]!;
   });
 }
 
@@ -329,7 +326,7 @@ function runPath(path: TestPath, world: World) {
         const wantEnds = `success ${count('job:success')}, failed ${count('job:failed')}`;
         const want = JSON.stringify(model.value);
         const status = model.status === 'done' ? 'done' : 'active';
-        const { job, spare } = model.context as WorkerModelContext;
+        const { job, spare } = model.context;
         const wantJob = job === 'endingJob' ? 'running' : job;
         // A stopped worker's process records are left as they were (its actors are gone).
         const spareMatters = status === 'active';
@@ -369,7 +366,7 @@ function runPath(path: TestPath, world: World) {
           '*': async (state) => {
             const index = path.steps.findIndex((s) => s.state === state);
             if (index > 0) passed.push(JSON.stringify(state.value));
-            const next = path.steps[index + 1]?.event.type as WorkerModelEventType | undefined;
+            const next = path.steps[index + 1]?.event.type;
             // Automatic steps run together; check where the worker settles before a stimulus.
             if (next && world.automatic.has(next)) return;
             if (

@@ -24,7 +24,7 @@ function startLink(clock: SimulatedClock) {
   const link = createServerLink({
     apiKey: emu.apiKey,
     apiSecret: emu.apiSecret,
-    logger: createLogger({ level: 'error' }),
+    logger: createLogger({ test: 'server-link-heartbeat' }),
     registration: {
       workerType: WorkerType.ROOM,
       agentName: 'heartbeat-clock',

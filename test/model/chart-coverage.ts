@@ -84,7 +84,7 @@ export function inventory(machine: AnyStateMachine): ChartInventory {
     (node.always ?? []).forEach((t, i) => transitions.push(transitionKey(t, 'always', i)));
     for (const child of Object.values(node.states)) walk(child);
   };
-  walk(machine.root as unknown as WalkNode);
+  walk(machine.root);
   return { chart: machine.id, states, transitions };
 }
 

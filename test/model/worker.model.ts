@@ -26,40 +26,38 @@ export interface WorkerModelContext {
   effects: string[];
 }
 
-const EVENT_TYPES = [
-  'REGISTER',
-  'LOSE_SERVER',
-  'REFUSE',
-  'REGISTER_TIMEOUT',
-  'RECONNECT_DELAY',
-  'DRAIN',
-  'DRAIN_TIMEOUT',
-  'SHUTDOWN_GRACE',
-  'FORCE_STOP',
-  'LOAD_HIGH',
-  'LOAD_LOW',
-  'STATUS_TICK',
-  'SIMULATE',
-  'OFFER',
-  'ACCEPT',
-  'DECLINE',
-  'DECIDE_FAILS',
-  'REQUEST_TIMEOUT',
-  'ASSIGN',
-  'STRAY_ASSIGN',
-  'ASSIGNMENT_TIMEOUT',
-  'TERMINATE',
-  'JOB_ENDS',
-  'JOB_CRASH',
-  'JOB_PROC_WARM_OK',
-  'JOB_PROC_WARM_FAIL',
-  'SPARE_WARM_OK',
-  'SPARE_WARM_FAIL',
-  'SPARE_CRASH',
-  'SPAWN_RETRY',
-  'RECYCLE',
-] as const;
-export type WorkerModelEventType = (typeof EVENT_TYPES)[number];
+export type WorkerModelEventType =
+  | 'REGISTER'
+  | 'LOSE_SERVER'
+  | 'REFUSE'
+  | 'REGISTER_TIMEOUT'
+  | 'RECONNECT_DELAY'
+  | 'DRAIN'
+  | 'DRAIN_TIMEOUT'
+  | 'SHUTDOWN_GRACE'
+  | 'FORCE_STOP'
+  | 'LOAD_HIGH'
+  | 'LOAD_LOW'
+  | 'STATUS_TICK'
+  | 'SIMULATE'
+  | 'OFFER'
+  | 'ACCEPT'
+  | 'DECLINE'
+  | 'DECIDE_FAILS'
+  | 'REQUEST_TIMEOUT'
+  | 'ASSIGN'
+  | 'STRAY_ASSIGN'
+  | 'ASSIGNMENT_TIMEOUT'
+  | 'TERMINATE'
+  | 'JOB_ENDS'
+  | 'JOB_CRASH'
+  | 'JOB_PROC_WARM_OK'
+  | 'JOB_PROC_WARM_FAIL'
+  | 'SPARE_WARM_OK'
+  | 'SPARE_WARM_FAIL'
+  | 'SPARE_CRASH'
+  | 'SPAWN_RETRY'
+  | 'RECYCLE';
 export type WorkerModelEvent = { type: WorkerModelEventType };
 
 type Ctx = WorkerModelContext;
@@ -369,8 +367,6 @@ export const workerModel = setup({
     },
   },
 });
-
-export const WORKER_MODEL_EVENTS = EVENT_TYPES;
 
 /** A model state's identity: where it is and what it holds; never the effects. */
 export function serializeWorkerModel(s: { value: unknown; context: WorkerModelContext }): string {

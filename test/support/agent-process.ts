@@ -55,8 +55,8 @@ export function startAgent(
     }
     for (const w of waiters) w();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => {
       running.delete(proc);

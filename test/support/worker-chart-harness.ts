@@ -122,7 +122,7 @@ export function startWorkerChart(h: HarnessOptions = {}) {
     input: { options: chartOptions(h.options), serverUrl: 'ws://server.test' },
     ...(h.inspect ? { inspect: h.inspect } : {}),
   });
-  actor.on('*', (e) => emitted.push(e as WorkerEmitted));
+  actor.on('*', (e) => emitted.push(e));
   actor.start();
 
   const server = (e: WorkerEvent) => {

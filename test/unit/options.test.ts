@@ -17,7 +17,7 @@ const env = {
 
 function invalid(init: Partial<WorkerOptionsInit>): InvalidOptionError {
   try {
-    new WorkerOptions({ entrypointFnc, ...init } as WorkerOptionsInit);
+    new WorkerOptions({ entrypointFnc, ...init });
   } catch (err) {
     expect(err).toBeInstanceOf(InvalidOptionError);
     return err as InvalidOptionError;
@@ -49,7 +49,7 @@ describe('WorkerOptions', () => {
   });
 
   it('requires entrypointFnc and names it', () => {
-    const err = invalid({ entrypointFnc: undefined as never });
+    const err = invalid({ entrypointFnc: undefined });
     expect(err.option).toBe('entrypointFnc');
     expect(err.message).toContain('`entrypointFnc`');
   });

@@ -390,7 +390,7 @@ const shortest = testModel.getShortestPaths();
 function transitionPaths(): TestPath[] {
   const toState = new Map<string, TestPath>();
   for (const p of testModel.getShortestPaths({ allowDuplicatePaths: true })) {
-    toState.set(serializeWorkerModel(p.state as never), p);
+    toState.set(serializeWorkerModel(p.state), p);
   }
   const covered = new Set<string>();
   const edgeKey = (value: unknown, event: string) => `${JSON.stringify(value)} ${event}`;
