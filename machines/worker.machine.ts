@@ -17,6 +17,18 @@ import { workerSetup } from './worker.setup.ts';
 
 export type { WorkerEmitted, WorkerEvent } from './worker.contract.ts';
 
+/** A stop (drain or final) for the event's reason; the first reason given is kept. */
+const stopsAt = <T extends string>(target: T) => ({
+  target,
+  actions: { type: 'recordStopReason' as const, params: fromEvent },
+});
+
+/** The link is down: count the failure and wait to reconnect. */
+const reconnects = {
+  target: 'reconnecting' as const,
+  actions: { type: 'recordConnectFailure' as const, params: fromEvent },
+};
+
 export const workerMachine = workerSetup.createMachine({
   id: 'worker',
   type: 'parallel',
@@ -44,10 +56,7 @@ export const workerMachine = workerSetup.createMachine({
       // Events every lifecycle state handles the same way; states override where they differ.
       // They live here, not on the parallel root, so the `processes` region never runs them twice.
       on: {
-        FORCE_STOP_REQUESTED: {
-          target: '.stopped',
-          actions: { type: 'recordStopReason', params: fromEvent },
-        },
+        FORCE_STOP_REQUESTED: stopsAt('.stopped'),
         LOAD_SAMPLED: { actions: { type: 'recordLoad', params: fromEvent } },
         AVAILABILITY_REQUESTED: {
           actions: {
@@ -95,10 +104,7 @@ export const workerMachine = workerSetup.createMachine({
               target: 'registered',
               actions: { type: 'recordRegistration', params: fromEvent },
             },
-            SERVER_LOST: {
-              target: 'reconnecting',
-              actions: { type: 'recordConnectFailure', params: fromEvent },
-            },
+            SERVER_LOST: reconnects,
             SERVER_REFUSED: {
               target: 'stopped',
               actions: [
@@ -106,10 +112,7 @@ export const workerMachine = workerSetup.createMachine({
                 { type: 'recordRefusal', params: fromEvent },
               ],
             },
-            DRAIN_REQUESTED: {
-              target: 'draining',
-              actions: { type: 'recordStopReason', params: fromEvent },
-            },
+            DRAIN_REQUESTED: stopsAt('draining'),
           },
           after: {
             REGISTER_TIMEOUT: {
@@ -129,14 +132,8 @@ export const workerMachine = workerSetup.createMachine({
           entry: 'scheduleStatusTick',
           exit: 'cancelStatusTick',
           on: {
-            SERVER_LOST: {
-              target: 'reconnecting',
-              actions: { type: 'recordConnectFailure', params: fromEvent },
-            },
-            DRAIN_REQUESTED: {
-              target: 'draining',
-              actions: { type: 'recordStopReason', params: fromEvent },
-            },
+            SERVER_LOST: reconnects,
+            DRAIN_REQUESTED: stopsAt('draining'),
             JOB_SIMULATION_REQUESTED: {
               actions: { type: 'requestJobSimulation', params: fromEvent },
             },
@@ -195,10 +192,7 @@ export const workerMachine = workerSetup.createMachine({
         reconnecting: {
           after: { RECONNECT_DELAY: 'connecting' },
           on: {
-            DRAIN_REQUESTED: {
-              target: 'draining',
-              actions: { type: 'recordStopReason', params: fromEvent },
-            },
+            DRAIN_REQUESTED: stopsAt('draining'),
           },
         },
         draining: {
@@ -206,10 +200,7 @@ export const workerMachine = workerSetup.createMachine({
           always: { guard: 'noActiveJobs', target: 'stopped' },
           on: {
             // A second drain request (second signal) stops at once.
-            DRAIN_REQUESTED: {
-              target: 'stopped',
-              actions: { type: 'recordStopReason', params: fromEvent },
-            },
+            DRAIN_REQUESTED: stopsAt('stopped'),
             // No reconnect while draining: nothing new is accepted, and a server forgets a lost
             // worker's jobs, so their later status reports would be ignored anyway.
             SERVER_LOST: { actions: { type: 'recordConnectFailure', params: fromEvent } },
