@@ -5,7 +5,7 @@
 import type { Job } from '@livekit/protocol';
 import { shutdownBudget, type JobOutcome } from './jobProcess.contract.ts';
 import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
-import type { AnswerDecision } from './worker.contract.ts';
+import { WORKER_STATUSES, type AnswerDecision, type WorkerStatusName } from './worker.contract.ts';
 
 /** The options the chart itself decides with (a subset of the resolved worker options). */
 export interface WorkerChartOptions {
@@ -190,3 +190,30 @@ export const answered = (jobId: string, decision: AnswerDecision, reason: string
   ({ type: 'requestAnswered', jobId, decision, reason }) as const;
 export const jobStatus = (jobId: string, outcome: 'running' | JobOutcome, error: string) =>
   ({ type: 'JOB_STATUS_REPORTED', jobId, outcome, error }) as const;
+
+// Selectors: what the outside world reads from the chart (the `Worker` facade, http, CLI).
+
+/** A job this worker holds, from acceptance to its end. */
+export interface ActiveJob {
+  id: string;
+  roomName: string;
+  /** The participant a PUBLISHER job is for. */
+  participantIdentity: string | undefined;
+  phase: JobPhase;
+  procId: string | undefined;
+  pid: number | undefined;
+}
+
+export const activeJobs = (c: WorkerContext): ActiveJob[] =>
+  jobList(c).map((j) => ({
+    id: j.jobId,
+    roomName: j.job.room?.name ?? '',
+    participantIdentity: j.job.participant?.identity,
+    phase: j.phase,
+    procId: j.procId,
+    pid: j.procId ? c.procs[j.procId]?.pid : undefined,
+  }));
+
+/** The status is the tag of the lifecycle state the worker is in. */
+export const statusOf = (snapshot: { hasTag(tag: WorkerStatusName): boolean }): WorkerStatusName =>
+  WORKER_STATUSES.find((tag) => snapshot.hasTag(tag)) ?? 'connecting';

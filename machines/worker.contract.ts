@@ -23,6 +23,20 @@ import type { WorkerChartOptions } from './worker.context.ts';
 export type AnswerDecision = 'accepted' | DeclineDecision;
 export type DeclineDecision = RequestDeclineDecision | 'full' | 'draining' | 'unavailable';
 
+/**
+ * Where the worker is, in one word: the tag of the lifecycle state it is in (`registered`'s two
+ * children carry `available` and `full`; `draining`'s children both carry `draining`).
+ */
+export const WORKER_STATUSES = [
+  'connecting',
+  'available',
+  'full',
+  'reconnecting',
+  'draining',
+  'stopped',
+] as const;
+export type WorkerStatusName = (typeof WORKER_STATUSES)[number];
+
 export interface WorkerInput {
   options: WorkerChartOptions;
   serverUrl: string;

@@ -98,6 +98,7 @@ export const workerMachine = workerSetup.createMachine({
       },
       states: {
         connecting: {
+          tags: 'connecting',
           entry: 'connectLink',
           on: {
             REGISTERED: {
@@ -140,6 +141,7 @@ export const workerMachine = workerSetup.createMachine({
           },
           states: {
             available: {
+              tags: 'available',
               // Entered on registration before `always` may move on to `full`: report
               // "available" only when it is true, so the server never sees a false offer.
               entry: enqueueActions(({ enqueue, check }) => {
@@ -170,6 +172,7 @@ export const workerMachine = workerSetup.createMachine({
               },
             },
             full: {
+              tags: 'full',
               entry: { type: 'reportStatus', params: { status: 'full' } },
               always: { guard: 'canTakeJob', target: 'available' },
               on: {
@@ -190,12 +193,14 @@ export const workerMachine = workerSetup.createMachine({
           },
         },
         reconnecting: {
+          tags: 'reconnecting',
           after: { RECONNECT_DELAY: 'connecting' },
           on: {
             DRAIN_REQUESTED: stopsAt('draining'),
           },
         },
         draining: {
+          tags: 'draining',
           entry: [{ type: 'reportStatus', params: { status: 'full' } }, 'declineUndecidedRequests'],
           always: { guard: 'noActiveJobs', target: 'stopped' },
           on: {
@@ -228,6 +233,7 @@ export const workerMachine = workerSetup.createMachine({
           },
         },
         stopped: {
+          tags: 'stopped',
           type: 'final',
           entry: [
             'reportRemainingJobsFailed',

@@ -32,7 +32,7 @@ import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 import { jobRequestMachine } from './jobRequest.machine.ts';
 import type { ServerLinkCommand, ServerLinkInput } from './serverLink.contract.ts';
 import type { DeclineDecision, WorkerEvent, WorkerInput } from './worker.contract.ts';
-import type { WorkerAvailability, WorkerEmitted } from './worker.contract.ts';
+import type { WorkerAvailability, WorkerEmitted, WorkerStatusName } from './worker.contract.ts';
 import {
   activeJobCount,
   answer,
@@ -72,6 +72,7 @@ const primitives = setup({
     input: {} as WorkerInput,
     events: {} as WorkerEvent,
     emitted: {} as WorkerEmitted,
+    tags: {} as WorkerStatusName,
   },
   actors: {
     /** One WebSocket to the server at a time; provided from src/protocol. */

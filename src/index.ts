@@ -16,9 +16,13 @@ export {
 export {
   Worker,
   type ActiveJob,
+  type JobProcessView,
+  type WorkerListener,
   type WorkerRunConfig,
   type WorkerStatusName,
 } from './worker/worker.ts';
+export type { AnswerDecision, WorkerEmitted } from '../machines/worker.contract.ts';
+export type { Clock } from './clock.ts';
 export { JobRequest } from './job/request.ts';
 export {
   JobContext,

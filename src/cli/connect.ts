@@ -26,8 +26,6 @@ export function connectToRoom(
   participantIdentity: string | undefined,
   log: Logger,
 ): { result: Promise<ConnectResult>; cancel: () => void } {
-  const actor = worker.actor;
-  if (!actor) throw new Error('connectToRoom: call worker.run() first');
   let settle: (r: ConnectResult) => void = () => undefined;
   const result = new Promise<ConnectResult>((resolve) => {
     settle = resolve;
@@ -41,7 +39,7 @@ export function connectToRoom(
     settle({ outcome });
     worker.drain(why).catch((err: unknown) => log.error('drain failed', { error: err }));
   };
-  const sub = actor.on('*', (ev) => {
+  const stopFollowing = worker.on('*', (ev) => {
     if (ev.type === 'registered' && !asked) {
       asked = true;
       log.info('asking the server for a job in the room', { roomName, participantIdentity });
@@ -62,7 +60,7 @@ export function connectToRoom(
     }
   });
   function cleanup(): void {
-    sub.unsubscribe();
+    stopFollowing();
     if (deadline) clearTimeout(deadline);
     deadline = undefined;
   }

@@ -5,7 +5,8 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { readRssMb } from '../pool/memory.ts';
-import type { Worker, WorkerStatusName } from '../worker/worker.ts';
+import { WORKER_STATUSES } from '../../machines/worker.contract.ts';
+import type { Worker } from '../worker/worker.ts';
 import { processCounts } from './worker-info.ts';
 
 export interface WorkerMetrics {
@@ -16,21 +17,11 @@ export interface WorkerMetrics {
   dispose(): void;
 }
 
-const STATUSES: readonly WorkerStatusName[] = [
-  'connecting',
-  'available',
-  'full',
-  'reconnecting',
-  'draining',
-  'stopped',
-];
 /** Offers whose answer is awaited; a cap so a lost answer can never grow the map without end. */
 const MAX_PENDING_ANSWERS = 1_000;
 
-/** Follows `worker` (which must have been started with `run()`) and exposes its metrics. */
+/** Follows `worker` (before or after its `run()`) and exposes its metrics. */
 export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): WorkerMetrics {
-  const actor = worker.actor;
-  if (!actor) throw new Error('createWorkerMetrics: call worker.run() first');
   const registry = new Registry();
   const registers = [registry];
 
@@ -96,7 +87,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
     registers,
     collect() {
       const now = worker.status;
-      for (const status of STATUSES) this.set({ status }, status === now ? 1 : 0);
+      for (const status of WORKER_STATUSES) this.set({ status }, status === now ? 1 : 0);
     },
   });
   new Gauge({
@@ -107,7 +98,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
     async collect() {
       // Reset first: a process that has exited must disappear, not keep its last value.
       this.reset();
-      const procs = Object.values(worker.actor?.getSnapshot().context.procs ?? {});
+      const procs = worker.processes;
       await Promise.all(
         procs.map(async (p) => {
           if (p.pid === undefined) return;
@@ -126,7 +117,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
   connectionsLost.inc(0);
 
   const askedAt = new Map<string, number>();
-  const sub = actor.on('*', (ev) => {
+  const stopFollowing = worker.on('*', (ev) => {
     switch (ev.type) {
       case 'availabilityRequested':
         if (askedAt.size >= MAX_PENDING_ANSWERS) askedAt.clear();
@@ -162,7 +153,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
     dispose: () => {
       if (disposed) return;
       disposed = true;
-      sub.unsubscribe();
+      stopFollowing();
       askedAt.clear();
       registry.clear();
     },

@@ -3,7 +3,6 @@
  * what it holds. Keys follow LiveKit's `/worker` (snake_case, `protocol_version: 1`) so tools
  * written for its frameworks read it too; `status`, `jobs` and `idle_processes` are ours.
  */
-import type { WorkerContext } from '../../machines/worker.context.ts';
 import { WorkerType } from '../options.ts';
 import { VERSION } from '../version.ts';
 import type { Worker } from '../worker/worker.ts';
@@ -30,13 +29,12 @@ export interface WorkerInfo {
   protocol_version: 1;
 }
 
-/** Processes by phase, from the worker chart's context (zeros before `run()`). */
+/** Processes by phase (zeros before `run()`). */
 export function processCounts(
   worker: Worker,
 ): Record<'prewarming' | 'idle' | 'running' | 'exiting', number> {
   const counts = { prewarming: 0, idle: 0, running: 0, exiting: 0 };
-  const ctx: WorkerContext | undefined = worker.actor?.getSnapshot().context;
-  for (const p of Object.values(ctx?.procs ?? {})) counts[p.phase] += 1;
+  for (const p of worker.processes) counts[p.phase] += 1;
   return counts;
 }
 

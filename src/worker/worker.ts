@@ -1,12 +1,18 @@
 /**
  * `Worker`: the programmatic face of the worker chart. It resolves options, wires the chart to
  * its real effects (server link, load sampler, request decisions, job processes), handles
- * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`, `actor`.
+ * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`,
+ * `processes` and `on(type, fn)` (the chart's records); `actor` is for the inspector and tests.
  */
 import { createActor, type Actor, type AnyActorLogic } from 'xstate';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
-import type { JobPhase, WorkerContext } from '../../machines/worker.context.ts';
-import type { WorkerAvailability, WorkerEmitted } from '../../machines/worker.contract.ts';
+import {
+  activeJobs,
+  statusOf,
+  type ActiveJob,
+  type ProcRecord,
+} from '../../machines/worker.context.ts';
+import type { WorkerEmitted, WorkerStatusName } from '../../machines/worker.contract.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
 import type { Clock } from '../clock.ts';
 import { ServerRefusedError } from '../errors.ts';
@@ -24,22 +30,18 @@ import { createServerLink } from '../protocol/server-link.ts';
 import { VERSION } from '../version.ts';
 import { chartOptionsFrom } from './chart-options.ts';
 import { createDecideRequest } from './decide-request.ts';
+import { emittedLogger } from './emitted-log.ts';
 import { createJobProcessLogic } from '../pool/job-process-logic.ts';
 
-/** Where the worker is, in one word (the chart's state, flattened). */
-export type WorkerStatusName =
-  'connecting' | 'available' | 'full' | 'reconnecting' | 'draining' | 'stopped';
+export type { ActiveJob, WorkerStatusName };
 
-/** A job this worker holds, from acceptance to its end. */
-export interface ActiveJob {
-  id: string;
-  roomName: string;
-  /** The participant a PUBLISHER job is for. */
-  participantIdentity: string | undefined;
-  phase: JobPhase;
-  procId: string | undefined;
-  pid: number | undefined;
-}
+/** A job process of this worker: its id, phase, pid once spawned, and the job it holds. */
+export type JobProcessView = Readonly<ProcRecord>;
+
+/** The listener of `worker.on(type, fn)`: the record of that type (every record for `'*'`). */
+export type WorkerListener<T extends WorkerEmitted['type'] | '*'> = (
+  e: T extends '*' ? WorkerEmitted : Extract<WorkerEmitted, { type: T }>,
+) => void;
 
 /** How to run a worker, beyond its `WorkerOptions`. */
 export interface WorkerRunConfig extends ResolveSources {
@@ -73,6 +75,7 @@ export class Worker {
   #actor: WorkerActor | undefined;
   #done: Promise<void> | undefined;
   #log: Logger;
+  readonly #listeners = new Set<(e: WorkerEmitted) => void>();
 
   constructor(options: WorkerOptions | WorkerOptionsInit, config: WorkerRunConfig = {}) {
     this.options = options instanceof WorkerOptions ? options : new WorkerOptions(options);
@@ -95,13 +98,10 @@ export class Worker {
     return this.#resolved;
   }
 
+  /** Where the worker is, in one word: the tag of its lifecycle state. */
   get status(): WorkerStatusName {
     const snap = this.#actor?.getSnapshot();
-    if (!snap) return 'connecting';
-    const life = (snap.value as { lifecycle: string | Record<string, string> }).lifecycle;
-    if (typeof life === 'string') return life as WorkerStatusName;
-    if ('registered' in life) return life.registered as WorkerAvailability;
-    return 'draining';
+    return snap ? statusOf(snap) : 'connecting';
   }
 
   /** The last load sample, in [0, 1]. */
@@ -111,15 +111,25 @@ export class Worker {
 
   get activeJobs(): readonly ActiveJob[] {
     const ctx = this.#actor?.getSnapshot().context;
-    if (!ctx) return [];
-    return Object.values(ctx.jobs).map((j) => ({
-      id: j.jobId,
-      roomName: j.job.room?.name ?? '',
-      participantIdentity: j.job.participant?.identity,
-      phase: j.phase,
-      procId: j.procId,
-      pid: j.procId ? ctx.procs[j.procId]?.pid : undefined,
-    }));
+    return ctx ? activeJobs(ctx) : [];
+  }
+
+  /** Its job processes, warm or busy; empty before `run()`. */
+  get processes(): readonly JobProcessView[] {
+    return Object.values(this.#actor?.getSnapshot().context.procs ?? {});
+  }
+
+  /**
+   * Follows what the worker reports (its chart's emitted records, `WorkerEmitted`):
+   * `worker.on('jobEnded', (e) => …)`, or `'*'` for every record. May be called before `run()`.
+   * Returns the function that stops listening.
+   */
+  on<T extends WorkerEmitted['type'] | '*'>(type: T, fn: WorkerListener<T>): () => void {
+    const listener = (e: WorkerEmitted) => {
+      if (type === '*' || e.type === type) (fn as (e: WorkerEmitted) => void)(e);
+    };
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /**
@@ -215,16 +225,19 @@ export class Worker {
       ...(this.#config.clock ? { clock: this.#config.clock } : {}),
     });
     this.#actor = actor;
-    // Job records get the job's room and process id. The snapshot is already past the event
-    // (a job that just ended is gone from it), so the previous event's view is kept as well.
-    let knownJobs = new Map<string, JobLogFields>();
+    actor.on(
+      '*',
+      emittedLogger(log, () => actor.getSnapshot().context),
+    );
     actor.on('*', (ev) => {
-      const current = jobLogFields(actor.getSnapshot().context);
-      const jobId = 'jobId' in ev ? ev.jobId : undefined;
-      const jobFields =
-        jobId === undefined ? {} : (current.get(jobId) ?? knownJobs.get(jobId) ?? {});
-      knownJobs = current;
-      logEmitted(log.child(jobFields), ev);
+      for (const listener of this.#listeners) {
+        // A listener's throw must not reach the chart: it is logged, the others still run.
+        try {
+          listener(ev);
+        } catch (err) {
+          log.error('a worker event listener threw', { event: ev.type, error: err });
+        }
+      }
     });
 
     const removeSignals =
@@ -266,59 +279,5 @@ export class Worker {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
     };
-  }
-}
-
-type JobLogFields = { roomName?: string; pid?: number };
-
-function jobLogFields(ctx: WorkerContext): Map<string, JobLogFields> {
-  const out = new Map<string, JobLogFields>();
-  for (const j of Object.values(ctx.jobs)) {
-    out.set(j.jobId, {
-      roomName: j.job.room?.name,
-      pid: j.procId ? ctx.procs[j.procId]?.pid : undefined,
-    });
-  }
-  return out;
-}
-
-function logEmitted(log: Logger, e: WorkerEmitted): void {
-  switch (e.type) {
-    case 'registered':
-      log.info('registered with the server', { serverVersion: e.serverVersion });
-      return;
-    case 'connectionLost':
-      log.warn('server connection lost; will retry', { reason: e.reason });
-      return;
-    case 'availabilityRequested':
-      log.debug('job offered', { jobId: e.jobId, roomName: e.roomName });
-      return;
-    case 'statusReported':
-      log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });
-      return;
-    case 'requestAnswered':
-      if (e.decision === 'accepted') log.info('job accepted', { jobId: e.jobId });
-      else log.info('job declined', { jobId: e.jobId, decision: e.decision, reason: e.reason });
-      return;
-    case 'jobLaunched':
-      log.info('job launched', { jobId: e.jobId, procId: e.procId });
-      return;
-    case 'jobEnded':
-      (e.outcome === 'success' ? log.info : log.warn)('job ended', {
-        jobId: e.jobId,
-        outcome: e.outcome,
-        reason: e.reason,
-      });
-      return;
-    case 'processExited':
-      (e.failed ? log.warn : log.debug)('job process exited', {
-        procId: e.procId,
-        pid: e.pid,
-        reason: e.reason,
-      });
-      return;
-    case 'stopped':
-      log.info('worker stopped', { reason: e.reason });
-      return;
   }
 }

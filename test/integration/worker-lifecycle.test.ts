@@ -39,6 +39,47 @@ describe('worker lifecycle (emulator, real job processes)', () => {
     expect(emu().job(job.id)?.status).toBe('success');
   });
 
+  it('tells its records to on(type, fn) listeners from before run() until they stop listening', async () => {
+    const worker = new Worker(
+      new WorkerOptions({
+        entrypointFnc: () => undefined,
+        agentModule: scriptedAgent,
+        agentName: 'listened',
+        numIdleProcesses: 1,
+        loadFnc: () => 0,
+        wsUrl: emu().url,
+        apiKey: emu().apiKey,
+        apiSecret: emu().apiSecret,
+      }),
+      { handleSignals: false },
+    );
+    const registered: string[] = [];
+    const everything: string[] = [];
+    const statuses: string[] = [];
+    worker.on('registered', (e) => registered.push(e.workerId));
+    const stopAll = worker.on('*', (e) => everything.push(e.type));
+    worker.on('statusReported', () => statuses.push(worker.status));
+    worker.on('registered', () => {
+      throw new Error('a listener that throws');
+    });
+    expect(worker.status).toBe('connecting');
+    const done = worker.run();
+    try {
+      const id = await eventually(() => registered[0], 'the registered record');
+      expect(id).toBe(worker.id);
+      await eventually(() => statuses.includes('available'), 'an available status');
+      stopAll();
+      const seen = everything.length;
+      expect(everything).toContain('registered');
+      await worker.stop('test over');
+      expect(everything).toHaveLength(seen);
+      expect(worker.status).toBe('stopped');
+    } finally {
+      await worker.stop();
+      await done.catch(() => undefined);
+    }
+  });
+
   it('ends running jobs when the drain timeout passes', async () => {
     const worker = workers.start({ agentName: 'drain-timeout', drainTimeout: 500 });
     await workers.ready(worker);
