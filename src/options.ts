@@ -243,6 +243,8 @@ export interface ResolvedWorkerOptions extends Omit<
   readonly wsUrl: string;
   readonly apiKey: string;
   readonly apiSecret: string;
+  /** `LIVEKIT_AGENT_DEPLOYMENT`, sent with the registration (`''` when unset). */
+  readonly deployment: string;
 }
 
 /** Where option values may come from besides the options object. */
@@ -311,6 +313,7 @@ export function resolveOptions(
     wsUrl,
     apiKey,
     apiSecret,
+    deployment: env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
   });
 }
 

@@ -5,8 +5,8 @@
  * every path, before the returned promise settles.
  */
 import { bindHealthServer } from '../http/server.ts';
-import { registerSecret, type Logger } from '../log.ts';
-import { resolveOptions, type WorkerOptions } from '../options.ts';
+import type { Logger } from '../log.ts';
+import type { WorkerOptions } from '../options.ts';
 import { Worker, type WorkerRunConfig } from '../worker/worker.ts';
 import { connectToRoom, type ConnectResult } from './connect.ts';
 import { startHotReload } from './hot-reload.ts';
@@ -34,14 +34,11 @@ type Stopper = () => void | Promise<void>;
 
 /** Resolves with the exit code once the worker has stopped and everything around it is closed. */
 export async function runWorker(input: RunWorkerInput): Promise<number> {
-  // Resolved here first so bad options or missing credentials fail before anything starts.
-  const resolved = resolveOptions(input.options, input.config);
-  registerSecret(resolved.apiSecret);
-  const log = input.log.child({
-    agentName: resolved.agentName,
-    workerId: () => worker.id,
-  });
-  const worker = new Worker(input.options, { ...input.config, logger: log });
+  // The worker resolves its options once, at construction: bad options or missing credentials
+  // fail here, before anything starts.
+  const worker = new Worker(input.options, { ...input.config, logger: input.log });
+  const resolved = worker.resolvedOptions;
+  const log = worker.logger;
 
   const stoppers: Stopper[] = [];
   // Bound before the worker starts: a taken port fails fast, before any connection or process.

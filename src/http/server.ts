@@ -50,8 +50,8 @@ export async function startHealthServer(
   options: HealthServerOptions = {},
 ): Promise<HealthServer> {
   const server = await bindHealthServer({
-    host: options.host ?? worker.resolvedOptions?.host ?? worker.options.host,
-    port: options.port ?? worker.resolvedOptions?.port ?? worker.options.port,
+    host: options.host ?? worker.resolvedOptions.host,
+    port: options.port ?? worker.resolvedOptions.port,
     logger: options.logger,
   });
   server.serve(worker);

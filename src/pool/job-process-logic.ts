@@ -34,7 +34,10 @@ export function createJobProcessLogic(
   return jobProcessMachine.provide({
     actors: {
       processHost: createProcessHost({
-        agentModule: agentModulePath(opts.agentModule),
+        // Resolved options always name the module (a path or a `file:` URL); the host wants a URL.
+        agentModule: opts.agentModule.startsWith('file:')
+          ? opts.agentModule
+          : pathToFileURL(opts.agentModule).href,
         logger,
         // Each callback gets most of the shutdown budget, so the job reports before the kill.
         shutdownCallbackTimeout: Math.floor(opts.shutdownProcessTimeout * 0.8),
@@ -44,11 +47,4 @@ export function createJobProcessLogic(
       }),
     },
   });
-}
-
-/** The agent module as a `file:` URL; defaults to the script the worker was started with. */
-function agentModulePath(agentModule: string | undefined): string {
-  const m = agentModule ?? process.argv[1];
-  if (!m) throw new Error('agentModule is not set and there is no main script to default to');
-  return m.startsWith('file:') ? m : pathToFileURL(m).href;
 }

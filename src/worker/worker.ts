@@ -15,7 +15,7 @@ import {
 import type { WorkerEmitted, WorkerStatusName } from '../../machines/worker.contract.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
 import type { Clock } from '../clock.ts';
-import { ServerRefusedError } from '../errors.ts';
+import { AgentStateError, ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
 import { createLogger, registerSecret, type Logger } from '../log.ts';
@@ -71,16 +71,32 @@ export class Worker {
   /** The options as the user gave them. */
   readonly options: WorkerOptions;
   readonly #config: WorkerRunConfig;
-  #resolved: ResolvedWorkerOptions | undefined;
+  /** Resolved once, at construction; none in a job process, which starts no worker. */
+  readonly #resolved: ResolvedWorkerOptions | undefined;
   #actor: WorkerActor | undefined;
   #done: Promise<void> | undefined;
   #log: Logger;
   readonly #listeners = new Set<(e: WorkerEmitted) => void>();
 
+  /**
+   * Resolves the options (defaults, environment, CLI overrides) at once: an invalid option or
+   * missing credentials throw `InvalidOptionError` here, before anything starts. Inside a job
+   * process nothing is resolved (`run()` only hands the options to the job runtime).
+   */
   constructor(options: WorkerOptions | WorkerOptionsInit, config: WorkerRunConfig = {}) {
     this.options = options instanceof WorkerOptions ? options : new WorkerOptions(options);
     this.#config = config;
-    this.#log = config.logger ?? createLogger();
+    const log = config.logger ?? createLogger();
+    if (isJobProcess()) {
+      this.#log = log;
+      return;
+    }
+    const resolved = resolveOptions(this.options, config);
+    this.#resolved = resolved;
+    registerSecret(resolved.apiSecret);
+    // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
+    // worker id; job processes log through this logger too, so their records get both.
+    this.#log = log.child({ agentName: resolved.agentName, workerId: () => this.id });
   }
 
   /** The server-assigned worker id (`AW_…`), once registered. */
@@ -93,9 +109,17 @@ export class Worker {
     return this.#actor;
   }
 
-  /** Options after defaults and environment; `undefined` before `run()`. */
-  get resolvedOptions(): ResolvedWorkerOptions | undefined {
+  /** The options after defaults, environment and CLI overrides. */
+  get resolvedOptions(): ResolvedWorkerOptions {
+    if (!this.#resolved) {
+      throw new AgentStateError('resolvedOptions: a job process resolves no worker options');
+    }
     return this.#resolved;
+  }
+
+  /** The worker's logger: every record carries its agent name and, once registered, its id. */
+  get logger(): Logger {
+    return this.#log;
   }
 
   /** Where the worker is, in one word: the tag of its lifecycle state. */
@@ -135,15 +159,14 @@ export class Worker {
   /**
    * Connects, registers and serves jobs until drained or stopped. Resolves when the worker has
    * stopped; rejects with `ServerRefusedError` when the server refuses it (bad credentials or
-   * URL) and with `InvalidOptionError` for missing credentials. In a job process it only hands
-   * the options to the job runtime and resolves.
+   * URL). In a job process it only hands the options to the job runtime and resolves.
    */
   run(): Promise<void> {
-    if (isJobProcess()) {
+    if (!this.#resolved) {
       registerAgentOptions(this.options);
       return Promise.resolve();
     }
-    this.#done ??= this.#start();
+    this.#done ??= this.#start(this.#resolved);
     return this.#done;
   }
 
@@ -177,20 +200,8 @@ export class Worker {
     await this.#done?.catch(() => undefined);
   }
 
-  #start(): Promise<void> {
-    let resolved: ResolvedWorkerOptions;
-    try {
-      resolved = resolveOptions(this.options, this.#config);
-    } catch (err) {
-      // resolveOptions throws InvalidOptionError; anything else is wrapped so run() rejects with an Error.
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    this.#resolved = resolved;
-    // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
-    // worker id; job processes log through this logger too, so their records get both.
-    const log = this.#log.child({ agentName: resolved.agentName, workerId: () => this.id });
-    registerSecret(resolved.apiSecret);
-    this.#log = log; // signal messages too
+  #start(resolved: ResolvedWorkerOptions): Promise<void> {
+    const log = this.#log;
     const machine = workerMachine.provide({
       actors: {
         serverLink: createServerLink({
@@ -204,7 +215,7 @@ export class Worker {
             agentName: resolved.agentName,
             version: VERSION,
             permissions: resolved.permissions,
-            deployment: process.env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
+            deployment: resolved.deployment,
           },
         }),
         loadSampler: createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log }),
