@@ -40,19 +40,7 @@ describe('worker lifecycle (emulator, real job processes)', () => {
   });
 
   it('tells its records to on(type, fn) listeners from before run() until they stop listening', async () => {
-    const worker = new Worker(
-      new WorkerOptions({
-        entrypointFnc: () => undefined,
-        agentModule: scriptedAgent,
-        agentName: 'listened',
-        numIdleProcesses: 1,
-        loadFnc: () => 0,
-        wsUrl: emu().url,
-        apiKey: emu().apiKey,
-        apiSecret: emu().apiSecret,
-      }),
-      { handleSignals: false },
-    );
+    const worker = workers.build({ agentName: 'listened' });
     const registered: string[] = [];
     const everything: string[] = [];
     const statuses: string[] = [];
@@ -64,20 +52,16 @@ describe('worker lifecycle (emulator, real job processes)', () => {
     });
     expect(worker.status).toBe('connecting');
     const done = worker.run();
-    try {
-      const id = await eventually(() => registered[0], 'the registered record');
-      expect(id).toBe(worker.id);
-      await eventually(() => statuses.includes('available'), 'an available status');
-      stopAll();
-      const seen = everything.length;
-      expect(everything).toContain('registered');
-      await worker.stop('test over');
-      expect(everything).toHaveLength(seen);
-      expect(worker.status).toBe('stopped');
-    } finally {
-      await worker.stop();
-      await done.catch(() => undefined);
-    }
+    const id = await eventually(() => registered[0], 'the registered record');
+    expect(id).toBe(worker.id);
+    await eventually(() => statuses.includes('available'), 'an available status');
+    stopAll();
+    const seen = everything.length;
+    expect(everything).toContain('registered');
+    await worker.stop('test over');
+    await done;
+    expect(everything).toHaveLength(seen);
+    expect(worker.status).toBe('stopped');
   });
 
   it('ends running jobs when the drain timeout passes', async () => {

@@ -10,7 +10,8 @@ export const scriptedAgent = fileURLToPath(
 
 export function workerFactory(emu: () => Emulator) {
   const started: Worker[] = [];
-  const start = (opts: Partial<WorkerOptionsInit> = {}): Worker => {
+  /** A worker against the emulator, not yet running (stopped after each test all the same). */
+  const build = (opts: Partial<WorkerOptionsInit> = {}): Worker => {
     const worker = new Worker(
       new WorkerOptions({
         entrypointFnc: () => undefined,
@@ -26,6 +27,10 @@ export function workerFactory(emu: () => Emulator) {
       { handleSignals: false },
     );
     started.push(worker);
+    return worker;
+  };
+  const start = (opts: Partial<WorkerOptionsInit> = {}): Worker => {
+    const worker = build(opts);
     // Failures surface through the assertions on `run()` where a test cares.
     worker.run().catch(() => undefined);
     return worker;
@@ -45,7 +50,7 @@ export function workerFactory(emu: () => Emulator) {
   const stopAll = async () => {
     await Promise.all(started.splice(0).map((w) => w.stop('test over')));
   };
-  return { start, ready, stopAll };
+  return { build, start, ready, stopAll };
 }
 
 /**
