@@ -1,7 +1,13 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
+
+// Tests import agentstate (and the examples' `import 'agentstate'`) from its sources, not dist/.
+const conditions = ['agentstate-source', ...defaultServerConditions];
 
 // Two cores: files run in a small fork pool; e2e files each start their own livekit-server.
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ['agentstate-source'] } },
   test: {
     pool: 'forks',
     maxWorkers: 2,

@@ -16,7 +16,7 @@ import {
 } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
 import { VERSION } from '../version.ts';
-import { AgentFileError, loadAgentFile } from './load-agent.ts';
+import { AgentFileError, loadAgentFile } from '../agent-file/load.ts';
 import { createDispatch } from './dispatch.ts';
 import { runWorker, type WorkerCommand } from './run-worker.ts';
 
@@ -130,7 +130,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
       const loaded = await loadAgentFile(String(args[0]));
       options = loaded.options;
       agentFile = loaded.path;
-      agentModule = loaded.path;
+      agentModule = loaded.module;
     }
     const room = name === 'connect' ? requiredString(flags, 'room') : undefined;
     const inspector = await maybeInspector(name, flags, log, options);

@@ -9,7 +9,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import type { WorkerOptions } from '../options.ts';
-import { captureRunAppOptions } from './load-agent.ts';
+import { captureRunAppOptions } from '../agent-file/load.ts';
 import { runProgram } from './program.ts';
 
 export function runApp(opts: WorkerOptions): void {

@@ -3,10 +3,13 @@
  * its real effects (server link, load sampler, request decisions, job processes), handles
  * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`, `actor`.
  */
+import { fileURLToPath } from 'node:url';
 import { createActor, type Actor, type AnyActorLogic } from 'xstate';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import type { WorkerContext } from '../../machines/worker.context.ts';
 import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
+import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
+import { agentModuleFor } from '../agent-file/load.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
@@ -168,6 +171,18 @@ export class Worker {
       return Promise.reject(err);
     }
     this.#resolved = resolved;
+    // Job processes run plain node: a TypeScript agent module (a main script run under tsx) is
+    // compiled once, and the chart starts when it is; until then the actor exists, unstarted, so
+    // metrics and the inspector can already follow it. The `agent` bin passes compiled JS.
+    const modulePath = resolved.agentModule.startsWith('file:')
+      ? fileURLToPath(resolved.agentModule)
+      : resolved.agentModule;
+    let agentModule = modulePath;
+    const compiled = isTypeScriptFile(modulePath)
+      ? agentModuleFor(modulePath).then((m) => {
+          agentModule = m;
+        })
+      : undefined;
     // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
     // worker id; job processes log through this logger too, so their records get both.
     const log = this.#log.child({ agentName: resolved.agentName, workerId: () => this.id });
@@ -193,7 +208,10 @@ export class Worker {
           actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
         }),
         jobProcess: (this.#config.jobProcessLogic ??
-          createJobProcessLogic(resolved, log)) as ReturnType<typeof createJobProcessLogic>,
+          createJobProcessLogic(
+            { ...resolved, agentModule: () => agentModule },
+            log,
+          )) as ReturnType<typeof createJobProcessLogic>,
       },
     });
     const actor = createActor(machine, {
@@ -230,7 +248,16 @@ export class Worker {
           reject(err instanceof Error ? err : new Error(String(err)));
         },
       });
-      actor.start();
+      if (!compiled) actor.start();
+      else
+        compiled.then(
+          () => actor.start(),
+          (err: unknown) => {
+            sub.unsubscribe();
+            removeSignals();
+            reject(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
     });
   }
 

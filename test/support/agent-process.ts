@@ -5,7 +5,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const AGENT_BIN = fileURLToPath(new URL('../../bin/agent.js', import.meta.url));
+/**
+ * The `agent` command from this repo's sources: what `bin/agent.js` runs from the build, run
+ * under tsx with agentstate resolved to its sources. The shipped bin itself is tested from a
+ * packed tarball (test/package).
+ */
+export const AGENT_COMMAND: readonly string[] = [
+  '--conditions=agentstate-source',
+  '--import',
+  'tsx',
+  fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)),
+];
 
 export interface LogRecord {
   level: string;
@@ -31,7 +41,7 @@ export function startAgent(
   args: string[],
   env: Record<string, string | undefined> = {},
 ): AgentProcess {
-  const child = spawn(process.execPath, [AGENT_BIN, ...args], {
+  const child = spawn(process.execPath, [...AGENT_COMMAND, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
