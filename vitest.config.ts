@@ -19,6 +19,16 @@ export default defineConfig({
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'] } },
       { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], maxWorkers: 1 } },
+      // The package as users get it: packed, installed into an empty project, run by plain node.
+      {
+        extends: true,
+        test: {
+          name: 'package',
+          include: ['test/package/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts', 'test/package/packed-project.ts'],
+          maxWorkers: 1,
+        },
+      },
     ],
   },
 });

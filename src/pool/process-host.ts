@@ -28,6 +28,7 @@ import type {
 import { JOB_PROCESS_ENV } from '../job/runtime-registry.ts';
 import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
 import { RUNS_FROM_SOURCE, SOURCE_CONDITION } from '../package-root.ts';
+import { relayChildOutput } from './child-output.ts';
 import { isChildMessage, type ChildMessage, type HostMessage, type JobProcessTask } from './ipc.ts';
 import { startMemoryWatch } from './memory-watch.ts';
 
@@ -135,6 +136,7 @@ export function createProcessHost(config: ProcessHostConfig) {
       exited = { code: null, signal: null };
     } else {
       log = log.child({ pid });
+      relayChildOutput(child, () => log);
       child.once('exit', onExit);
       emit({ type: 'PROCESS_SPAWNED', pid });
       stopMemoryWatch = startMemoryWatch({

@@ -37,13 +37,22 @@ export interface AgentProcess {
 
 const running = new Set<AgentProcess>();
 
+/** Where and how to run the command: by default the repo's sources from the repo root. */
+export interface StartAgentOptions {
+  /** Node arguments before `args` (default AGENT_COMMAND); e.g. an installed `node_modules/.bin/agent`. */
+  command?: readonly string[];
+  cwd?: string;
+}
+
 export function startAgent(
   args: string[],
   env: Record<string, string | undefined> = {},
+  options: StartAgentOptions = {},
 ): AgentProcess {
-  const child = spawn(process.execPath, [...AGENT_COMMAND, ...args], {
+  const child = spawn(process.execPath, [...(options.command ?? AGENT_COMMAND), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   const records: LogRecord[] = [];
   let out = '';
