@@ -5,9 +5,10 @@
  *
  * What the bundle keeps from the source:
  * - Packages stay external (`import 'agentstate'`, `@livekit/rtc-node`, …) and resolve exactly as
- *   they would from the agent file: the bundle is written inside the nearest `node_modules`
- *   above the agent file (`node_modules/.cache/agentstate/`), so the same `node_modules` is
- *   searched first.
+ *   they would from the agent file: the bundle is written beside it, in `.agentstate/` (same
+ *   package scope, same `node_modules` above it). Where that directory cannot be written (a
+ *   read-only image), the nearest `node_modules/.cache/agentstate/` above the file is used, which
+ *   resolves packages the same way except a package importing itself by name.
  * - The user's own files are bundled in, and each keeps its own `import.meta.url`,
  *   `import.meta.filename` and `import.meta.dirname`, so files read next to a module still load.
  * - A source map beside it, for stack traces under `--enable-source-maps`.
@@ -18,7 +19,7 @@
  * agent loads neither esbuild nor any loader.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, parse, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -38,10 +39,10 @@ export function isTypeScriptFile(file: string): boolean {
 }
 
 /** Where the bundle of `file` goes: stable per source path, so a rebuild replaces it in place. */
-export function compiledPathFor(file: string): string {
+export function compiledPathFor(file: string, dir = join(dirname(file), '.agentstate')): string {
   const hash = createHash('sha256').update(file).digest('hex').slice(0, 12);
   const ext = file.endsWith('.cts') ? '.cjs' : '.mjs';
-  return join(cacheDirFor(file), `${parse(file).name}-${hash}${ext}`);
+  return join(dir, `${parse(file).name}-${hash}${ext}`);
 }
 
 /**
@@ -50,7 +51,7 @@ export function compiledPathFor(file: string): string {
  * imports either the old bundle or the new one, never half of one.
  */
 export async function compileTypeScriptAgent(file: string): Promise<string> {
-  const out = compiledPathFor(file);
+  const out = writableOutput(file);
   const esbuild = await import('esbuild');
   let result: Awaited<ReturnType<typeof esbuild.build>>;
   try {
@@ -90,7 +91,6 @@ export async function compileTypeScriptAgent(file: string): Promise<string> {
       { cause },
     );
   }
-  mkdirSync(dirname(out), { recursive: true });
   // The map first, then the code that points to it; each by rename, so readers never see a partial file.
   const files = [...(result.outputFiles ?? [])].sort((a) => (a.path.endsWith('.map') ? -1 : 1));
   for (const f of files) {
@@ -101,18 +101,26 @@ export async function compileTypeScriptAgent(file: string): Promise<string> {
   return out;
 }
 
-/**
- * `node_modules/.cache/agentstate` in the nearest `node_modules` above the file (the usual home
- * of tools' caches); beside the file in `.agentstate/` when there is none.
- */
-function cacheDirFor(file: string): string {
-  let dir = dirname(file);
-  for (;;) {
-    const nm = join(dir, 'node_modules');
-    if (existsSync(nm)) return join(nm, '.cache', 'agentstate');
-    const up = dirname(dir);
-    if (up === dir) return join(dirname(file), '.agentstate');
-    dir = up;
+/** Beside the file when that directory can be written, else the nearest `node_modules/.cache`. */
+function writableOutput(file: string): string {
+  const beside = compiledPathFor(file);
+  try {
+    mkdirSync(dirname(beside), { recursive: true });
+    accessSync(dirname(beside), constants.W_OK);
+    return beside;
+  } catch {
+    let dir = dirname(file);
+    for (;;) {
+      const nm = join(dir, 'node_modules');
+      if (existsSync(nm)) {
+        const out = compiledPathFor(file, join(nm, '.cache', 'agentstate'));
+        mkdirSync(dirname(out), { recursive: true });
+        return out;
+      }
+      const up = dirname(dir);
+      if (up === dir) return beside; // nowhere better: let the write fail with its own error
+      dir = up;
+    }
   }
 }
 
