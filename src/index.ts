@@ -44,6 +44,4 @@ export {
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './http/server.ts';
 export { createWorkerMetrics, type WorkerMetrics } from './http/metrics.ts';
 export { workerInfo, type WorkerInfo } from './http/worker-info.ts';
-export { workerMachine } from '../machines/worker.machine.ts';
-export { jobProcessMachine } from '../machines/jobProcess.machine.ts';
 export { VERSION } from './version.ts';

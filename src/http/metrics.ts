@@ -3,11 +3,16 @@
  * default, which the user's app may own). Counters and the answer-latency histogram follow the
  * worker chart's emitted events; gauges are read from the chart when scraped.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { isJobProcess } from '../job/runtime-registry.ts';
 import type { WorkerEmitted } from '../../machines/worker.machine.ts';
 import { readRssMb } from '../pool/memory.ts';
 import type { Worker, WorkerStatusName } from '../worker/worker.ts';
 import { processCounts } from './worker-info.ts';
+
+// prom-client (and the OpenTelemetry API it loads) is for the worker's HTTP server only; a job
+// process imports agentstate through the user's agent file and must not pay for it.
+const prom = isJobProcess() ? undefined : await import('prom-client');
 
 export interface WorkerMetrics {
   readonly registry: Registry;
@@ -47,6 +52,8 @@ const MAX_PENDING_ANSWERS = 1_000;
 export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): WorkerMetrics {
   const actor = worker.actor;
   if (!actor) throw new Error('createWorkerMetrics: call worker.run() first');
+  if (!prom) throw new Error('createWorkerMetrics: not available in a job process');
+  const { Counter, Gauge, Histogram, Registry } = prom;
   const registry = new Registry();
   const registers = [registry];
 

@@ -4,15 +4,12 @@
  * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`, `actor`.
  */
 import { fileURLToPath } from 'node:url';
-import { createActor, type Actor, type AnyActorLogic } from 'xstate';
-import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
-import type { WorkerContext } from '../../machines/worker.context.ts';
-import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
+import type { Actor, AnyActorLogic, createActor } from 'xstate';
+import type { workerMachine } from '../../machines/worker.machine.ts';
 import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
 import { agentModuleFor } from '../agent-file/load.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
-import { createLoadSampler } from '../load/load-sampler.ts';
 import { createLogger, registerSecret, type Logger } from '../log.ts';
 import {
   resolveOptions,
@@ -21,11 +18,11 @@ import {
   type ResolveSources,
   type WorkerOptionsInit,
 } from '../options.ts';
-import { createServerLink } from '../protocol/server-link.ts';
-import { VERSION } from '../version.ts';
-import { chartOptionsFrom } from './chart-options.ts';
-import { createDecideRequest } from './decide-request.ts';
-import { createJobProcessLogic } from '../pool/job-process-logic.ts';
+
+// In a job process a Worker only hands its options to the job runtime (`run()` below), so the
+// chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
+// and ~30 MB — are loaded only in the worker process.
+const runtime = isJobProcess() ? undefined : await import('./worker-actor.ts');
 
 /** Where the worker is, in one word (the chart's state, flattened). */
 export type WorkerStatusName =
@@ -164,6 +161,7 @@ export class Worker {
   }
 
   #start(): Promise<void> {
+    if (!runtime) return Promise.reject(new Error('a job process cannot run a worker'));
     let resolved: ResolvedWorkerOptions;
     try {
       resolved = resolveOptions(this.options, this.#config);
@@ -188,50 +186,14 @@ export class Worker {
     const log = this.#log.child({ agentName: resolved.agentName, workerId: () => this.id });
     registerSecret(resolved.apiSecret);
     this.#log = log; // signal messages too
-    const machine = workerMachine.provide({
-      actors: {
-        serverLink: createServerLink({
-          ...this.#config.serverLink,
-          apiKey: resolved.apiKey,
-          apiSecret: resolved.apiSecret,
-          logger: log,
-          registration: {
-            workerType: resolved.workerType,
-            agentName: resolved.agentName,
-            version: VERSION,
-            permissions: resolved.permissions,
-            deployment: process.env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
-          },
-        }),
-        loadSampler: createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log }),
-        jobRequest: jobRequestMachine.provide({
-          actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
-        }),
-        jobProcess: (this.#config.jobProcessLogic ??
-          createJobProcessLogic(
-            { ...resolved, agentModule: () => agentModule },
-            log,
-          )) as ReturnType<typeof createJobProcessLogic>,
-      },
-    });
-    const actor = createActor(machine, {
-      input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
-      ...(this.#config.inspect ? { inspect: this.#config.inspect } : {}),
+    const actor = runtime.createWorkerActor({
+      resolved,
+      config: this.#config,
+      log,
+      view: this,
+      agentModule: () => agentModule,
     });
     this.#actor = actor;
-    // Job records get the job's room and process id. The snapshot is already past the event
-    // (a job that just ended is gone from it), so the previous event's view is kept as well.
-    let knownJobs = new Map<string, JobLogFields>();
-    actor.on('*', (e) => {
-      const ev = e as WorkerEmitted;
-      const current = jobLogFields(actor.getSnapshot().context);
-      const jobId = 'jobId' in ev ? ev.jobId : undefined;
-      const jobFields =
-        jobId === undefined ? {} : (current.get(jobId) ?? knownJobs.get(jobId) ?? {});
-      knownJobs = current;
-      logEmitted(log.child(jobFields), ev);
-    });
-
     const removeSignals =
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();
     return new Promise<void>((resolve, reject) => {
@@ -280,61 +242,5 @@ export class Worker {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
     };
-  }
-}
-
-type JobLogFields = { roomName?: string; pid?: number };
-
-function jobLogFields(ctx: WorkerContext): Map<string, JobLogFields> {
-  const out = new Map<string, JobLogFields>();
-  for (const j of Object.values(ctx.jobs)) {
-    out.set(j.jobId, {
-      roomName: j.job.room?.name,
-      pid: j.procId ? ctx.procs[j.procId]?.pid : undefined,
-    });
-  }
-  return out;
-}
-
-function logEmitted(log: Logger, e: WorkerEmitted): void {
-  switch (e.type) {
-    case 'registered':
-      log.info('registered with the server', { serverVersion: e.serverVersion });
-      return;
-    case 'connectionLost':
-      log.warn('server connection lost; will retry', { reason: e.reason });
-      return;
-    case 'availabilityRequested':
-      log.debug('job offered', { jobId: e.jobId, roomName: e.roomName });
-      return;
-    case 'statusReported':
-      log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });
-      return;
-    case 'requestAnswered':
-      log.info(e.accepted ? 'job accepted' : 'job declined', {
-        jobId: e.jobId,
-        ...(e.accepted ? {} : { reason: e.reason }),
-      });
-      return;
-    case 'jobLaunched':
-      log.info('job launched', { jobId: e.jobId, procId: e.procId });
-      return;
-    case 'jobEnded':
-      (e.outcome === 'success' ? log.info : log.warn)('job ended', {
-        jobId: e.jobId,
-        outcome: e.outcome,
-        reason: e.reason,
-      });
-      return;
-    case 'processExited':
-      (e.failed ? log.warn : log.debug)('job process exited', {
-        procId: e.procId,
-        pid: e.pid,
-        reason: e.reason,
-      });
-      return;
-    case 'stopped':
-      log.info('worker stopped', { reason: e.reason });
-      return;
   }
 }

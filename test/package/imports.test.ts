@@ -18,15 +18,17 @@ function nodeEval(code: string): string {
 }
 
 describe('the installed package', () => {
-  it('imports agentstate and agentstate/testing with plain node', () => {
+  it('imports agentstate, agentstate/testing and agentstate/charts with plain node', () => {
     const out = nodeEval(`
       const a = await import('agentstate');
       const t = await import('agentstate/testing');
+      const c = await import('agentstate/charts');
       console.log(JSON.stringify({
         main: ['WorkerOptions', 'WorkerPermissions', 'WorkerType', 'Worker', 'JobRequest', 'JobContext',
                'JobProcess', 'cli', 'runApp', 'configureLogging', 'createLogger', 'startHealthServer',
                'VERSION'].filter((n) => !(n in a)),
         testing: ['startEmulator'].filter((n) => !(n in t)),
+        charts: ['workerMachine', 'jobProcessMachine', 'jobRequestMachine'].filter((n) => !(n in c)),
         version: a.VERSION,
         type: typeof new a.WorkerOptions({ entrypointFnc: () => {} }).entrypointFnc,
       }));
