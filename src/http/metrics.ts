@@ -5,7 +5,7 @@
  */
 import type { Registry } from 'prom-client';
 import { isJobProcess } from '../job/runtime-registry.ts';
-import type { WorkerEmitted } from '../../machines/worker.machine.ts';
+import type { WorkerEmitted } from '../../machines/worker.contract.ts';
 import { readRssMb } from '../pool/memory.ts';
 import type { Worker, WorkerStatusName } from '../worker/worker.ts';
 import { processCounts } from './worker-info.ts';
@@ -20,21 +20,6 @@ export interface WorkerMetrics {
   text(): Promise<string>;
   /** Stops following the worker. Idempotent. */
   dispose(): void;
-}
-
-/** Bounded label values: why an availability request got its answer. */
-export type AnswerDecision =
-  'accepted' | 'rejected' | 'timeout' | 'error' | 'full' | 'draining' | 'unavailable';
-
-export function answerDecision(accepted: boolean, reason: string): AnswerDecision {
-  if (accepted) return 'accepted';
-  if (reason === 'full') return 'full';
-  if (reason === 'draining') return 'draining';
-  if (reason === 'not available') return 'unavailable';
-  if (reason.startsWith('requestFnc did not answer')) return 'timeout';
-  if (reason.startsWith('requestFnc threw') || reason.startsWith('requestFnc failed'))
-    return 'error';
-  return 'rejected';
 }
 
 const STATUSES: readonly WorkerStatusName[] = [
@@ -157,7 +142,8 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
         askedAt.set(ev.jobId, performance.now());
         return;
       case 'requestAnswered': {
-        const decision = answerDecision(ev.accepted, ev.reason);
+        // The chart's decision is the label: a bounded set (AnswerDecision).
+        const { decision } = ev;
         answers.inc({ decision });
         const t0 = askedAt.get(ev.jobId);
         askedAt.delete(ev.jobId);

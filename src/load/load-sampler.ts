@@ -1,9 +1,11 @@
 /**
- * The `loadSampler` actor: calls the user's `loadFnc` (or the default CPU window) on an interval
- * and sends `LOAD_SAMPLED` to the worker chart. A `loadFnc` that throws, hangs or returns
+ * The `loadSampler` actor (contract: machines/loadSampler.contract.ts): calls the user's
+ * `loadFnc` (or the default CPU window) on an interval and sends `LOAD_SAMPLED` to the worker
+ * chart. A `loadFnc` that throws, hangs or returns
  * nonsense is logged and skipped; the worker keeps its last known load.
  */
 import { fromCallback, type EventObject } from 'xstate';
+import type { LoadSamplerReport } from '../../machines/loadSampler.contract.ts';
 import type { Logger } from '../log.ts';
 import type { WorkerLoadView } from '../options.ts';
 import { clamp01, CpuWindow } from './cpu.ts';
@@ -36,7 +38,8 @@ export function createLoadSampler(opts: LoadSamplerOptions) {
             });
             return;
           }
-          if (!stopped) sendBack({ type: 'LOAD_SAMPLED', load: clamp01(value) });
+          const report: LoadSamplerReport = { type: 'LOAD_SAMPLED', load: clamp01(value) };
+          if (!stopped) sendBack(report);
         } catch (err) {
           opts.logger.warn('loadFnc failed; load unchanged', { error: err });
         } finally {

@@ -24,7 +24,7 @@ import type {
   ProcessHostCommand,
   ProcessHostEvent,
   ProcessHostInput,
-} from '../../machines/jobProcess.machine.ts';
+} from '../../machines/processHost.contract.ts';
 import { JOB_PROCESS_ENV } from '../job/runtime-registry.ts';
 import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
 import { RUNS_FROM_SOURCE, SOURCE_CONDITION } from '../package-root.ts';

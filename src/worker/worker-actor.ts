@@ -7,7 +7,8 @@
 import { createActor, type Actor } from 'xstate';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import type { WorkerContext } from '../../machines/worker.context.ts';
-import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
+import type { WorkerEmitted } from '../../machines/worker.contract.ts';
+import { workerMachine } from '../../machines/worker.machine.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
 import type { Logger } from '../log.ts';
 import type { ResolvedWorkerOptions, WorkerLoadView } from '../options.ts';
@@ -108,10 +109,8 @@ function logEmitted(log: Logger, e: WorkerEmitted): void {
       log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });
       return;
     case 'requestAnswered':
-      log.info(e.accepted ? 'job accepted' : 'job declined', {
-        jobId: e.jobId,
-        ...(e.accepted ? {} : { reason: e.reason }),
-      });
+      if (e.decision === 'accepted') log.info('job accepted', { jobId: e.jobId });
+      else log.info('job declined', { jobId: e.jobId, decision: e.decision, reason: e.reason });
       return;
     case 'jobLaunched':
       log.info('job launched', { jobId: e.jobId, procId: e.procId });

@@ -5,6 +5,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { Actor, AnyActorLogic, createActor } from 'xstate';
+import type { JobPhase } from '../../machines/worker.context.ts';
+import type { WorkerAvailability } from '../../machines/worker.contract.ts';
 import type { workerMachine } from '../../machines/worker.machine.ts';
 import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
 import { agentModuleFor } from '../agent-file/load.ts';
@@ -34,7 +36,7 @@ export interface ActiveJob {
   roomName: string;
   /** The participant a PUBLISHER job is for. */
   participantIdentity: string | undefined;
-  phase: 'deciding' | 'accepted' | 'launching' | 'running';
+  phase: JobPhase;
   procId: string | undefined;
   pid: number | undefined;
 }
@@ -93,7 +95,7 @@ export class Worker {
     if (!snap) return 'connecting';
     const life = (snap.value as { lifecycle: string | Record<string, string> }).lifecycle;
     if (typeof life === 'string') return life as WorkerStatusName;
-    if ('registered' in life) return life.registered as 'available' | 'full';
+    if ('registered' in life) return life.registered as WorkerAvailability;
     return 'draining';
   }
 
