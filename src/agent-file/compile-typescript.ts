@@ -81,6 +81,7 @@ export async function compileTypeScriptAgent(file: string): Promise<string> {
       plugins: [frameworkStaysExternal(), ownImportMeta()],
     });
   } catch (cause) {
+    await esbuild.stop();
     const errors = (
       cause as { errors?: { text: string; location?: { file: string; line: number } | null }[] }
     ).errors;
@@ -91,6 +92,8 @@ export async function compileTypeScriptAgent(file: string): Promise<string> {
       { cause },
     );
   }
+  // esbuild keeps a service process (~12 MB) for later builds; a reload starts a new one.
+  await esbuild.stop();
   // The map first, then the code that points to it; each by rename, so readers never see a partial file.
   const files = [...(result.outputFiles ?? [])].sort((a) => (a.path.endsWith('.map') ? -1 : 1));
   for (const f of files) {
