@@ -104,7 +104,12 @@ export interface WorkerOptionsInit {
    * full because of load (the server still gates on the load itself: see README).
    */
   loadThreshold?: number;
-  /** A non-empty name enables explicit dispatch only. Default `''` (automatic dispatch). */
+  /**
+   * A non-empty name enables explicit dispatch only. Default: `LIVEKIT_AGENT_NAME`, else `''`
+   * (automatic dispatch). `LIVEKIT_AGENT_NAME_OVERRIDE`, when set, beats this option (a
+   * deployment can rename an agent without editing its code); an explicit `''` beats
+   * `LIVEKIT_AGENT_NAME`.
+   */
   agentName?: string;
   /** Prewarmed processes kept idle, independent of busy ones. `0` starts processes on demand. */
   numIdleProcesses?: number;
@@ -144,7 +149,8 @@ export class WorkerOptions {
   readonly workerType: WorkerType;
   readonly loadFnc: WorkerOptionsInit['loadFnc'];
   readonly loadThreshold: number;
-  readonly agentName: string;
+  /** `undefined` when not given: resolved from the environment (see `resolveOptions`). */
+  readonly agentName: string | undefined;
   readonly numIdleProcesses: number | undefined;
   readonly maxJobs: number;
   readonly wsUrl: string | undefined;
@@ -178,7 +184,7 @@ export class WorkerOptions {
     }
     this.workerType = workerType;
     this.loadThreshold = threshold('loadThreshold', init.loadThreshold, 0.7);
-    this.agentName = str('agentName', init.agentName) ?? '';
+    this.agentName = str('agentName', init.agentName);
     this.numIdleProcesses =
       init.numIdleProcesses === undefined
         ? undefined
@@ -235,9 +241,11 @@ export class WorkerOptions {
 /** Options after defaults, environment and mode are applied. What the runtime reads. */
 export interface ResolvedWorkerOptions extends Omit<
   WorkerOptions,
-  'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret' | 'agentModule'
+  'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret' | 'agentModule' | 'agentName'
 > {
   readonly numIdleProcesses: number;
+  /** After `LIVEKIT_AGENT_NAME_OVERRIDE` > the option > `LIVEKIT_AGENT_NAME` > `''`. */
+  readonly agentName: string;
   /** Path or file: URL of the module each job process imports. */
   readonly agentModule: string;
   readonly wsUrl: string;
@@ -307,11 +315,23 @@ export function resolveOptions(
         ? threshold('loadThreshold', o.loadThreshold, 0.7)
         : opts.loadThreshold,
     agentModule: agentModuleFrom(o.agentModule ?? opts.agentModule),
+    agentName: resolveAgentName(opts.agentName, env),
     numIdleProcesses,
     wsUrl,
     apiKey,
     apiSecret,
   });
+}
+
+/**
+ * The name the worker registers with, as LiveKit's frameworks pick it: the override variable
+ * (set by a deployment, beats the code), then the option (an explicit `''` included), then the
+ * plain variable, then `''`. An empty variable counts as unset.
+ */
+export function resolveAgentName(option: string | undefined, env: NodeJS.ProcessEnv): string {
+  return (
+    nonEmpty(env.LIVEKIT_AGENT_NAME_OVERRIDE) ?? option ?? nonEmpty(env.LIVEKIT_AGENT_NAME) ?? ''
+  );
 }
 
 /** The module job processes import: an absolute path or file: URL; default the main script. */

@@ -51,7 +51,7 @@ export function workerInfo(worker: Worker): WorkerInfo {
   }));
   return {
     id: worker.id ?? null,
-    agent_name: worker.resolvedOptions?.agentName ?? worker.options.agentName,
+    agent_name: worker.resolvedOptions?.agentName ?? worker.options.agentName ?? '',
     status: worker.status,
     load: worker.load,
     worker_type: worker.options.workerType === WorkerType.PUBLISHER ? 'JT_PUBLISHER' : 'JT_ROOM',
