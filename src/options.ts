@@ -9,11 +9,24 @@ import type { JobContext } from './job/context.ts';
 import type { JobProcess } from './job/process.ts';
 import type { JobRequest } from './job/request.ts';
 
-/** Whether a job is started once per room or once per publishing participant. */
+/**
+ * What a job is started for: once per room, once per publishing participant, or once per
+ * joining participant (agents and egress never count).
+ */
 export enum WorkerType {
+  /** One job per room (the protocol's `JT_ROOM`). */
   ROOM = 'room',
+  /** One job per participant, on its first published track (`JT_PUBLISHER`). */
   PUBLISHER = 'publisher',
+  /** One job per non-agent participant, when it joins (`JT_PARTICIPANT`). */
+  PARTICIPANT = 'participant',
 }
+
+const WORKER_TYPES: readonly WorkerType[] = [
+  WorkerType.ROOM,
+  WorkerType.PUBLISHER,
+  WorkerType.PARTICIPANT,
+];
 
 /** Track sources an agent may publish (mirrors LiveKit's `TrackSource`). */
 export type TrackSourceName = 'camera' | 'microphone' | 'screen_share' | 'screen_share_audio';
@@ -179,8 +192,11 @@ export class WorkerOptions {
         : new WorkerPermissions(init.permissions ?? {});
     this.drainTimeout = ms('drainTimeout', init.drainTimeout, 30 * 60_000);
     const workerType = init.workerType ?? WorkerType.ROOM;
-    if (workerType !== WorkerType.ROOM && workerType !== WorkerType.PUBLISHER) {
-      throw new InvalidOptionError('workerType', 'must be WorkerType.ROOM or WorkerType.PUBLISHER');
+    if (!WORKER_TYPES.includes(workerType)) {
+      throw new InvalidOptionError(
+        'workerType',
+        'must be WorkerType.ROOM, WorkerType.PUBLISHER or WorkerType.PARTICIPANT',
+      );
     }
     this.workerType = workerType;
     this.loadThreshold = threshold('loadThreshold', init.loadThreshold, 0.7);

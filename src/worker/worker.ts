@@ -32,7 +32,7 @@ export type WorkerStatusName =
 export interface ActiveJob {
   id: string;
   roomName: string;
-  /** The participant a PUBLISHER job is for. */
+  /** The participant a PUBLISHER or PARTICIPANT job is for. */
   participantIdentity: string | undefined;
   phase: 'deciding' | 'accepted' | 'launching' | 'running';
   procId: string | undefined;

@@ -24,6 +24,13 @@ export interface JobReport extends LogRecord {
   agentName: string;
   metadata: string;
   publisher: string | null;
+  /** `ctx.participant?.identity` (PARTICIPANT and PUBLISHER jobs). */
+  participant: string | null;
+  /** Whether `ctx.participant` was the live rtc-node `RemoteParticipant`. */
+  participantLive: boolean;
+  participantAttributes: Record<string, string> | null;
+  /** The job's protocol `JobType` (0 room, 1 publisher, 2 participant). */
+  jobType: number;
   userdata: Record<string, unknown>;
   procPid: number;
   pid: number;

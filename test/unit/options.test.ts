@@ -70,6 +70,13 @@ describe('WorkerOptions', () => {
     expect(invalid(init).option).toBe(option);
   });
 
+  it.each([WorkerType.ROOM, WorkerType.PUBLISHER, WorkerType.PARTICIPANT])(
+    'accepts the %s worker type',
+    (workerType) => {
+      expect(new WorkerOptions({ entrypointFnc, workerType }).workerType).toBe(workerType);
+    },
+  );
+
   it('accepts Infinity as a load threshold that never reports full because of load', () => {
     expect(new WorkerOptions({ entrypointFnc, loadThreshold: Infinity }).loadThreshold).toBe(
       Infinity,
