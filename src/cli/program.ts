@@ -86,7 +86,10 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
       'Run one job in a named room without a dispatch (the server creates it for this worker), then exit with its outcome.',
     )
     .option('--room', 'room to run the job in (required)')
-    .option('--participant-identity', 'the participant the job is for (PUBLISHER and PARTICIPANT workers)')
+    .option(
+      '--participant-identity',
+      'the participant the job is for (PUBLISHER and PARTICIPANT workers)',
+    )
     .option('--host', 'health/metrics server host (default 0.0.0.0)')
     .option('--port', 'serve health/metrics on this port (default: not served)')
     .example(`connect${file} --room my-room`);
