@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { InvalidOptionError } from './errors.ts';
+import { parseProxyUrl, proxyFor, type ResolvedProxy } from './protocol/proxy.ts';
 import type { JobContext } from './job/context.ts';
 import type { JobProcess } from './job/process.ts';
 import type { JobRequest } from './job/request.ts';
@@ -146,6 +147,12 @@ export interface WorkerOptionsInit {
   jobMemoryLimitMb?: number;
   /** Module that holds these options, imported by each job process. Default: the main script. */
   agentModule?: string | URL;
+  /**
+   * HTTP(S) proxy for the connection to the LiveKit server (`http://[user:password@]host:port`),
+   * also handed to job processes. Default: `HTTPS_PROXY` (for `wss://`) or `HTTP_PROXY` (for
+   * `ws://`) from the environment; `null`: never a proxy. `NO_PROXY` hosts are reached directly.
+   */
+  httpProxy?: string | null;
   /** Health/metrics HTTP host. Default `0.0.0.0`. */
   host?: string;
   /** Health/metrics HTTP port. Default 8081; `0` picks a free one. */
@@ -175,6 +182,7 @@ export class WorkerOptions {
   readonly jobMemoryWarnMb: number;
   readonly jobMemoryLimitMb: number;
   readonly agentModule: string | undefined;
+  readonly httpProxy: string | null | undefined;
   readonly host: string;
   readonly port: number;
 
@@ -248,6 +256,13 @@ export class WorkerOptions {
       throw new InvalidOptionError('agentModule', 'must be a path or a file: URL');
     }
     this.agentModule = mod instanceof URL ? mod.href : mod;
+    if (init.httpProxy !== undefined && init.httpProxy !== null) {
+      if (typeof init.httpProxy !== 'string') {
+        throw new InvalidOptionError('httpProxy', 'must be a proxy URL string, or null for none');
+      }
+      parseProxyUrl('httpProxy', init.httpProxy);
+    }
+    this.httpProxy = init.httpProxy;
     this.host = str('host', init.host) ?? '0.0.0.0';
     this.port = int('port', init.port, 8081, 0, 65535);
     Object.freeze(this);
@@ -262,6 +277,8 @@ export interface ResolvedWorkerOptions extends Omit<
   readonly numIdleProcesses: number;
   /** After `LIVEKIT_AGENT_NAME_OVERRIDE` > the option > `LIVEKIT_AGENT_NAME` > `''`. */
   readonly agentName: string;
+  /** The proxy the server connection goes through (option, else environment), if any. */
+  readonly proxy: ResolvedProxy | undefined;
   /** Path or file: URL of the module each job process imports. */
   readonly agentModule: string;
   readonly wsUrl: string;
@@ -332,6 +349,7 @@ export function resolveOptions(
         : opts.loadThreshold,
     agentModule: agentModuleFrom(o.agentModule ?? opts.agentModule),
     agentName: resolveAgentName(opts.agentName, env),
+    proxy: proxyFor(new URL(wsUrl), opts.httpProxy, env),
     numIdleProcesses,
     wsUrl,
     apiKey,

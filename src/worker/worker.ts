@@ -18,6 +18,7 @@ import {
   type ResolveSources,
   type WorkerOptionsInit,
 } from '../options.ts';
+import { proxyEnvForJobs } from '../protocol/proxy.ts';
 import { createServerLink } from '../protocol/server-link.ts';
 import { VERSION } from '../version.ts';
 import { chartOptionsFrom } from './chart-options.ts';
@@ -180,6 +181,7 @@ export class Worker {
           apiKey: resolved.apiKey,
           apiSecret: resolved.apiSecret,
           logger: log,
+          proxy: resolved.proxy,
           registration: {
             workerType: resolved.workerType,
             agentName: resolved.agentName,
@@ -193,7 +195,9 @@ export class Worker {
           actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
         }),
         jobProcess: (this.#config.jobProcessLogic ??
-          createJobProcessLogic(resolved, log)) as ReturnType<typeof createJobProcessLogic>,
+          createJobProcessLogic(resolved, log, {
+            env: proxyEnvForJobs(resolved.httpProxy),
+          })) as ReturnType<typeof createJobProcessLogic>,
       },
     });
     const actor = createActor(machine, {

@@ -37,8 +37,8 @@ export interface JobReport extends LogRecord {
 }
 
 export interface FixtureWorkerOptions {
-  /** The fixture's `E2E_*` settings. */
-  env?: Record<string, string>;
+  /** The fixture's `E2E_*` settings (and any other variable; `undefined` removes one). */
+  env?: Record<string, string | undefined>;
   /** Extra CLI flags. */
   args?: string[];
   /** `--num-idle-processes`; default 1. A worker that never runs a job can use 0 (less CPU). */
