@@ -302,6 +302,7 @@ export interface ResolveSources {
       | 'host'
       | 'agentModule'
       | 'loadThreshold'
+      | 'maxJobs'
     >
   >;
   /** Production (`start`) or development (`dev`) defaults. */
@@ -347,6 +348,12 @@ export function resolveOptions(
       o.loadThreshold !== undefined
         ? threshold('loadThreshold', o.loadThreshold, 0.7)
         : opts.loadThreshold,
+    maxJobs:
+      o.maxJobs === undefined
+        ? opts.maxJobs
+        : o.maxJobs === Infinity
+          ? Infinity
+          : int('maxJobs', o.maxJobs, 0, 1, 100_000),
     agentModule: agentModuleFrom(o.agentModule ?? opts.agentModule),
     agentName: resolveAgentName(opts.agentName, env),
     proxy: proxyFor(new URL(wsUrl), opts.httpProxy, env),

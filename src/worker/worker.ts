@@ -23,6 +23,7 @@ import { createServerLink } from '../protocol/server-link.ts';
 import { VERSION } from '../version.ts';
 import { chartOptionsFrom } from './chart-options.ts';
 import { createDecideRequest } from './decide-request.ts';
+import { onStopSignals } from './stop-signals.ts';
 import { createJobProcessLogic } from '../pool/job-process-logic.ts';
 
 /** Where the worker is, in one word (the chart's state, flattened). */
@@ -49,6 +50,11 @@ export interface WorkerRunConfig extends ResolveSources {
   serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };
   /** Replaces the job process logic (tests, custom hosts). */
   jobProcessLogic?: AnyActorLogic;
+  /**
+   * @internal Set by `WorkerGroup` for each of its agents: the process-wide load sample and
+   * capacity checks it shares with the other agents, and what its job processes must know.
+   */
+  membership?: WorkerMembership;
   /** Attach an XState inspector (the live inspector uses this). */
   inspect?: Parameters<typeof createActor>[1] extends infer O
     ? O extends { inspect?: infer I }
@@ -58,6 +64,21 @@ export interface WorkerRunConfig extends ResolveSources {
 }
 
 type WorkerActor = Actor<typeof workerMachine>;
+
+/** The chart's own guards a group may tighten (each implementation must include the original check). */
+type SharedGuards = {
+  [K in 'hasFreeSlot' | 'loadBelowThreshold']: (args: { context: WorkerContext }) => boolean;
+};
+
+/** @internal What a `WorkerGroup` gives each of its workers (see `src/group/`). */
+export interface WorkerMembership {
+  /** Replaces the worker's own load sampler: sends `LOAD_SAMPLED` from the shared sample. */
+  loadSampler(worker: Worker, resolved: ResolvedWorkerOptions, log: Logger): AnyActorLogic;
+  /** Process-wide limits, checked together with the worker's own. */
+  guards: SharedGuards;
+  /** Extra environment of this worker's job processes. */
+  jobEnv: NodeJS.ProcessEnv;
+}
 
 export class Worker {
   /** The options as the user gave them. */
@@ -139,6 +160,15 @@ export class Worker {
   }
 
   /**
+   * Calls `listener` after every change of the worker's state (status, load, jobs, processes)
+   * until the returned remover is called. Nothing happens before `run()`.
+   */
+  subscribe(listener: () => void): () => void {
+    const sub = this.#actor?.subscribe({ next: () => listener(), error: () => undefined });
+    return () => sub?.unsubscribe();
+  }
+
+  /**
    * Replaces every idle process with a fresh one (running jobs are untouched): what `agent dev`
    * does when the agent's files change.
    */
@@ -174,6 +204,7 @@ export class Worker {
     const log = this.#log.child({ agentName: resolved.agentName, workerId: () => this.id });
     registerSecret(resolved.apiSecret);
     this.#log = log; // signal messages too
+    const membership = this.#config.membership;
     const machine = workerMachine.provide({
       actors: {
         serverLink: createServerLink({
@@ -190,15 +221,19 @@ export class Worker {
             deployment: process.env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
           },
         }),
-        loadSampler: createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log }),
+        loadSampler: (membership?.loadSampler(this, resolved, log) ??
+          createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log })) as ReturnType<
+          typeof createLoadSampler
+        >,
         jobRequest: jobRequestMachine.provide({
           actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
         }),
         jobProcess: (this.#config.jobProcessLogic ??
           createJobProcessLogic(resolved, log, {
-            env: proxyEnvForJobs(resolved.httpProxy),
+            env: { ...proxyEnvForJobs(resolved.httpProxy), ...membership?.jobEnv },
           })) as ReturnType<typeof createJobProcessLogic>,
       },
+      ...(membership ? { guards: membership.guards } : {}),
     });
     const actor = createActor(machine, {
       input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
@@ -240,23 +275,10 @@ export class Worker {
 
   /** First SIGTERM/SIGINT drains, the second forces a stop. Returns the remover. */
   #onSignals(): () => void {
-    let received = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      received += 1;
-      if (received === 1) {
-        this.#log.info(`${signal} received: draining (send it again to stop at once)`);
-        this.#actor?.send({ type: 'DRAIN_REQUESTED', reason: signal });
-      } else {
-        this.#log.warn(`${signal} received again: stopping now`);
-        this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason: `second ${signal}` });
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    return () => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-    };
+    return onStopSignals(this.#log, {
+      drain: (reason) => this.#actor?.send({ type: 'DRAIN_REQUESTED', reason }),
+      stop: (reason) => this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason }),
+    });
   }
 }
 
