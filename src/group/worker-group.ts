@@ -208,8 +208,5 @@ function checkDistinct(resolved: readonly ResolvedWorkerOptions[]): void {
 function describeAgent(resolved: readonly ResolvedWorkerOptions[], i: number): string {
   const mod = resolved[i]?.agentModule ?? '';
   const path = mod.startsWith('file:') ? fileURLToPath(mod) : mod;
-  const shared = resolved.filter((r) => r.agentModule === mod).length > 1;
-  return shared || !path
-    ? `agents[${i}]`
-    : `agents[${i}] (${relative(process.cwd(), path) || path})`;
+  return path ? `agents[${i}] (${relative(process.cwd(), path) || path})` : `agents[${i}]`;
 }
