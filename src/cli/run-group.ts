@@ -30,6 +30,8 @@ export async function runGroup(input: RunGroupInput): Promise<number> {
     input.group,
     { ...input.config, logger: input.log },
   );
+  // Every agent checked (credentials, values, duplicates) before any port is bound.
+  group.validate();
   const stoppers: Stopper[] = [];
   // Bound before any agent connects: a taken port fails fast.
   const health = input.health

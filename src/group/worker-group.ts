@@ -145,6 +145,16 @@ export class WorkerGroup implements WorkerLoadView {
     return this.#done;
   }
 
+  /**
+   * Resolves every agent's options and checks them together, without starting anything:
+   * throws `InvalidOptionError` for missing credentials, invalid values, or two agents with the
+   * same `agentName` and `workerType` (the message names both, with their files). `run()` does
+   * this first; call it to fail before binding ports or starting other services.
+   */
+  validate(): void {
+    checkDistinct(this.workers.map((w) => resolveOptions(w.options, this.#config)));
+  }
+
   /** Drains every agent (each up to its `drainTimeout`); resolves when all have stopped. */
   async drain(reason = 'drain requested'): Promise<void> {
     await Promise.all(this.workers.map((w) => w.drain(reason)));
@@ -156,7 +166,7 @@ export class WorkerGroup implements WorkerLoadView {
   }
 
   async #start(): Promise<void> {
-    checkDistinct(this.workers.map((w) => resolveOptions(w.options, this.#config)));
+    this.validate();
     const removeSignals =
       this.#config.handleSignals === false
         ? () => undefined
