@@ -3,6 +3,7 @@
  * processes: each agent registers as its own worker, and they share one machine-level policy
  * (load sample, process-wide maxJobs and loadThreshold) and one drain.
  */
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   InvalidOptionError,
@@ -209,6 +210,24 @@ describe('WorkerGroup (emulator, real job processes)', () => {
     await drained;
     await done;
     expect(group.agents.map((a) => a.status)).toEqual(['stopped', 'stopped']);
+  });
+
+  it('hands each job process its own agent when several agents share one module', async () => {
+    const shared = fileURLToPath(new URL('../fixtures/group/two-in-one.ts', import.meta.url));
+    const { group } = startGroup([
+      agent('in-one-a', { agentModule: shared }),
+      agent('in-one-b', { agentModule: shared }),
+    ]);
+    await allAvailable(group);
+    emu.createDispatch({ room: 'in-one-1', agentName: 'in-one-a' });
+    emu.createDispatch({ room: 'in-one-2', agentName: 'in-one-b' });
+    const [ja, jb] = await Promise.all([
+      emu.waitForJob((j) => j.room === 'in-one-1'),
+      emu.waitForJob((j) => j.room === 'in-one-2'),
+    ]);
+    expect((await emu.waitForJobStatus(ja.id, ['success', 'failed'])).status).toBe('success');
+    const b = await emu.waitForJobStatus(jb.id, ['success', 'failed']);
+    expect(b).toMatchObject({ status: 'failed', error: 'entrypoint threw: agent in-one-b ran' });
   });
 
   it('refuses two agents with the same agentName and workerType before either registers', async () => {
