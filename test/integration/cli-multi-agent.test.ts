@@ -3,9 +3,13 @@
  * agents against the emulator, with one health server, one metrics registry, one drain, and
  * usage errors before anything registers.
  */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/testing/index.ts';
-import { killAllAgents, type AgentProcess } from '../support/agent-process.ts';
+import { killAllAgents, type AgentProcess, type LogRecord } from '../support/agent-process.ts';
 import {
   get,
   healthPort,
@@ -133,5 +137,53 @@ describe('agent start with several agent files', () => {
     expect(agent.records.map((r) => r.message)).not.toContain('health server listening');
     expect(agent.records.filter(isRegistered)).toEqual([]);
     expect(emu.workers.length).toBe(before);
+  });
+});
+
+describe('agent dev with several agent files', () => {
+  const TEMPLATE = new URL('../fixtures/cli/reload-agent.ts', import.meta.url);
+  const INDEX = pathToFileURL(new URL('../../src/index.ts', import.meta.url).pathname).href;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentstate-multi-reload-'));
+    await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n');
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  /** Each agent in its own directory, so that each has its own watcher. */
+  async function writeAgent(name: string, version: string): Promise<string> {
+    const src = (await readFile(TEMPLATE, 'utf8'))
+      .replace("'../../../src/index.ts'", JSON.stringify(INDEX))
+      .replace("const CODE_VERSION = 'v1'", `const CODE_VERSION = '${version}'`)
+      .replace('loadFnc: () => 0,', `agentName: '${name}',\n  loadFnc: () => 0,`);
+    await mkdir(join(dir, name), { recursive: true });
+    const file = join(dir, name, 'agent.ts');
+    await writeFile(file, src);
+    return file;
+  }
+  const prewarmed = (name: string, version: string) => (r: LogRecord) =>
+    r.message === 'prewarmed' && r.agentName === name && r.codeVersion === version;
+
+  it('reloads the idle processes of the agent whose files changed, and only those', async () => {
+    const a = await writeAgent('reload-a', 'v1');
+    const b = await writeAgent('reload-b', 'v1');
+    const agent = startCliAgent(emu, ['dev', a, b, '--log-format', 'json', '--no-inspect']);
+    await until(
+      () => agent.records.filter((r) => r.message === 'watching for changes').length === 2,
+      'a watcher per agent',
+    );
+    await agent.waitForLog(prewarmed('reload-a', 'v1'), 'a v1 process of reload-a');
+    await agent.waitForLog(prewarmed('reload-b', 'v1'), 'a v1 process of reload-b');
+
+    await writeAgent('reload-b', 'v2');
+    await agent.waitForLog(prewarmed('reload-b', 'v2'), 'a v2 process of reload-b');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(
+      agent.records.filter((r) => r.message === 'prewarmed' && r.agentName === 'reload-a'),
+    ).toHaveLength(1);
+    expect(agent.records.filter(isRegistered)).toHaveLength(2);
+
+    agent.child.kill('SIGINT');
+    expect(await agent.exited).toBe(0);
   });
 });
