@@ -52,6 +52,4 @@ export { startHealthServer, type HealthServer, type HealthServerOptions } from '
 export { createWorkerMetrics, type WorkerMetrics } from './http/metrics.ts';
 export { workerInfo, type WorkerInfo } from './http/worker-info.ts';
 export { createGroupMetrics, workerGroupInfo, type WorkerGroupInfo } from './http/group-info.ts';
-export { workerMachine } from '../machines/worker.machine.ts';
-export { jobProcessMachine } from '../machines/jobProcess.machine.ts';
 export { VERSION } from './version.ts';

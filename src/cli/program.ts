@@ -16,7 +16,7 @@ import {
 } from '../log.ts';
 import { WorkerOptions } from '../options.ts';
 import { VERSION } from '../version.ts';
-import { AgentFileError, loadAgentFile } from './load-agent.ts';
+import { AgentFileError, loadAgentFile } from '../agent-file/load.ts';
 import { createDispatch } from './dispatch.ts';
 import { runGroup } from './run-group.ts';
 import { runWorker, type WorkerCommand } from './run-worker.ts';
@@ -144,7 +144,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
       const loaded = await loadAgentFile(String(args[0]));
       options = loaded.options;
       agentFile = loaded.path;
-      agentModule = loaded.path;
+      agentModule = loaded.module;
     }
     const room = name === 'connect' ? requiredString(flags, 'room') : undefined;
     const inspector = await maybeInspector(name, flags, log, options);
@@ -211,7 +211,7 @@ async function runSeveral(
     const loaded = await loadAgentFile(file);
     // Each agent's job processes import its own file.
     agents.push({
-      options: new WorkerOptions({ ...loaded.options, agentModule: loaded.path }),
+      options: new WorkerOptions({ ...loaded.options, agentModule: loaded.module }),
       file: loaded.path,
     });
   }
@@ -238,6 +238,7 @@ async function runSeveral(
           numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
         },
         inspect: inspector?.inspect,
+        agentLabels: agents.map((a) => a.file),
       },
     });
   } finally {

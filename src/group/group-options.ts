@@ -6,6 +6,9 @@
 import { InvalidOptionError } from '../errors.ts';
 import type { WorkerLoadView } from '../options.ts';
 
+/** Set in each job process of a group's agent: its index, for a module that defines several. */
+export const GROUP_MEMBER_ENV = 'AGENTSTATE_GROUP_MEMBER';
+
 /** Everything a user may pass as the second argument of `new WorkerGroup(agents, …)`. */
 export interface WorkerGroupOptionsInit {
   /**

@@ -15,10 +15,7 @@ import { startLoadSampling } from '../load/load-sampler.ts';
 import type { Logger } from '../log.ts';
 import type { WorkerLoadView } from '../options.ts';
 import type { Worker, WorkerMembership } from '../worker/worker.ts';
-import type { WorkerGroupOptions } from './group-options.ts';
-
-/** Set in each job process of a group's agent: its index, for a module that defines several. */
-export const GROUP_MEMBER_ENV = 'AGENTSTATE_GROUP_MEMBER';
+import { GROUP_MEMBER_ENV, type WorkerGroupOptions } from './group-options.ts';
 
 export interface SharedCapacityInit {
   options: WorkerGroupOptions;

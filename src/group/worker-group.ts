@@ -26,8 +26,16 @@ import {
   type WorkerRunConfig,
   type WorkerStatusName,
 } from '../worker/worker.ts';
-import { WorkerGroupOptions, type WorkerGroupOptionsInit } from './group-options.ts';
-import { GROUP_MEMBER_ENV, SharedCapacity } from './shared-capacity.ts';
+import {
+  GROUP_MEMBER_ENV,
+  WorkerGroupOptions,
+  type WorkerGroupOptionsInit,
+} from './group-options.ts';
+import type { SharedCapacity } from './shared-capacity.ts';
+
+// In a job process a group only hands over that process's agent (`run()`): the shared sampler
+// and its xstate actors are loaded only in the worker process, as the worker chart is.
+const shared = isJobProcess() ? undefined : await import('./shared-capacity.ts');
 
 /** How to run a group, beyond its agents and policy; applied to every agent. */
 export interface WorkerGroupRunConfig extends Pick<
@@ -38,6 +46,8 @@ export interface WorkerGroupRunConfig extends Pick<
   handleSignals?: boolean;
   /** Interval of the shared load sample (ms). Default 500. */
   loadSampleInterval?: number;
+  /** How errors name each agent, in order (the CLI gives the files). Default: its `agentModule`. */
+  agentLabels?: readonly string[];
 }
 
 /** One agent of the group, as `/worker` and the CLI show it. */
@@ -60,7 +70,8 @@ export class WorkerGroup implements WorkerLoadView {
   /** The process-wide policy. */
   readonly options: WorkerGroupOptions;
   readonly #config: WorkerGroupRunConfig;
-  readonly #capacity: SharedCapacity;
+  /** `undefined` in a job process, where nothing runs but the job. */
+  readonly #capacity: SharedCapacity | undefined;
   readonly #log: Logger;
   #done: Promise<void> | undefined;
 
@@ -81,20 +92,29 @@ export class WorkerGroup implements WorkerLoadView {
       options instanceof WorkerGroupOptions ? options : new WorkerGroupOptions(options);
     this.#config = config;
     this.#log = config.logger ?? createLogger();
-    this.#capacity = new SharedCapacity({
-      options: this.options,
-      view: this,
-      logger: this.#log.child({ component: 'group' }),
-      ...(config.loadSampleInterval === undefined ? {} : { intervalMs: config.loadSampleInterval }),
-    });
-    const { handleSignals: _signals, loadSampleInterval: _interval, ...shared } = config;
+    this.#capacity = shared
+      ? new shared.SharedCapacity({
+          options: this.options,
+          view: this,
+          logger: this.#log.child({ component: 'group' }),
+          ...(config.loadSampleInterval === undefined
+            ? {}
+            : { intervalMs: config.loadSampleInterval }),
+        })
+      : undefined;
+    const {
+      handleSignals: _signals,
+      loadSampleInterval: _interval,
+      agentLabels: _labels,
+      ...common
+    } = config;
     this.workers = agents.map(
       (agent, index) =>
         new Worker(agent instanceof WorkerOptions ? agent : new WorkerOptions(agent), {
-          ...shared,
+          ...common,
           logger: this.#log,
           handleSignals: false,
-          membership: this.#capacity.membership(index),
+          ...(this.#capacity ? { membership: this.#capacity.membership(index) } : {}),
         }),
     );
   }
@@ -111,7 +131,7 @@ export class WorkerGroup implements WorkerLoadView {
 
   /** The last machine load sample, in [0, 1] (what the group's `loadThreshold` compares). */
   get load(): number {
-    return this.#capacity.machineLoad;
+    return this.#capacity?.machineLoad ?? 0;
   }
 
   /** The jobs of every agent. */
@@ -152,7 +172,10 @@ export class WorkerGroup implements WorkerLoadView {
    * this first; call it to fail before binding ports or starting other services.
    */
   validate(): void {
-    checkDistinct(this.workers.map((w) => resolveOptions(w.options, this.#config)));
+    checkDistinct(
+      this.workers.map((w) => resolveOptions(w.options, this.#config)),
+      this.#config.agentLabels,
+    );
   }
 
   /** Drains every agent (each up to its `drainTimeout`); resolves when all have stopped. */
@@ -182,11 +205,11 @@ export class WorkerGroup implements WorkerLoadView {
         void this.stop('another agent of the group failed');
       }),
     );
-    this.#capacity.start(this.workers);
+    this.#capacity?.start(this.workers);
     try {
       await Promise.all(runs);
     } finally {
-      this.#capacity.stop();
+      this.#capacity?.stop();
       removeSignals();
     }
     if (firstFailure) throw firstFailure.error;
@@ -194,7 +217,10 @@ export class WorkerGroup implements WorkerLoadView {
 }
 
 /** Two agents the server could not tell apart: same agentName and workerType. */
-function checkDistinct(resolved: readonly ResolvedWorkerOptions[]): void {
+function checkDistinct(
+  resolved: readonly ResolvedWorkerOptions[],
+  labels: readonly string[] | undefined,
+): void {
   const seen = new Map<string, number>();
   resolved.forEach((r, i) => {
     const key = `${r.workerType}\u0000${r.agentName}`;
@@ -209,14 +235,18 @@ function checkDistinct(resolved: readonly ResolvedWorkerOptions[]): void {
         : `agentName ${JSON.stringify(r.agentName)}`;
     throw new InvalidOptionError(
       'agentName',
-      `${describeAgent(resolved, first)} and ${describeAgent(resolved, i)} both register ${name} as a ${r.workerType} worker; give each agent its own agentName or workerType`,
+      `${describeAgent(resolved, first, labels)} and ${describeAgent(resolved, i, labels)} both register ${name} as a ${r.workerType} worker; give each agent its own agentName or workerType`,
     );
   });
 }
 
 /** `agents[1] (sales.ts)`: the agent's place in the list and, when known, its file. */
-function describeAgent(resolved: readonly ResolvedWorkerOptions[], i: number): string {
-  const mod = resolved[i]?.agentModule ?? '';
+function describeAgent(
+  resolved: readonly ResolvedWorkerOptions[],
+  i: number,
+  labels: readonly string[] | undefined,
+): string {
+  const mod = labels?.[i] ?? resolved[i]?.agentModule ?? '';
   const path = mod.startsWith('file:') ? fileURLToPath(mod) : mod;
   return path ? `agents[${i}] (${relative(process.cwd(), path) || path})` : `agents[${i}]`;
 }

@@ -3,11 +3,15 @@
  * the process. `/worker` lists each agent (each entry is the single-worker document of
  * `worker-info.ts`); metrics are each agent's own (`metrics.ts`) with an `agent` label.
  */
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { WorkerGroup } from '../group/worker-group.ts';
+import { isJobProcess } from '../job/runtime-registry.ts';
 import { VERSION } from '../version.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { workerInfo, type WorkerInfo } from './worker-info.ts';
+
+// As in metrics.ts: prom-client is for the worker's HTTP server, never loaded in a job process.
+const prom = isJobProcess() ? undefined : await import('prom-client');
 
 export interface WorkerGroupInfo {
   /** `registered` when every agent is registered (available or full), else `starting`. */
@@ -61,6 +65,8 @@ export function groupReadiness(group: WorkerGroup): { ready: boolean; body: stri
 
 /** Every agent's metrics in one exposition, each series labelled with its `agent`. */
 export function createGroupMetrics(group: WorkerGroup, prefix?: string): WorkerMetrics {
+  if (!prom) throw new Error('createGroupMetrics: not available in a job process');
+  const { AggregatorRegistry } = prom;
   const labels = agentLabels(group);
   const perAgent = group.workers.map((w, i) => {
     const m = createWorkerMetrics(w, prefix);

@@ -14,11 +14,11 @@ import {
 } from '@livekit/rtc-node';
 import { JobError } from '../errors.ts';
 import type { JobProcess } from './process.ts';
-import type { RunningJobInfo } from './running-job.ts';
+import type { JobOutcome, RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 
 /** How a job ended: `success` unless the entrypoint threw. */
 export interface JobEnd {
-  outcome: 'success' | 'failed';
+  outcome: JobOutcome;
   reason: string;
 }
 

@@ -11,7 +11,7 @@ import type { Logger } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
 import { JobContext, type JobContextInit, type JobEnd, type ShutdownCallback } from './context.ts';
 import type { JobProcess } from './process.ts';
-import type { RunningJobInfo } from './running-job.ts';
+import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 
 export interface JobRunOptions {
   entrypointFnc: WorkerOptions['entrypointFnc'];

@@ -2,10 +2,11 @@
  * Load sampling: calls the user's `loadFnc` (or the default CPU window) on an interval. A
  * `loadFnc` that throws, hangs or returns nonsense is logged and skipped; the last known load
  * stays. `startLoadSampling` is the loop itself (a `WorkerGroup` runs one for the whole
- * process); `createLoadSampler` wraps it as the worker chart's `loadSampler` actor, which sends
- * `LOAD_SAMPLED`.
+ * process); `createLoadSampler` wraps it as the worker chart's `loadSampler` actor (contract:
+ * machines/loadSampler.contract.ts), which sends `LOAD_SAMPLED`.
  */
 import { fromCallback, type EventObject } from 'xstate';
+import type { LoadSamplerReport } from '../../machines/loadSampler.contract.ts';
 import type { Logger } from '../log.ts';
 import type { WorkerLoadView } from '../options.ts';
 import { clamp01, CpuWindow } from './cpu.ts';
@@ -59,7 +60,10 @@ export function startLoadSampling(
 
 export function createLoadSampler(opts: LoadSamplerOptions) {
   return fromCallback<EventObject, void>(({ sendBack }) =>
-    startLoadSampling(opts, (load) => sendBack({ type: 'LOAD_SAMPLED', load })),
+    startLoadSampling(opts, (load) => {
+      const report: LoadSamplerReport = { type: 'LOAD_SAMPLED', load };
+      sendBack(report);
+    }),
   );
 }
 

@@ -3,13 +3,15 @@
  * its real effects (server link, load sampler, request decisions, job processes), handles
  * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`, `actor`.
  */
-import { createActor, type Actor, type AnyActorLogic } from 'xstate';
-import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
-import type { WorkerContext } from '../../machines/worker.context.ts';
-import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
+import { fileURLToPath } from 'node:url';
+import type { Actor, AnyActorLogic, createActor } from 'xstate';
+import type { JobPhase, WorkerContext } from '../../machines/worker.context.ts';
+import type { WorkerAvailability } from '../../machines/worker.contract.ts';
+import type { workerMachine } from '../../machines/worker.machine.ts';
+import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
+import { agentModuleFor } from '../agent-file/load.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
-import { createLoadSampler } from '../load/load-sampler.ts';
 import { createLogger, registerSecret, type Logger } from '../log.ts';
 import {
   resolveOptions,
@@ -18,13 +20,12 @@ import {
   type ResolveSources,
   type WorkerOptionsInit,
 } from '../options.ts';
-import { proxyEnvForJobs } from '../protocol/proxy.ts';
-import { createServerLink } from '../protocol/server-link.ts';
-import { VERSION } from '../version.ts';
-import { chartOptionsFrom } from './chart-options.ts';
-import { createDecideRequest } from './decide-request.ts';
 import { onStopSignals } from './stop-signals.ts';
-import { createJobProcessLogic } from '../pool/job-process-logic.ts';
+
+// In a job process a Worker only hands its options to the job runtime (`run()` below), so the
+// chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
+// and ~30 MB — are loaded only in the worker process.
+const runtime = isJobProcess() ? undefined : await import('./worker-actor.ts');
 
 /** Where the worker is, in one word (the chart's state, flattened). */
 export type WorkerStatusName =
@@ -36,7 +37,7 @@ export interface ActiveJob {
   roomName: string;
   /** The participant a PUBLISHER or PARTICIPANT job is for. */
   participantIdentity: string | undefined;
-  phase: 'deciding' | 'accepted' | 'launching' | 'running';
+  phase: JobPhase;
   procId: string | undefined;
   pid: number | undefined;
 }
@@ -115,7 +116,7 @@ export class Worker {
     if (!snap) return 'connecting';
     const life = (snap.value as { lifecycle: string | Record<string, string> }).lifecycle;
     if (typeof life === 'string') return life as WorkerStatusName;
-    if ('registered' in life) return life.registered as 'available' | 'full';
+    if ('registered' in life) return life.registered as WorkerAvailability;
     return 'draining';
   }
 
@@ -192,6 +193,7 @@ export class Worker {
   }
 
   #start(): Promise<void> {
+    if (!runtime) return Promise.reject(new Error('a job process cannot run a worker'));
     let resolved: ResolvedWorkerOptions;
     try {
       resolved = resolveOptions(this.options, this.#config);
@@ -199,60 +201,31 @@ export class Worker {
       return Promise.reject(err);
     }
     this.#resolved = resolved;
+    // Job processes run plain node: a TypeScript agent module (a main script run under tsx) is
+    // compiled once, and the chart starts when it is; until then the actor exists, unstarted, so
+    // metrics and the inspector can already follow it. The `agent` bin passes compiled JS.
+    const modulePath = resolved.agentModule.startsWith('file:')
+      ? fileURLToPath(resolved.agentModule)
+      : resolved.agentModule;
+    let agentModule = modulePath;
+    const compiled = isTypeScriptFile(modulePath)
+      ? agentModuleFor(modulePath).then((m) => {
+          agentModule = m;
+        })
+      : undefined;
     // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
     // worker id; job processes log through this logger too, so their records get both.
     const log = this.#log.child({ agentName: resolved.agentName, workerId: () => this.id });
     registerSecret(resolved.apiSecret);
     this.#log = log; // signal messages too
-    const membership = this.#config.membership;
-    const machine = workerMachine.provide({
-      actors: {
-        serverLink: createServerLink({
-          ...this.#config.serverLink,
-          apiKey: resolved.apiKey,
-          apiSecret: resolved.apiSecret,
-          logger: log,
-          proxy: resolved.proxy,
-          registration: {
-            workerType: resolved.workerType,
-            agentName: resolved.agentName,
-            version: VERSION,
-            permissions: resolved.permissions,
-            deployment: process.env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
-          },
-        }),
-        loadSampler: (membership?.loadSampler(this, resolved, log) ??
-          createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log })) as ReturnType<
-          typeof createLoadSampler
-        >,
-        jobRequest: jobRequestMachine.provide({
-          actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
-        }),
-        jobProcess: (this.#config.jobProcessLogic ??
-          createJobProcessLogic(resolved, log, {
-            env: { ...proxyEnvForJobs(resolved.httpProxy), ...membership?.jobEnv },
-          })) as ReturnType<typeof createJobProcessLogic>,
-      },
-      ...(membership ? { guards: membership.guards } : {}),
-    });
-    const actor = createActor(machine, {
-      input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
-      ...(this.#config.inspect ? { inspect: this.#config.inspect } : {}),
+    const actor = runtime.createWorkerActor({
+      resolved,
+      config: this.#config,
+      log,
+      view: this,
+      agentModule: () => agentModule,
     });
     this.#actor = actor;
-    // Job records get the job's room and process id. The snapshot is already past the event
-    // (a job that just ended is gone from it), so the previous event's view is kept as well.
-    let knownJobs = new Map<string, JobLogFields>();
-    actor.on('*', (e) => {
-      const ev = e as WorkerEmitted;
-      const current = jobLogFields(actor.getSnapshot().context);
-      const jobId = 'jobId' in ev ? ev.jobId : undefined;
-      const jobFields =
-        jobId === undefined ? {} : (current.get(jobId) ?? knownJobs.get(jobId) ?? {});
-      knownJobs = current;
-      logEmitted(log.child(jobFields), ev);
-    });
-
     const removeSignals =
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();
     return new Promise<void>((resolve, reject) => {
@@ -269,7 +242,16 @@ export class Worker {
           reject(err instanceof Error ? err : new Error(String(err)));
         },
       });
-      actor.start();
+      if (!compiled) actor.start();
+      else
+        compiled.then(
+          () => actor.start(),
+          (err: unknown) => {
+            sub.unsubscribe();
+            removeSignals();
+            reject(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
     });
   }
 
@@ -279,61 +261,5 @@ export class Worker {
       drain: (reason) => this.#actor?.send({ type: 'DRAIN_REQUESTED', reason }),
       stop: (reason) => this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason }),
     });
-  }
-}
-
-type JobLogFields = { roomName?: string; pid?: number };
-
-function jobLogFields(ctx: WorkerContext): Map<string, JobLogFields> {
-  const out = new Map<string, JobLogFields>();
-  for (const j of Object.values(ctx.jobs)) {
-    out.set(j.jobId, {
-      roomName: j.job.room?.name,
-      pid: j.procId ? ctx.procs[j.procId]?.pid : undefined,
-    });
-  }
-  return out;
-}
-
-function logEmitted(log: Logger, e: WorkerEmitted): void {
-  switch (e.type) {
-    case 'registered':
-      log.info('registered with the server', { serverVersion: e.serverVersion });
-      return;
-    case 'connectionLost':
-      log.warn('server connection lost; will retry', { reason: e.reason });
-      return;
-    case 'availabilityRequested':
-      log.debug('job offered', { jobId: e.jobId, roomName: e.roomName });
-      return;
-    case 'statusReported':
-      log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });
-      return;
-    case 'requestAnswered':
-      log.info(e.accepted ? 'job accepted' : 'job declined', {
-        jobId: e.jobId,
-        ...(e.accepted ? {} : { reason: e.reason }),
-      });
-      return;
-    case 'jobLaunched':
-      log.info('job launched', { jobId: e.jobId, procId: e.procId });
-      return;
-    case 'jobEnded':
-      (e.outcome === 'success' ? log.info : log.warn)('job ended', {
-        jobId: e.jobId,
-        outcome: e.outcome,
-        reason: e.reason,
-      });
-      return;
-    case 'processExited':
-      (e.failed ? log.warn : log.debug)('job process exited', {
-        procId: e.procId,
-        pid: e.pid,
-        reason: e.reason,
-      });
-      return;
-    case 'stopped':
-      log.info('worker stopped', { reason: e.reason });
-      return;
   }
 }

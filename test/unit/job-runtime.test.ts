@@ -7,7 +7,7 @@ import { ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@
 import { describe, expect, it } from 'vitest';
 import { JobProcess } from '../../src/job/process.ts';
 import { startJob } from '../../src/job/runtime.ts';
-import type { RunningJobInfo } from '../../src/job/running-job.ts';
+import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import { createLogger } from '../../src/log.ts';
 import type { JobContext } from '../../src/job/context.ts';
 
