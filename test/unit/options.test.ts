@@ -131,6 +131,14 @@ describe('resolveOptions', () => {
     expect(r).toMatchObject({ wsUrl: 'wss://flag.test', apiKey: 'optkey', drainTimeout: 5 });
   });
 
+  it('lets --max-jobs override maxJobs (Infinity: no cap) and names it when invalid', () => {
+    const o = new WorkerOptions({ entrypointFnc, maxJobs: 4 });
+    expect(resolveOptions(o, { env }).maxJobs).toBe(4);
+    expect(resolveOptions(o, { env, overrides: { maxJobs: 2 } }).maxJobs).toBe(2);
+    expect(resolveOptions(o, { env, overrides: { maxJobs: Infinity } }).maxJobs).toBe(Infinity);
+    expect(() => resolveOptions(o, { env, overrides: { maxJobs: 0 } })).toThrow(/`maxJobs`/);
+  });
+
   it('names the missing credential', () => {
     const o = new WorkerOptions({ entrypointFnc });
     expect(() => resolveOptions(o, { env: {} })).toThrow(/`wsUrl`.*LIVEKIT_URL/);
