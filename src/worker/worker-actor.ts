@@ -13,18 +13,19 @@ import { createLoadSampler } from '../load/load-sampler.ts';
 import type { Logger } from '../log.ts';
 import type { ResolvedWorkerOptions, WorkerLoadView } from '../options.ts';
 import { createJobProcessLogic } from '../pool/job-process-logic.ts';
+import { proxyEnvForJobs } from '../protocol/proxy.ts';
 import { createServerLink } from '../protocol/server-link.ts';
 import { VERSION } from '../version.ts';
 import { chartOptionsFrom } from './chart-options.ts';
 import { createDecideRequest } from './decide-request.ts';
-import type { WorkerRunConfig } from './worker.ts';
+import type { Worker, WorkerRunConfig } from './worker.ts';
 
 export interface WorkerActorInput {
   resolved: ResolvedWorkerOptions;
   config: WorkerRunConfig;
   log: Logger;
-  /** What `loadFnc` is given. */
-  view: WorkerLoadView;
+  /** What `loadFnc` is given (and, in a `WorkerGroup`, whose shared sample it gets). */
+  view: Worker & WorkerLoadView;
   /** The module job processes import, read at each spawn (a TypeScript agent is compiled first). */
   agentModule: () => string;
 }
@@ -37,6 +38,7 @@ export function createWorkerActor({
   view,
   agentModule,
 }: WorkerActorInput): Actor<typeof workerMachine> {
+  const membership = config.membership;
   const machine = workerMachine.provide({
     actors: {
       serverLink: createServerLink({
@@ -44,6 +46,7 @@ export function createWorkerActor({
         apiKey: resolved.apiKey,
         apiSecret: resolved.apiSecret,
         logger: log,
+        proxy: resolved.proxy,
         registration: {
           workerType: resolved.workerType,
           agentName: resolved.agentName,
@@ -52,15 +55,20 @@ export function createWorkerActor({
           deployment: process.env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
         },
       }),
-      loadSampler: createLoadSampler({ loadFnc: resolved.loadFnc, view, logger: log }),
+      loadSampler: (membership?.loadSampler(view, resolved, log) ??
+        createLoadSampler({ loadFnc: resolved.loadFnc, view, logger: log })) as ReturnType<
+        typeof createLoadSampler
+      >,
       jobRequest: jobRequestMachine.provide({
         actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
       }),
       jobProcess: (config.jobProcessLogic ??
-        createJobProcessLogic({ ...resolved, agentModule }, log)) as ReturnType<
-        typeof createJobProcessLogic
-      >,
+        createJobProcessLogic({ ...resolved, agentModule }, log, {
+          env: { ...proxyEnvForJobs(resolved.httpProxy), ...membership?.jobEnv },
+        })) as ReturnType<typeof createJobProcessLogic>,
     },
+    // A group's process-wide limits, checked by the chart's own guards beside the agent's.
+    ...(membership ? { guards: membership.guards } : {}),
   });
   const actor = createActor(machine, {
     input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },

@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { Actor, AnyActorLogic, createActor } from 'xstate';
-import type { JobPhase } from '../../machines/worker.context.ts';
+import type { JobPhase, WorkerContext } from '../../machines/worker.context.ts';
 import type { WorkerAvailability } from '../../machines/worker.contract.ts';
 import type { workerMachine } from '../../machines/worker.machine.ts';
 import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
@@ -20,6 +20,7 @@ import {
   type ResolveSources,
   type WorkerOptionsInit,
 } from '../options.ts';
+import { onStopSignals } from './stop-signals.ts';
 
 // In a job process a Worker only hands its options to the job runtime (`run()` below), so the
 // chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
@@ -34,7 +35,7 @@ export type WorkerStatusName =
 export interface ActiveJob {
   id: string;
   roomName: string;
-  /** The participant a PUBLISHER job is for. */
+  /** The participant a PUBLISHER or PARTICIPANT job is for. */
   participantIdentity: string | undefined;
   phase: JobPhase;
   procId: string | undefined;
@@ -50,6 +51,11 @@ export interface WorkerRunConfig extends ResolveSources {
   serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };
   /** Replaces the job process logic (tests, custom hosts). */
   jobProcessLogic?: AnyActorLogic;
+  /**
+   * @internal Set by `WorkerGroup` for each of its agents: the process-wide load sample and
+   * capacity checks it shares with the other agents, and what its job processes must know.
+   */
+  membership?: WorkerMembership;
   /** Attach an XState inspector (the live inspector uses this). */
   inspect?: Parameters<typeof createActor>[1] extends infer O
     ? O extends { inspect?: infer I }
@@ -59,6 +65,21 @@ export interface WorkerRunConfig extends ResolveSources {
 }
 
 type WorkerActor = Actor<typeof workerMachine>;
+
+/** The chart's own guards a group may tighten (each implementation must include the original check). */
+type SharedGuards = {
+  [K in 'hasFreeSlot' | 'loadBelowThreshold']: (args: { context: WorkerContext }) => boolean;
+};
+
+/** @internal What a `WorkerGroup` gives each of its workers (see `src/group/`). */
+export interface WorkerMembership {
+  /** Replaces the worker's own load sampler: sends `LOAD_SAMPLED` from the shared sample. */
+  loadSampler(worker: Worker, resolved: ResolvedWorkerOptions, log: Logger): AnyActorLogic;
+  /** Process-wide limits, checked together with the worker's own. */
+  guards: SharedGuards;
+  /** Extra environment of this worker's job processes. */
+  jobEnv: NodeJS.ProcessEnv;
+}
 
 export class Worker {
   /** The options as the user gave them. */
@@ -137,6 +158,15 @@ export class Worker {
     if (!this.#actor) return;
     this.#actor.send({ type: 'DRAIN_REQUESTED', reason });
     await this.#done?.catch(() => undefined);
+  }
+
+  /**
+   * Calls `listener` after every change of the worker's state (status, load, jobs, processes)
+   * until the returned remover is called. Nothing happens before `run()`.
+   */
+  subscribe(listener: () => void): () => void {
+    const sub = this.#actor?.subscribe({ next: () => listener(), error: () => undefined });
+    return () => sub?.unsubscribe();
   }
 
   /**
@@ -227,22 +257,9 @@ export class Worker {
 
   /** First SIGTERM/SIGINT drains, the second forces a stop. Returns the remover. */
   #onSignals(): () => void {
-    let received = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      received += 1;
-      if (received === 1) {
-        this.#log.info(`${signal} received: draining (send it again to stop at once)`);
-        this.#actor?.send({ type: 'DRAIN_REQUESTED', reason: signal });
-      } else {
-        this.#log.warn(`${signal} received again: stopping now`);
-        this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason: `second ${signal}` });
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    return () => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-    };
+    return onStopSignals(this.#log, {
+      drain: (reason) => this.#actor?.send({ type: 'DRAIN_REQUESTED', reason }),
+      stop: (reason) => this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason }),
+    });
   }
 }
