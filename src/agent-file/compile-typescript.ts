@@ -50,7 +50,20 @@ export function compiledPathFor(file: string, dir = join(dirname(file), '.agents
  * JavaScript to import. The file is replaced atomically, so a process starting during a rebuild
  * imports either the old bundle or the new one, never half of one.
  */
-export async function compileTypeScriptAgent(file: string): Promise<string> {
+export function compileTypeScriptAgent(file: string): Promise<string> {
+  // Several workers in one process (a WorkerGroup, tests) may compile the same file at once:
+  // they share one build, and so never race on its output.
+  const running = inFlight.get(file);
+  if (running) return running;
+  const build = compile(file).finally(() => inFlight.delete(file));
+  inFlight.set(file, build);
+  return build;
+}
+
+const inFlight = new Map<string, Promise<string>>();
+let writes = 0;
+
+async function compile(file: string): Promise<string> {
   const out = writableOutput(file);
   const esbuild = await import('esbuild');
   let result: Awaited<ReturnType<typeof esbuild.build>>;
@@ -97,7 +110,7 @@ export async function compileTypeScriptAgent(file: string): Promise<string> {
   // The map first, then the code that points to it; each by rename, so readers never see a partial file.
   const files = [...(result.outputFiles ?? [])].sort((a) => (a.path.endsWith('.map') ? -1 : 1));
   for (const f of files) {
-    const tmp = `${f.path}.${process.pid}.tmp`;
+    const tmp = `${f.path}.${process.pid}-${++writes}.tmp`;
     writeFileSync(tmp, f.contents);
     renameSync(tmp, f.path);
   }

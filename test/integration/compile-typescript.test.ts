@@ -77,3 +77,13 @@ describe('compiling a TypeScript agent', () => {
     expect((err as Error).message).toMatch(/could not compile broken\.ts: .+broken\.ts:2\)/);
   });
 });
+
+describe('compiling the same agent from several workers at once', () => {
+  it('shares one build, so concurrent callers all get the same complete file', async () => {
+    const outs = await Promise.all(
+      Array.from({ length: 5 }, () => compileTypeScriptAgent(join(dir, 'agent.ts'))),
+    );
+    expect(new Set(outs).size).toBe(1);
+    expect(await readFile(outs[0]!, 'utf8')).toContain('entrypointFnc');
+  });
+});
