@@ -32,6 +32,36 @@ export interface JobProcessInput {
   job?: RunningJobInfo;
 }
 
+/** Deadlines (ms) on top of the input. The worker derives them from its options. */
+export interface JobProcessTimeouts {
+  /** Prewarm budget (`initializeProcessTimeout`); also the budget for a launched job to start. */
+  initializeTimeout: number;
+  /** Graceful shutdown budget of a running job (`shutdownProcessTimeout`). */
+  shutdownTimeout: number;
+  /** Grace between SIGTERM and SIGKILL. Default `DEFAULT_TERMINATE_TIMEOUT`. */
+  terminateTimeout?: number;
+  /** How long to wait for the exit after SIGKILL before giving the process up. Default `DEFAULT_KILL_TIMEOUT`. */
+  killTimeout?: number;
+}
+
+export const DEFAULT_TERMINATE_TIMEOUT = 5_000;
+export const DEFAULT_KILL_TIMEOUT = 5_000;
+
+/**
+ * The longest a running process can take, once asked to shut down, to reach a final state by
+ * its own deadlines: the job's shutdown budget, then SIGTERM's grace, then the wait after
+ * SIGKILL. The worker's drain backstop (`SHUTDOWN_GRACE`) is derived from this.
+ */
+export function shutdownBudget(t: JobProcessTimeouts): number {
+  return (
+    t.shutdownTimeout +
+    (t.terminateTimeout ?? DEFAULT_TERMINATE_TIMEOUT) +
+    (t.killTimeout ?? DEFAULT_KILL_TIMEOUT)
+  );
+}
+
+export type JobProcessMachineInput = JobProcessInput & JobProcessTimeouts;
+
 /** Worker → jobProcess. */
 export type JobProcessCommand =
   /** Run this job (only meaningful in `idle`; the worker only sends it to idle processes). */

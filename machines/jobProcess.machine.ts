@@ -9,12 +9,15 @@
  * exactly one `JOB_ENDED` per job the process was given, and `PROCESS_EXITED` last.
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
-import type {
-  JobOutcome,
-  JobProcessCommand,
-  JobProcessInput,
-  JobProcessReport,
-  RunningJobInfo,
+import {
+  DEFAULT_KILL_TIMEOUT,
+  DEFAULT_TERMINATE_TIMEOUT,
+  type JobOutcome,
+  type JobProcessCommand,
+  type JobProcessMachineInput,
+  type JobProcessReport,
+  type JobProcessTimeouts,
+  type RunningJobInfo,
 } from './jobProcess.contract.ts';
 import type {
   ProcessHostCommand,
@@ -23,19 +26,8 @@ import type {
 } from './processHost.contract.ts';
 import { fromEvent } from './params.ts';
 
-/** Deadlines (ms) on top of the contract input. The worker derives them from its options. */
-export interface JobProcessTimeouts {
-  /** Prewarm budget (`initializeProcessTimeout`); also the budget for a launched job to start. */
-  initializeTimeout: number;
-  /** Graceful shutdown budget of a running job (`shutdownProcessTimeout`). */
-  shutdownTimeout: number;
-  /** Grace between SIGTERM and SIGKILL. Default 5000. */
-  terminateTimeout?: number;
-  /** How long to wait for the exit after SIGKILL before giving the process up. Default 5000. */
-  killTimeout?: number;
-}
-
-export type JobProcessMachineInput = JobProcessInput & JobProcessTimeouts;
+// Re-exported for the worker and tests that build this chart's input.
+export type { JobProcessMachineInput, JobProcessTimeouts } from './jobProcess.contract.ts';
 
 export type JobProcessEvent = JobProcessCommand | ProcessHostEvent;
 
@@ -231,8 +223,8 @@ export const jobProcessMachine = setup({
     timeouts: {
       initializeTimeout: input.initializeTimeout,
       shutdownTimeout: input.shutdownTimeout,
-      terminateTimeout: input.terminateTimeout ?? 5000,
-      killTimeout: input.killTimeout ?? 5000,
+      terminateTimeout: input.terminateTimeout ?? DEFAULT_TERMINATE_TIMEOUT,
+      killTimeout: input.killTimeout ?? DEFAULT_KILL_TIMEOUT,
     },
   }),
   // The host lives as long as the chart: leaving the last state stops it, which releases the pool.

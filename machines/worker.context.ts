@@ -3,13 +3,12 @@
  * Kept apart from the chart so the chart reads as structure and these read as arithmetic.
  */
 import type { Job } from '@livekit/protocol';
-import type { JobOutcome } from './jobProcess.contract.ts';
+import { shutdownBudget, type JobOutcome } from './jobProcess.contract.ts';
 import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 import type { AnswerDecision } from './worker.contract.ts';
 
 /** The options the chart itself decides with (a subset of the resolved worker options). */
 export interface WorkerChartOptions {
-  agentName: string;
   loadThreshold: number;
   /** `Infinity` for no cap. */
   maxJobs: number;
@@ -137,6 +136,13 @@ export function backoffDelay(
   const exp = Math.min(max, base * 2 ** Math.max(0, failures - 1));
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
+
+/** How long a drain waits, after asking the jobs to end, before it stops the worker anyway. */
+export const shutdownGrace = (c: WorkerContext): number =>
+  shutdownBudget({
+    initializeTimeout: c.options.initializeProcessTimeout,
+    shutdownTimeout: c.options.shutdownProcessTimeout,
+  });
 
 /** How long to wait before the next connection attempt. */
 export const reconnectDelay = (c: WorkerContext): number =>

@@ -1,5 +1,5 @@
 /**
- * The worker statechart (DESIGN §2): its states and transitions. Named guards, delays and
+ * The worker statechart (docs/architecture.md §2): its states and transitions. Named guards, delays and
  * actions are implemented in `worker.setup.ts`. Two regions run side by side:
  *
  * - `lifecycle`: `connecting → registered { available ⇄ full } → draining → stopped`, with

@@ -52,6 +52,7 @@ import {
   procList,
   reconnectDelay,
   requestId,
+  shutdownGrace,
   spareProcCount,
   spawnRetryDelay,
   waitingJobCount,
@@ -106,8 +107,9 @@ const primitives = setup({
     RECONNECT_DELAY: ({ context }) => reconnectDelay(context),
     STATUS_INTERVAL: ({ context }) => context.options.statusInterval,
     DRAIN_TIMEOUT: ({ context }) => context.options.drainTimeout,
-    // The processes enforce their own SIGTERM → SIGKILL deadline; this is the backstop.
-    SHUTDOWN_GRACE: ({ context }) => context.options.shutdownProcessTimeout + 5_000,
+    // The processes enforce their own deadlines (shutdown, SIGTERM, SIGKILL); this backstop
+    // ends the drain only once every one of them has run out.
+    SHUTDOWN_GRACE: ({ context }) => shutdownGrace(context),
     SPAWN_RETRY_DELAY: ({ context }) => spawnRetryDelay(context),
   },
   actions: {

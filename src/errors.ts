@@ -22,14 +22,7 @@ export class InvalidOptionError extends AgentStateError {
 }
 
 /** The LiveKit server refused the worker (bad credentials, wrong URL, not an agent endpoint). */
-export class ServerRefusedError extends AgentStateError {
-  /** HTTP status of the refused upgrade, when there was one. */
-  readonly status: number | undefined;
-  constructor(message: string, status?: number, options?: { cause?: unknown }) {
-    super(message, options);
-    this.status = status;
-  }
-}
+export class ServerRefusedError extends AgentStateError {}
 
 /** The user's entrypoint threw, or a job could not run. */
 export class JobError extends AgentStateError {}

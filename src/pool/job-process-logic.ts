@@ -1,13 +1,6 @@
-/**
- * How the worker gets a runnable jobProcess: the pure chart provided with the real process host,
- * and the chart's input derived from the resolved options.
- */
+/** How the worker gets a runnable jobProcess: the pure chart provided with the real process host. */
 import { pathToFileURL } from 'node:url';
-import type { JobProcessInput } from '../../machines/jobProcess.contract.ts';
-import {
-  jobProcessMachine,
-  type JobProcessMachineInput,
-} from '../../machines/jobProcess.machine.ts';
+import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
 import type { Logger } from '../log.ts';
 import type { ResolvedWorkerOptions } from '../options.ts';
 import { createProcessHost, type ProcessHostConfig } from './process-host.ts';
@@ -30,14 +23,13 @@ type JobProcessLogicOptions = Omit<JobProcessOptions, 'agentModule'> & {
 export type ProcessHostTuning = Partial<
   Pick<
     ProcessHostConfig,
-    'pingInterval' | 'pingTimeout' | 'memorySampleInterval' | 'execArgv' | 'env'
+    'pingInterval' | 'pingTimeout' | 'memorySampleInterval' | 'execArgv' | 'env' | 'clock'
   >
 >;
 
 /**
- * The jobProcess chart with its real host. Register it in the worker's `setup({ actors: {
- * jobProcess: createJobProcessLogic(opts, logger) } })` and spawn it with
- * `spawnChild('jobProcess', { id, systemId: id, input: jobProcessInput(opts, { procId: id, job }) })`.
+ * The jobProcess chart with its real host, provided as the worker chart's `jobProcess` actor
+ * (the worker chart spawns it with the input of `JobProcessMachineInput`).
  */
 export function createJobProcessLogic(
   opts: JobProcessLogicOptions,
@@ -60,18 +52,6 @@ export function createJobProcessLogic(
       }),
     },
   });
-}
-
-/** The chart's input: the contract's `{ procId, job? }` plus the deadlines from the options. */
-export function jobProcessInput(
-  opts: JobProcessOptions,
-  base: JobProcessInput,
-): JobProcessMachineInput {
-  return {
-    ...base,
-    initializeTimeout: opts.initializeProcessTimeout,
-    shutdownTimeout: opts.shutdownProcessTimeout,
-  };
 }
 
 /** The agent module as a `file:` URL; defaults to the script the worker was started with. */

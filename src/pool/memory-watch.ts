@@ -1,7 +1,9 @@
 /**
  * Samples a job process's RSS on a timer: warns above the soft limit (at most every 2 minutes,
- * or again after 50 MB of growth), and reports the hard limit once, then stops.
+ * or again after 50 MB of growth), and reports the hard limit once, then stops. Time comes from
+ * the injected clock, the samples from `readRss` (the real `/proc` reader by default).
  */
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { readRssMb } from './memory.ts';
 
@@ -15,19 +17,23 @@ export interface MemoryWatchOptions {
   /** 0 disables the limit. */
   limitMb: number;
   intervalMs: number;
+  clock: Clock;
   log: () => Logger;
   onExceeded: (rssMb: number) => void;
+  /** Resident memory in MB, `undefined` when the process is gone. Default: `readRssMb`. */
+  readRss?: (pid: number) => Promise<number | undefined>;
 }
 
 /** Starts sampling; returns the function that stops it (safe to call twice). */
 export function startMemoryWatch(o: MemoryWatchOptions): () => void {
   if (o.warnMb <= 0 && o.limitMb <= 0) return () => {};
-  let timer: NodeJS.Timeout | undefined;
+  const readRss = o.readRss ?? readRssMb;
+  let timer: unknown;
   let stopped = false;
   let lastWarn: { at: number; rssMb: number } | undefined;
 
   const sample = async () => {
-    const rss = await readRssMb(o.pid);
+    const rss = await readRss(o.pid);
     if (stopped || rss === undefined) return schedule();
     const rssMb = Math.round(rss);
     if (o.limitMb > 0 && rssMb > o.limitMb) {
@@ -40,7 +46,7 @@ export function startMemoryWatch(o: MemoryWatchOptions): () => void {
       return;
     }
     if (o.warnMb > 0 && rssMb > o.warnMb) {
-      const now = Date.now();
+      const now = o.clock.now();
       if (
         !lastWarn ||
         now - lastWarn.at > WARN_COOLDOWN_MS ||
@@ -59,11 +65,11 @@ export function startMemoryWatch(o: MemoryWatchOptions): () => void {
   };
   // Chained timeouts, not an interval: a slow sample never overlaps the next one.
   const schedule = () => {
-    if (!stopped) timer = setTimeout(() => void sample(), o.intervalMs);
+    if (!stopped) timer = o.clock.setTimeout(() => void sample(), o.intervalMs);
   };
   schedule();
   return () => {
     stopped = true;
-    clearTimeout(timer);
+    o.clock.clearTimeout(timer);
   };
 }

@@ -3,7 +3,7 @@
  * own single-process tinypool. It relays what the process says and does as chart events, and
  * carries out the chart's commands (launch, shutdown, SIGTERM, SIGKILL).
  *
- * How each tinypool trap (research/xstate-tinypool.md §4) is avoided:
+ * How each tinypool trap is avoided (also in docs/architecture.md §4):
  * - A failed prewarm leaves later `run()`s pending: there is exactly one `run()` per pool, its
  *   promise is never what we wait on (IPC messages and the process `exit` are), and the pool is
  *   destroyed with the actor, which rejects anything still queued.
@@ -25,6 +25,8 @@ import type {
   ProcessHostEvent,
   ProcessHostInput,
 } from '../../machines/processHost.contract.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
 import { JOB_PROCESS_ENV } from '../job/runtime-registry.ts';
 import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
 import { RUNS_FROM_SOURCE, SOURCE_CONDITION } from '../package-root.ts';
@@ -53,6 +55,8 @@ export interface ProcessHostConfig {
   execArgv?: string[];
   /** Extra environment on top of `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /** Time of the pinger and the memory watch. Default: the system clock. */
+  clock?: Clock;
 }
 
 // From a build the child is plain `node` running `job-entry.js`: a TypeScript agent was compiled
@@ -118,14 +122,15 @@ export function createProcessHost(config: ProcessHostConfig) {
     // tinypool forks synchronously inside run(); `.process` is untyped, hence the cast.
     const child = (pool.threads[0] as unknown as { process?: ChildProcess } | undefined)?.process;
     const pid = child?.pid;
+    const clock = config.clock ?? systemClock;
     let exited: { code: number | null; signal: string | null } | undefined;
-    const timers = new Set<NodeJS.Timeout>();
     let stopMemoryWatch: (() => void) | undefined;
-    let stopPinging: (() => void) | undefined;
+    // From `prewarmed` until the job returns or the process exits.
+    let pinger: Heartbeat | undefined;
 
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       exited = { code, signal };
-      stopPinging?.();
+      pinger?.stop();
       stopMemoryWatch?.();
       log.debug('job process exited', { code, signal });
       emit({ type: 'CHILD_EXITED', code, signal });
@@ -144,38 +149,21 @@ export function createProcessHost(config: ProcessHostConfig) {
         warnMb: config.memoryWarnMb,
         limitMb: config.memoryLimitMb,
         intervalMs: config.memorySampleInterval ?? 5000,
+        clock,
         log: () => log,
         onExceeded: (rssMb) =>
           emit({ type: 'MEMORY_EXCEEDED', rssMb, limitMb: config.memoryLimitMb }),
       });
     }
 
-    function startPinging(): () => void {
-      const interval = config.pingInterval ?? 2500;
-      const timeout = config.pingTimeout ?? 30_000;
-      let lastPong = Date.now();
-      const onPong = () => {
-        lastPong = Date.now();
-      };
-      const timer = setInterval(() => {
-        const silentMs = Date.now() - lastPong;
-        if (silentMs > timeout) {
-          stop();
-          emit({ type: 'PING_TIMED_OUT', silentMs });
-          return;
-        }
-        toChild?.({ type: 'ping', sentAt: Date.now() });
-      }, interval);
-      timers.add(timer);
-      pongListener = onPong;
-      const stop = () => {
-        clearInterval(timer);
-        timers.delete(timer);
-        pongListener = undefined;
-      };
-      return stop;
-    }
-    let pongListener: (() => void) | undefined;
+    const startPinging = (): Heartbeat =>
+      startHeartbeat({
+        clock,
+        intervalMs: config.pingInterval ?? 2500,
+        silenceLimitMs: config.pingTimeout ?? 30_000,
+        ping: () => toChild?.({ type: 'ping', sentAt: clock.now() }),
+        onSilent: (silentMs) => emit({ type: 'PING_TIMED_OUT', silentMs }),
+      });
 
     function onChildMessage(m: ChildMessage): void {
       switch (m.type) {
@@ -183,10 +171,10 @@ export function createProcessHost(config: ProcessHostConfig) {
           log[m.level](m.message, m.fields);
           return;
         case 'pong':
-          pongListener?.();
+          pinger?.heard();
           return;
         case 'prewarmed':
-          stopPinging = startPinging();
+          pinger = startPinging();
           emit({ type: 'PREWARM_SUCCEEDED' });
           return;
         case 'prewarmFailed':
@@ -196,11 +184,11 @@ export function createProcessHost(config: ProcessHostConfig) {
           emit({ type: 'JOB_RUNNING' });
           return;
         case 'ended':
-          stopPinging?.();
+          pinger?.stop();
           emit({ type: 'JOB_RETURNED', outcome: 'success', reason: m.reason });
           return;
         case 'failed':
-          stopPinging?.();
+          pinger?.stop();
           emit({ type: 'JOB_RETURNED', outcome: 'failed', reason: m.error });
           return;
       }
@@ -241,9 +229,8 @@ export function createProcessHost(config: ProcessHostConfig) {
     });
 
     return () => {
-      stopPinging?.();
+      pinger?.stop();
       stopMemoryWatch?.();
-      for (const t of timers) clearInterval(t);
       channelOpen = false;
       child?.off('exit', onExit);
       // The chart only stops us after the exit; if our parent stops us early, no process may outlive us.

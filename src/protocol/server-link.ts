@@ -14,6 +14,8 @@ import type {
   ServerLinkInput,
   ServerLinkReport,
 } from '../../machines/serverLink.contract.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
 import type { Logger } from '../log.ts';
 import { agentEndpoint } from './agent-url.ts';
 import {
@@ -38,6 +40,8 @@ export interface ServerLinkOptions {
   handshakeTimeout?: number;
   /** Tunnel through this HTTP(S) proxy (CONNECT), see `proxy.ts`. */
   proxy?: ResolvedProxy;
+  /** Time of the heartbeat. Default: the system clock. */
+  clock?: Clock;
 }
 
 /** HTTP statuses that retrying cannot fix: bad credentials or not an agent endpoint. */
@@ -49,6 +53,7 @@ const FATAL_ERRORS = new Set(['ENOTFOUND', 'EAI_NONAME', 'ERR_INVALID_URL']);
 export function createServerLink(opts: ServerLinkOptions) {
   const interval = opts.heartbeatInterval ?? 10_000;
   const timeout = opts.heartbeatTimeout ?? 5_000;
+  const clock = opts.clock ?? systemClock;
   const log = opts.logger;
 
   return fromCallback<ServerLinkCommand, ServerLinkInput>(({ input, sendBack, receive }) => {
@@ -146,28 +151,23 @@ export function createServerLink(opts: ServerLinkOptions) {
               `connection closed by the server (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`,
             );
           });
-          ws.on('pong', () => conn.touch());
+          ws.on('pong', () => conn.heartbeat?.heard());
           ws.on('open', () => {
-            conn.touch();
             conn.send(registerMessage(opts.registration));
-            conn.startHeartbeat(interval, () => {
-              if (Date.now() - conn.lastSeen > interval + timeout) {
-                lose(`no answer from the server for ${interval + timeout} ms`);
-                return;
-              }
-              conn.send(
-                new WorkerMessage({
-                  message: {
-                    case: 'ping',
-                    value: new WorkerPing({ timestamp: BigInt(Date.now()) }),
-                  },
-                }),
-              );
-              conn.ping();
+            conn.heartbeat = startHeartbeat({
+              clock,
+              intervalMs: interval,
+              silenceLimitMs: interval + timeout,
+              ping: () => {
+                const ping = new WorkerPing({ timestamp: BigInt(clock.now()) });
+                conn.send(new WorkerMessage({ message: { case: 'ping', value: ping } }));
+                conn.ping();
+              },
+              onSilent: () => lose(`no answer from the server for ${interval + timeout} ms`),
             });
           });
           ws.on('message', (data, isBinary) => {
-            conn.touch();
+            conn.heartbeat?.heard();
             if (!isBinary) {
               log.warn('ignored a text frame from the server (expected binary protobuf)');
               return;
@@ -206,21 +206,16 @@ export function createServerLink(opts: ServerLinkOptions) {
   });
 }
 
-/** One socket's lifetime: its heartbeat timer and whether it has ended. */
+/** One socket's lifetime: its heartbeat (once open) and whether it has ended. */
 class Connection {
   ended = false;
-  lastSeen = Date.now();
+  heartbeat: Heartbeat | undefined;
   #ws: WebSocket | undefined;
   #agent: HttpsProxyAgent<string> | undefined;
-  #timer: NodeJS.Timeout | undefined;
 
   attach(ws: WebSocket, agent: HttpsProxyAgent<string> | undefined): void {
     this.#ws = ws;
     this.#agent = agent;
-  }
-
-  touch(): void {
-    this.lastSeen = Date.now();
   }
 
   send(msg: WorkerMessage): boolean {
@@ -233,16 +228,10 @@ class Connection {
     if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.ping();
   }
 
-  startHeartbeat(every: number, beat: () => void): void {
-    clearInterval(this.#timer);
-    this.#timer = setInterval(beat, every);
-    this.#timer.unref();
-  }
-
   close(): void {
     if (this.ended) return;
     this.ended = true;
-    clearInterval(this.#timer);
+    this.heartbeat?.stop();
     // One agent per connection: closing it releases its listener and any pooled proxy socket.
     this.#agent?.removeAllListeners('proxyConnect');
     this.#agent?.destroy();

@@ -2,7 +2,8 @@
  * Jobs, server side: launching them from dispatches, the availability round-trip with retries
  * and the overall budget, assignment with its token, `UpdateJobStatus`, terminations, and
  * forgetting a lost worker's jobs. Mirrors livekit-server v1.13.5 (`agentservice.go`,
- * `pkg/agent/worker.go`); see research/protocol.md §2.4–2.9.
+ * `pkg/agent/worker.go`); what was checked against the real server is in
+ * test/e2e/SERVER-FACTS.md.
  */
 import {
   AvailabilityRequest,

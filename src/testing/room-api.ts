@@ -1,6 +1,6 @@
 /**
  * The room-facing half of the emulator's test API: rooms, agent dispatches and participants,
- * and the job triggers they fire (research/protocol.md §2.10–2.11). Jobs are launched
+ * and the job triggers they fire (as measured in test/e2e/SERVER-FACTS.md). Jobs are launched
  * synchronously at the trigger, so "no worker registered yet" means no job, ever.
  */
 import { AgentStateError } from '../errors.ts';

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { WorkerChartOptions } from '../../machines/worker.context.ts';
 import type { ResolvedWorkerOptions } from '../options.ts';
 
-/** Protocol timings that are facts of the server, not user choices (research/protocol.md §2.13). */
+/** Protocol timings that are facts of the server, not user choices (docs/architecture.md §3). */
 export const PROTOCOL_TIMINGS = {
   registerTimeout: 10_000,
   statusInterval: 2_500,
@@ -16,7 +16,6 @@ export function chartOptionsFrom(
   random: () => number = Math.random,
 ): WorkerChartOptions {
   return {
-    agentName: o.agentName,
     loadThreshold: o.loadThreshold,
     maxJobs: o.maxJobs,
     numIdleProcesses: o.numIdleProcesses,

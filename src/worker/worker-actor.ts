@@ -47,6 +47,7 @@ export function createWorkerActor({
         apiSecret: resolved.apiSecret,
         logger: log,
         proxy: resolved.proxy,
+        ...(config.clock ? { clock: config.clock } : {}),
         registration: {
           workerType: resolved.workerType,
           agentName: resolved.agentName,
@@ -65,6 +66,7 @@ export function createWorkerActor({
       jobProcess: (config.jobProcessLogic ??
         createJobProcessLogic({ ...resolved, agentModule }, log, {
           env: { ...proxyEnvForJobs(resolved.httpProxy), ...membership?.jobEnv },
+          ...(config.clock ? { clock: config.clock } : {}),
         })) as ReturnType<typeof createJobProcessLogic>,
     },
     // A group's process-wide limits, checked by the chart's own guards beside the agent's.
@@ -73,6 +75,7 @@ export function createWorkerActor({
   const actor = createActor(machine, {
     input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
     ...(config.inspect ? { inspect: config.inspect } : {}),
+    ...(config.clock ? { clock: config.clock } : {}),
   });
   // Job records get the job's room and process id. The snapshot is already past the event
   // (a job that just ended is gone from it), so the previous event's view is kept as well.

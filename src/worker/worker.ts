@@ -10,6 +10,7 @@ import type { WorkerAvailability } from '../../machines/worker.contract.ts';
 import type { workerMachine } from '../../machines/worker.machine.ts';
 import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
 import { agentModuleFor } from '../agent-file/load.ts';
+import type { Clock } from '../clock.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import { createLogger, registerSecret, type Logger } from '../log.ts';
@@ -56,6 +57,11 @@ export interface WorkerRunConfig extends ResolveSources {
    * capacity checks it shares with the other agents, and what its job processes must know.
    */
   membership?: WorkerMembership;
+  /**
+   * Time of everything the worker schedules: the charts' delays, the server heartbeat, the
+   * process pinger and memory watch. Default: the system clock (tests pass a simulated one).
+   */
+  clock?: Clock;
   /** Attach an XState inspector (the live inspector uses this). */
   inspect?: Parameters<typeof createActor>[1] extends infer O
     ? O extends { inspect?: infer I }

@@ -100,7 +100,7 @@ describe('dispatch on a real server', () => {
   });
 
   it('offers a job the first worker rejects to a second worker, which runs it', async () => {
-    // The server asks workers in a random order weighted by 1 − load (research/protocol.md), so
+    // The server asks workers in a random order weighted by 1 − load (livekit-server's worker selection), so
     // `reject` (load 0) comes first about 3 times in 4 against `accept` (load 0.6): try rooms
     // until it did.
     for (let attempt = 1; attempt <= 6; attempt++) {

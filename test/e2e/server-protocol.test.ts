@@ -1,7 +1,7 @@
 /**
  * The agent-worker protocol facts the project relies on, checked against a real livekit-server
- * with a bare `ws` client speaking `@livekit/protocol` binary frames. Differences from
- * research/protocol.md are written down in SERVER-FACTS.md next to this file.
+ * with a bare `ws` client speaking `@livekit/protocol` binary frames. What was learnt is written
+ * down in SERVER-FACTS.md next to this file.
  */
 import type { PartialMessage } from '@bufbuild/protobuf';
 import {

@@ -1,6 +1,6 @@
 /**
  * The agent-dispatch emulator, driven by a raw `ws` client speaking `@livekit/protocol` (not
- * the framework's worker), checked against research/protocol.md §2 and §6.
+ * the framework's worker), checked against the server facts in test/e2e/SERVER-FACTS.md.
  */
 import {
   AvailabilityRequest,

@@ -1,6 +1,6 @@
 /**
  * Supervision of real job processes: prewarm deadlines and failures, crashes, memory, hangs,
- * signals, and each tinypool trap from research/xstate-tinypool.md §4 survived.
+ * signals, and each tinypool trap listed in docs/architecture.md §4 survived.
  */
 import { describe, expect, it } from 'vitest';
 import {

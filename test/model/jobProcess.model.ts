@@ -1,6 +1,6 @@
 /**
  * An abstract model of one job process, written from the contract (jobProcess.contract.ts and
- * DESIGN §2), not from the chart: which state the process must be in, whether its pid must be
+ * docs/architecture.md §2), not from the chart: which state the process must be in, whether its pid must be
  * known, and what it must have told its parent and its host after each stimulus. It has no
  * invoke and no delays (so `xstate/graph` can traverse it): deadlines are events here, and the
  * adapter turns them into clock time.

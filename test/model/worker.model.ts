@@ -1,5 +1,5 @@
 /**
- * An abstract model of the worker, written from DESIGN §1–§2 and the README (not from the
+ * An abstract model of the worker, written from docs/architecture.md §2 and the README (not from the
  * chart), for a worker configured with one job slot (`maxJobs: 1`) and one warm spare process
  * (`numIdleProcesses: 1`). It states what must be true after each stimulus:
  *
@@ -67,7 +67,7 @@ type Ctx = WorkerModelContext;
 export const workerModel = setup({
   types: { context: {} as Ctx, events: {} as WorkerModelEvent },
   guards: {
-    /** The worker may take an offer (DESIGN §2): load below the threshold, the slot free, and a
+    /** The worker may take an offer (docs/architecture.md §2): load below the threshold, the slot free, and a
      * warm process or the right to start one. */
     mayAccept: and([
       'lowLoadAndFreeSlot',

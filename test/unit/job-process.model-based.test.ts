@@ -180,7 +180,7 @@ function runPath(path: ReturnType<typeof testModel.getShortestPaths>[number]) {
           expect(s.newEffects(), 'reports and host commands of this step').toEqual(
             [...model.context.effects].sort(),
           );
-          // The pid is known in every state after spawn (DESIGN §2), and in every report.
+          // The pid is known in every state after spawn (docs/architecture.md §2), and in every report.
           expect(snap.context.pid, 'pid').toBe(model.context.spawned ? PID : undefined);
           for (const { report } of s.reports) {
             if (report.pid !== undefined) expect(report.pid, `${report.type} pid`).toBe(PID);

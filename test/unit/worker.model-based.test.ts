@@ -53,7 +53,7 @@ const MS = {
   status: 2_500,
   drain: 60_000,
   shutdownProcess: 20_000,
-  grace: 25_000, // shutdownProcessTimeout + 5 000
+  grace: 30_000, // shutdownBudget: shutdownProcessTimeout + SIGTERM grace + SIGKILL wait
   spawnRetry: 1_000,
   request: 2_000,
   assignment: 7_500,
