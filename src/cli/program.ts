@@ -163,11 +163,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
         config: {
           mode: name === 'start' ? 'production' : 'development',
           overrides: {
-            wsUrl: optionalString(flags, 'url'),
-            apiKey: optionalString(flags, 'api-key'),
-            apiSecret: optionalString(flags, 'api-secret'),
-            drainTimeout: numberFlag(flags, 'drain-timeout'),
-            numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+            ...agentOverrides(flags),
             loadThreshold: numberFlag(flags, 'load-threshold'),
             maxJobs: numberFlag(flags, 'max-jobs'),
             host: optionalString(flags, 'host'),
@@ -231,11 +227,7 @@ async function runSeveral(
       config: {
         mode: name === 'start' ? 'production' : 'development',
         overrides: {
-          wsUrl: optionalString(flags, 'url'),
-          apiKey: optionalString(flags, 'api-key'),
-          apiSecret: optionalString(flags, 'api-secret'),
-          drainTimeout: numberFlag(flags, 'drain-timeout'),
-          numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+          ...agentOverrides(flags),
         },
         inspect: inspector?.inspect,
         agentLabels: agents.map((a) => a.file),
@@ -260,6 +252,17 @@ async function maybeInspector(
     process.env.LIVEKIT_API_SECRET,
     ...options.map((o) => o.apiSecret),
   ]);
+}
+
+/** What every agent of a worker command takes from the flags: the server and the pool size. */
+function agentOverrides(flags: Flags) {
+  return {
+    wsUrl: optionalString(flags, 'url'),
+    apiKey: optionalString(flags, 'api-key'),
+    apiSecret: optionalString(flags, 'api-secret'),
+    drainTimeout: numberFlag(flags, 'drain-timeout'),
+    numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+  };
 }
 
 function optionalString(flags: Flags, name: string): string | undefined {

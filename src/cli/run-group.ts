@@ -10,6 +10,7 @@ import type { WorkerGroupOptionsInit } from '../group/group-options.ts';
 import type { Logger } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
 import { startHotReload } from './hot-reload.ts';
+import { closeAll, type Stopper } from './run-worker.ts';
 
 export interface RunGroupInput {
   /** Each agent with the file it came from (its job processes import that file). */
@@ -20,8 +21,6 @@ export interface RunGroupInput {
   health: boolean;
   watch: boolean;
 }
-
-type Stopper = () => void | Promise<void>;
 
 /** Resolves with the exit code once every agent has stopped and everything around is closed. */
 export async function runGroup(input: RunGroupInput): Promise<number> {
@@ -66,14 +65,4 @@ export async function runGroup(input: RunGroupInput): Promise<number> {
   await closeAll(stoppers, input.log);
   if (!settled.ok) throw settled.error;
   return 0;
-}
-
-async function closeAll(stoppers: Stopper[], log: Logger): Promise<void> {
-  for (const stop of stoppers.splice(0).reverse()) {
-    try {
-      await stop();
-    } catch (err) {
-      log.warn('cleanup failed', { error: err });
-    }
-  }
 }
