@@ -13,6 +13,7 @@
  */
 import { enqueueActions, not } from 'xstate';
 import { fromEvent } from './params.ts';
+import { fullDecline } from './worker.context.ts';
 import { workerSetup } from './worker.setup.ts';
 
 export type { WorkerEmitted, WorkerEvent, WorkerInput } from './worker.contract.ts';
@@ -27,6 +28,8 @@ export const workerMachine = workerSetup.createMachine({
     load: 0,
     connectFailures: 0,
     prewarmFailures: 0,
+    lastPrewarmFailure: undefined,
+    startEstimate: input.options.initialStartEstimate,
     procs: {},
     jobs: {},
     nextProcNumber: 1,
@@ -83,6 +86,10 @@ export const workerMachine = workerSetup.createMachine({
             actions: { type: 'refuseAssignment', params: ({ event }) => ({ jobId: event.job.id }) },
           },
         ],
+        JOB_START_DEADLINE_PASSED: {
+          guard: { type: 'isQueued', params: fromEvent },
+          actions: { type: 'failQueuedJob', params: fromEvent },
+        },
         JOB_TERMINATED: { actions: { type: 'terminateJob', params: fromEvent } },
         JOB_STARTED: { actions: { type: 'markJobStarted', params: fromEvent } },
         JOB_ENDED: { actions: { type: 'reportJobEnded', params: fromEvent } },
@@ -160,7 +167,7 @@ export const workerMachine = workerSetup.createMachine({
                   {
                     actions: {
                       type: 'declineOffer',
-                      params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
+                      params: ({ context, event }) => ({ job: event.job, ...fullDecline(context) }),
                     },
                   },
                 ],
@@ -176,10 +183,11 @@ export const workerMachine = workerSetup.createMachine({
               entry: { type: 'reportStatus', params: { status: 'full' } },
               always: { guard: 'canTakeJob', target: 'available' },
               on: {
+                // `full` or, when only the start delay stands in the way, `startDelay`.
                 AVAILABILITY_REQUESTED: {
                   actions: {
                     type: 'declineOffer',
-                    params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
+                    params: ({ context, event }) => ({ job: event.job, ...fullDecline(context) }),
                   },
                 },
                 STATUS_TICKED: {
@@ -255,23 +263,38 @@ export const workerMachine = workerSetup.createMachine({
       },
       states: {
         warming: {
-          entry: 'spawnIdleProcesses',
+          entry: { type: 'startProcesses', params: { spares: true } },
           on: {
             PROCESSES_RECYCLE_REQUESTED: {
-              actions: [{ type: 'recycleIdleProcesses', params: fromEvent }, 'spawnIdleProcesses'],
+              actions: [
+                { type: 'recycleIdleProcesses', params: fromEvent },
+                { type: 'startProcesses', params: { spares: true } },
+              ],
             },
-            // The lifecycle region (first in document order) has just used a process: refill.
-            JOB_ASSIGNED: { actions: 'spawnIdleProcesses' },
+            // The lifecycle region (first in document order) has just used a process or queued
+            // the job: start what the queue and the spares need.
+            JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: true } } },
             PROCESS_PREWARMED: {
-              actions: [{ type: 'markProcessPrewarmed', params: fromEvent }, 'spawnIdleProcesses'],
+              actions: [
+                { type: 'markProcessPrewarmed', params: fromEvent },
+                { type: 'startProcesses', params: { spares: true } },
+              ],
             },
             PROCESS_EXITED: [
               {
                 guard: { type: 'prewarmFailed', params: fromEvent },
                 target: 'backingOff',
-                actions: ['recordPrewarmFailure', { type: 'forgetProcess', params: fromEvent }],
+                actions: [
+                  { type: 'recordPrewarmFailure', params: fromEvent },
+                  { type: 'forgetProcess', params: fromEvent },
+                ],
               },
-              { actions: [{ type: 'forgetProcess', params: fromEvent }, 'spawnIdleProcesses'] },
+              {
+                actions: [
+                  { type: 'forgetProcess', params: fromEvent },
+                  { type: 'startProcesses', params: { spares: true } },
+                ],
+              },
             ],
           },
         },
@@ -287,17 +310,39 @@ export const workerMachine = workerSetup.createMachine({
             PROCESS_EXITED: [
               {
                 guard: { type: 'prewarmFailed', params: fromEvent },
-                actions: ['recordPrewarmFailure', { type: 'forgetProcess', params: fromEvent }],
+                actions: [
+                  { type: 'recordPrewarmFailure', params: fromEvent },
+                  { type: 'forgetProcess', params: fromEvent },
+                ],
               },
               { actions: { type: 'forgetProcess', params: fromEvent } },
             ],
           },
         },
+        // No spares any more, but jobs queued before the drain still get their processes (a
+        // failed start is not retried here: the job's deadline ends it).
         closed: {
           type: 'final',
           on: {
-            PROCESS_PREWARMED: { actions: { type: 'markProcessPrewarmed', params: fromEvent } },
-            PROCESS_EXITED: { actions: { type: 'forgetProcess', params: fromEvent } },
+            JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
+            PROCESS_PREWARMED: {
+              actions: [
+                { type: 'markProcessPrewarmed', params: fromEvent },
+                { type: 'startProcesses', params: { spares: false } },
+              ],
+            },
+            PROCESS_EXITED: [
+              {
+                guard: { type: 'prewarmFailed', params: fromEvent },
+                actions: { type: 'forgetProcess', params: fromEvent },
+              },
+              {
+                actions: [
+                  { type: 'forgetProcess', params: fromEvent },
+                  { type: 'startProcesses', params: { spares: false } },
+                ],
+              },
+            ],
           },
         },
       },
