@@ -228,7 +228,8 @@ const primitives = setup({
     /** A process is warm: its start is measured, and it is idle until a job takes it. */
     recordProcessWarm: assign(({ context }, p: { procId: string; pid: number }) => {
       const proc = context.procs[p.procId];
-      if (!proc) return {};
+      // A process already asked to stop (recycled) stays `exiting`: it must not take a job.
+      if (proc?.phase !== 'prewarming') return {};
       const took = context.options.now() - proc.spawnedAt;
       return {
         prewarmFailures: 0,

@@ -515,6 +515,33 @@ describe('worker chart', () => {
     ]);
   });
 
+  it('still starts processes for jobs queued before a drain, but no spares', async () => {
+    const w = startWorkerChart({
+      options: { numIdleProcesses: 0, maxConcurrentStarts: 1 },
+      autoPrewarm: false,
+    });
+    w.server(register);
+    await acceptAndAssign(w, 'AJ_1');
+    await acceptAndAssign(w, 'AJ_2');
+    // One start slot: AJ_2's process waits for AJ_1's to finish starting.
+    expect(w.hosts.size).toBe(1);
+    w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
+    [...w.hosts.values()][0]!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    expect(w.hosts.size).toBe(2);
+    [...w.hosts.values()][1]!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    expect(w.jobStatuses().map((s) => s.type === 'JOB_STATUS_REPORTED' && s.jobId)).toEqual([
+      'AJ_1',
+      'AJ_2',
+    ]);
+    expect(w.hosts.size).toBe(2);
+    expect(w.lifecycle()).toEqual({
+      lifecycle: { draining: 'waitingForJobs' },
+      processes: 'closed',
+    });
+  });
+
   it('fails jobs still queued when the drain deadline passes, and stops', async () => {
     const w = startWorkerChart({
       options: { numIdleProcesses: 0, drainTimeout: 1_000 },
