@@ -5,8 +5,11 @@
  * - `lifecycle`: `connecting → registered { available ⇄ full } → draining → stopped`, with
  *   `reconnecting` beside `registered` while the server link is down. Jobs keep running in
  *   every state: job processes are spawned children of the machine, not of a state.
- * - `processes`: keeps `numIdleProcesses` prewarmed processes (`warming`), and backs off after
- *   failed prewarms (`backingOff`) instead of respawning in a hot loop.
+ * - `processes`: starts a process for each queued job and keeps `numIdleProcesses` prewarmed
+ *   spares (`warming`), at most `maxConcurrentStarts` prewarming at once; backs off after failed
+ *   prewarms (`backingOff`) instead of respawning in a hot loop; while draining (`closed`) only
+ *   queued jobs still get processes. An assigned job with no idle process waits `queued` for the
+ *   next process to get warm, until its start deadline.
  *
  * Pure: no I/O. The server link, load sampling, request decisions and processes are actors
  * provided from `src/` with `.provide()`; time comes from the actor system's clock.
