@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'visualizations', 'bench/results', 'bench/peers', 'test-artifacts'] },
+  {
+    ignores: [
+      'node_modules',
+      'dist',
+      '**/.agentstate',
+      'visualizations',
+      'bench/results',
+      'bench/peers',
+      'test-artifacts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
