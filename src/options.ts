@@ -139,6 +139,14 @@ export interface WorkerOptionsInit {
   requestTimeout?: number;
   /** Budget for a new process to prewarm. Default 10 s. */
   initializeProcessTimeout?: number;
+  /**
+   * How long a job may be expected to wait for a warm process. An offer the load policy allows
+   * is still declined (decision `startDelay`) when the jobs already waiting for processes, times
+   * the measured start time of a process, divided by the processes that may start at once, is
+   * over this. A job assigned with no warm process waits at most this plus
+   * `initializeProcessTimeout`, then fails. Default 10 s.
+   */
+  jobStartBudget?: number;
   /** Budget for a job process to end after being asked to. Default 60 s. */
   shutdownProcessTimeout?: number;
   /** RSS above which a job process is logged as a warning. Default 500 MB; 0 disables. */
@@ -178,6 +186,7 @@ export class WorkerOptions {
   readonly apiSecret: string | undefined;
   readonly requestTimeout: number;
   readonly initializeProcessTimeout: number;
+  readonly jobStartBudget: number;
   readonly shutdownProcessTimeout: number;
   readonly jobMemoryWarnMb: number;
   readonly jobMemoryLimitMb: number;
@@ -234,6 +243,7 @@ export class WorkerOptions {
       init.initializeProcessTimeout,
       10_000,
     );
+    this.jobStartBudget = ms('jobStartBudget', init.jobStartBudget, 10_000);
     this.shutdownProcessTimeout = ms('shutdownProcessTimeout', init.shutdownProcessTimeout, 60_000);
     this.jobMemoryWarnMb = num(
       'jobMemoryWarnMb',
