@@ -31,10 +31,21 @@ export function startAgent(
   args: string[],
   env: Record<string, string | undefined> = {},
 ): AgentProcess {
-  const child = spawn(process.execPath, [AGENT_BIN, ...args], {
+  return startLoggedProcess(process.execPath, [AGENT_BIN, ...args], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/**
+ * Runs any command that logs like the `agent` bin (e.g. the bin of an installed copy of the
+ * package), with exactly `env` and `cwd`.
+ */
+export function startLoggedProcess(
+  command: string,
+  args: string[],
+  { env, cwd }: { env: NodeJS.ProcessEnv; cwd?: string },
+): AgentProcess {
+  const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const records: LogRecord[] = [];
   let out = '';
   let pending = '';
