@@ -29,6 +29,7 @@ import {
   stopWorkers,
   type FixtureWorker,
   type FixtureWorkerOptions,
+  type JobReport,
 } from '../support/e2e-workers.ts';
 import { startLiveKitCluster, type LiveKitCluster } from '../support/livekit-cluster.ts';
 import type { LiveKitServer } from '../support/livekit-server.ts';
@@ -134,6 +135,29 @@ function percentiles(values: number[]): { p50: number; max: number } {
   return { p50: sorted[Math.floor(sorted.length / 2)] ?? 0, max: sorted.at(-1) ?? 0 };
 }
 
+/**
+ * The job report of `room` from whichever of `workers` ran it; rejects at once, with the reason,
+ * if its job ended failed instead.
+ */
+async function servedBy(
+  workers: FixtureWorker[],
+  room: string,
+  timeoutMs: number,
+): Promise<JobReport> {
+  const outcome = (r: LogRecord) =>
+    (r.message === 'e2e job report' && r.room === room) ||
+    (r.message === 'job ended' && r.roomName === room && r.outcome === 'failed');
+  const record = await Promise.any(
+    workers.map((w) => w.waitForLog(outcome, `the job of ${room}`, timeoutMs)),
+  ).catch((error: unknown) => {
+    throw new Error(`no worker served ${room} within ${timeoutMs} ms`, { cause: error });
+  });
+  if (record.message === 'job ended') {
+    throw new Error(`the job of ${room} failed: ${String(record.reason)}`);
+  }
+  return record as JobReport;
+}
+
 /** Waits until `worker` has accepted the job of `room`. */
 function accepts(worker: FixtureWorker, room: string): Promise<LogRecord> {
   return worker.waitForLog(
@@ -172,9 +196,13 @@ describe('jobs routed between two livekit-server nodes', () => {
   });
 
   it('serves every one of 20 dispatches with workers on both nodes, and both nodes take some', async () => {
+    // Every job's process is replaced by a fresh one, which prewarms while the next jobs come.
+    // On two shared cores a prewarm can outlast the default 10 s budget and fail its job; this
+    // test is about routing, so it gives the processes more time.
+    const fleet = { idleProcesses: 3, env: { E2E_INIT_TIMEOUT_MS: '30000' } };
     const [onA, onB] = await Promise.all([
-      readyWorker(a, 'fleet-a', 'fleet', { idleProcesses: 3 }),
-      readyWorker(b, 'fleet-b', 'fleet', { idleProcesses: 3 }),
+      readyWorker(a, 'fleet-a', 'fleet', fleet),
+      readyWorker(b, 'fleet-b', 'fleet', fleet),
     ]);
     const workerOf = (label: string): FixtureWorker => (label === 'fleet-a' ? onA : onB);
     const served: {
@@ -192,10 +220,7 @@ describe('jobs routed between two livekit-server nodes', () => {
       const room = `fleet-${i}`;
       const t0 = Date.now();
       const user = await roomOn(node, room, 'fleet');
-      const report = await Promise.any([
-        jobReport(onA, room, 25_000),
-        jobReport(onB, room, 25_000),
-      ]);
+      const report = await servedBy([onA, onB], room, 40_000);
       const toReportMs = Date.now() - t0;
       const label = onA.records.includes(report) ? 'fleet-a' : 'fleet-b';
       await seesAgent(user, `${label}-${report.jobId}`);
