@@ -5,6 +5,8 @@ export default tseslint.config(
   {
     ignores: [
       'node_modules',
+      'dist',
+      '**/.agentstate',
       'visualizations',
       'bench/results',
       'bench/peers',
@@ -29,14 +31,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.js'],
-    languageOptions: {
-      globals: {
-        process: 'readonly',
-        console: 'readonly',
-        URL: 'readonly',
-        TextEncoder: 'readonly',
-      },
-    },
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
 );

@@ -3,7 +3,27 @@
  * events the worker sends it and the events it sends back (with `sendParent`). Both charts
  * and their tests rely on these names; change them everywhere at once.
  */
-import type { RunningJobInfo } from '../src/job/running-job.ts';
+import type { JsonValue } from '@bufbuild/protobuf';
+import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
+
+/** How a job ended, as the server hears it (`JS_SUCCESS` / `JS_FAILED`). */
+export type JobOutcome = 'success' | 'failed';
+
+/**
+ * What the worker hands to a job process when it launches a job: serialisable (it crosses IPC),
+ * and complete enough for the child to build a `JobContext` without asking back.
+ */
+export interface RunningJobInfo {
+  jobId: string;
+  /** The server's `Job` message as proto3 JSON (`Job.toJson()`); rebuild with `Job.fromJson`. */
+  job: JsonValue;
+  acceptArguments: ResolvedAcceptArguments;
+  /** Where the job's room connection goes: the assignment's URL, else the worker's. */
+  url: string;
+  /** The assignment's token for the agent participant. Secret: never log it. */
+  token: string;
+  workerId: string;
+}
 
 export interface JobProcessInput {
   /** Stable id of this process actor, e.g. `proc-3`; also its actor id and systemId. */
@@ -30,7 +50,7 @@ export type JobProcessReport =
       procId: string;
       pid: number | undefined;
       jobId: string;
-      outcome: 'success' | 'failed';
+      outcome: JobOutcome;
       reason: string;
     }
   | {

@@ -9,12 +9,19 @@
  * exactly one `JOB_ENDED` per job the process was given, and `PROCESS_EXITED` last.
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
-import type { RunningJobInfo } from '../src/job/running-job.ts';
 import type {
+  JobOutcome,
   JobProcessCommand,
   JobProcessInput,
   JobProcessReport,
+  RunningJobInfo,
 } from './jobProcess.contract.ts';
+import type {
+  ProcessHostCommand,
+  ProcessHostEvent,
+  ProcessHostInput,
+} from './processHost.contract.ts';
+import { fromEvent } from './params.ts';
 
 /** Deadlines (ms) on top of the contract input. The worker derives them from its options. */
 export interface JobProcessTimeouts {
@@ -30,74 +37,63 @@ export interface JobProcessTimeouts {
 
 export type JobProcessMachineInput = JobProcessInput & JobProcessTimeouts;
 
-export type JobOutcome = 'success' | 'failed';
-
-/** What the process host observed (host → chart). */
-export type ProcessHostEvent =
-  | { type: 'PROCESS_SPAWNED'; pid: number }
-  | { type: 'PREWARM_SUCCEEDED' }
-  | { type: 'PREWARM_FAILED'; error: string }
-  /** The child confirmed the launched job is running (its entrypoint is being called). */
-  | { type: 'JOB_RUNNING' }
-  /** The child finished the job: callbacks ran and the room was left. */
-  | { type: 'JOB_RETURNED'; outcome: JobOutcome; reason: string }
-  /** The OS process is gone, for whatever reason. */
-  | { type: 'CHILD_EXITED'; code: number | null; signal: string | null }
-  | { type: 'MEMORY_EXCEEDED'; rssMb: number; limitMb: number }
-  | { type: 'PING_TIMED_OUT'; silentMs: number };
-
-/** What the chart asks the host to do (chart → host). */
-export type ProcessHostCommand =
-  | { type: 'LAUNCH_JOB'; job: RunningJobInfo }
-  | { type: 'SHUTDOWN_JOB'; reason: string }
-  /** SIGTERM: the polite signal, after the job had its chance to end. */
-  | { type: 'TERMINATE_PROCESS' }
-  /** SIGKILL. */
-  | { type: 'KILL_PROCESS' };
-
-export interface ProcessHostInput {
-  procId: string;
-}
-
 export type JobProcessEvent = JobProcessCommand | ProcessHostEvent;
 
 /** The final state a process ends in, chosen when it starts to exit. */
-export type ExitKind =
-  | 'finished'
-  | 'stopped'
-  | 'prewarmFailed'
-  | 'prewarmTimedOut'
-  | 'crashed'
-  | 'killed'
-  | 'memoryExceeded'
-  | 'unresponsive';
+export type ExitKind = 'crashed' | ChosenExitKind;
+
+/**
+ * The ends chosen on the way into `exiting` (every one but `crashed`, which is the process's own
+ * doing). `exiting` routes the process's exit to the final state of the same name.
+ */
+const CHOSEN_EXITS = [
+  'finished',
+  'stopped',
+  'prewarmFailed',
+  'prewarmTimedOut',
+  'killed',
+  'memoryExceeded',
+  'unresponsive',
+] as const;
+type ChosenExitKind = (typeof CHOSEN_EXITS)[number];
+
+/** Which final state, and why. */
+export interface Exit {
+  kind: ExitKind;
+  reason: string;
+}
 
 export interface JobProcessContext {
   procId: string;
   pid: number | undefined;
   /** The job given to this process (queued during prewarm, or running) until it is reported ended. */
   job: RunningJobInfo | undefined;
-  /** Set when the process starts to exit: which final state and why. */
-  exit: { kind: ExitKind; reason: string } | undefined;
+  /** Set when the process starts to exit. */
+  exit: Exit | undefined;
   timeouts: Required<JobProcessTimeouts>;
 }
-
-const FAILED_EXITS: ReadonlySet<ExitKind> = new Set([
-  'prewarmFailed',
-  'prewarmTimedOut',
-  'crashed',
-  'killed',
-  'memoryExceeded',
-  'unresponsive',
-]);
 
 /** `crashed (code 1)`, `crashed (signal SIGSEGV)`. */
 export function describeExit(code: number | null, signal: string | null): string {
   return signal ? `signal ${signal}` : `code ${code ?? 'unknown'}`;
 }
 
-/** The final state and reason an event ends the process with. */
-function exitFor(event: JobProcessEvent): { kind: ExitKind; reason: string } | undefined {
+/** The events that end a process by themselves. */
+type EndingEvent = Extract<
+  JobProcessEvent,
+  {
+    type:
+      | 'CHILD_EXITED'
+      | 'PREWARM_FAILED'
+      | 'SHUTDOWN_REQUESTED'
+      | 'KILL_REQUESTED'
+      | 'PING_TIMED_OUT'
+      | 'MEMORY_EXCEEDED';
+  }
+>;
+
+/** The exit an ending event chooses. */
+function exitFor({ event }: { event: EndingEvent }): Exit {
   switch (event.type) {
     case 'CHILD_EXITED':
       return { kind: 'crashed', reason: `crashed (${describeExit(event.code, event.signal)})` };
@@ -114,27 +110,23 @@ function exitFor(event: JobProcessEvent): { kind: ExitKind; reason: string } | u
         kind: 'memoryExceeded',
         reason: `memory limit (${event.rssMb} MB > ${event.limitMb} MB)`,
       };
-    default:
-      return undefined;
   }
 }
 
 /**
- * A transition that ends the process because of its event: the exit is recorded and a job the
- * process holds is reported failed (a no-op without one).
+ * A transition that ends the process: the exit is recorded and a job the process holds is
+ * reported failed (a no-op without one). `endsOn` takes the exit from the ending event,
+ * `endsAt` is for a deadline and names its exit.
  */
-const endsOn = <T extends string>(target: T) => ({
+const ending = <T extends string, P>(target: T, exit: P) => ({
   target,
   actions: [
-    'beginExitForEvent' as const,
+    { type: 'beginExit' as const, params: exit },
     { type: 'reportJobEnded' as const, params: { outcome: 'failed' as const } },
   ],
 });
-
-const exitTo = (kind: ExitKind) => ({
-  target: kind,
-  guard: { type: 'exitIs' as const, params: { kind } },
-});
+const endsOn = <T extends string>(target: T) => ending(target, exitFor);
+const endsAt = <T extends string>(target: T, exit: Exit) => ending(target, exit);
 
 export const jobProcessMachine = setup({
   types: {
@@ -165,30 +157,17 @@ export const jobProcessMachine = setup({
     exitIs: ({ context }, params: { kind: ExitKind }) => context.exit?.kind === params.kind,
   },
   actions: {
-    recordPid: assign({
-      pid: ({ event, context }) => (event.type === 'PROCESS_SPAWNED' ? event.pid : context.pid),
-    }),
-    takeJob: assign({
-      job: ({ event, context }) => (event.type === 'LAUNCH' ? event.job : context.job),
-    }),
-    beginExit: assign({
-      exit: (_, params: { kind: ExitKind; reason: string }) => params,
-    }),
-    /** Why the process ends, read from the event that ends it (see `exitFor`). */
-    beginExitForEvent: assign({
-      exit: ({ event, context }) => exitFor(event) ?? context.exit,
-    }),
+    recordPid: assign((_, p: { pid: number }) => ({ pid: p.pid })),
+    takeJob: assign((_, p: { job: RunningJobInfo }) => ({ job: p.job })),
+    beginExit: assign((_, exit: Exit) => ({ exit })),
     launchJob: sendTo(
       'processHost',
       ({ context }) => ({ type: 'LAUNCH_JOB', job: context.job! }) satisfies ProcessHostCommand,
     ),
     askJobToShutdown: sendTo(
       'processHost',
-      ({ event }) =>
-        ({
-          type: 'SHUTDOWN_JOB',
-          reason: event.type === 'SHUTDOWN_REQUESTED' ? event.reason : 'shutdown requested',
-        }) satisfies ProcessHostCommand,
+      (_, p: { reason: string }) =>
+        ({ type: 'SHUTDOWN_JOB', reason: p.reason }) satisfies ProcessHostCommand,
     ),
     terminateProcess: sendTo('processHost', {
       type: 'TERMINATE_PROCESS',
@@ -211,35 +190,25 @@ export const jobProcessMachine = setup({
           jobId: context.job!.jobId,
         }) satisfies JobProcessReport,
     ),
-    /** Reports the end of the job this process holds, if any, exactly once (the job is then cleared). */
+    /**
+     * Reports the end of the job this process holds, if any, exactly once (the job is then
+     * cleared). Without a reason of its own, the job ends for the reason the process does.
+     */
     reportJobEnded: enqueueActions(
       ({ context, enqueue }, params: { outcome: JobOutcome; reason?: string }) => {
         const job = context.job;
         if (!job) return;
-        const reason = params.reason ?? context.exit?.reason ?? 'job ended';
         enqueue.sendParent({
           type: 'JOB_ENDED',
           procId: context.procId,
           pid: context.pid,
           jobId: job.jobId,
           outcome: params.outcome,
-          reason,
+          reason: params.reason ?? context.exit?.reason ?? 'job ended',
         } satisfies JobProcessReport);
         enqueue.assign({ job: undefined });
       },
     ),
-    reportJobReturned: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'JOB_RETURNED' || !context.job) return;
-      enqueue.sendParent({
-        type: 'JOB_ENDED',
-        procId: context.procId,
-        pid: context.pid,
-        jobId: context.job.jobId,
-        outcome: event.outcome,
-        reason: event.reason,
-      } satisfies JobProcessReport);
-      enqueue.assign({ job: undefined });
-    }),
     reportExited: sendParent(({ context }) => {
       const exit = context.exit ?? { kind: 'crashed' as const, reason: 'exited' };
       return {
@@ -247,7 +216,8 @@ export const jobProcessMachine = setup({
         procId: context.procId,
         pid: context.pid,
         reason: exit.reason,
-        failed: FAILED_EXITS.has(exit.kind),
+        // Only a finished job or a requested stop are normal ends.
+        failed: exit.kind !== 'finished' && exit.kind !== 'stopped',
       } satisfies JobProcessReport;
     }),
   },
@@ -272,19 +242,16 @@ export const jobProcessMachine = setup({
     input: ({ context }) => ({ procId: context.procId }),
   },
   on: {
-    PROCESS_SPAWNED: { actions: 'recordPid' },
+    PROCESS_SPAWNED: { actions: { type: 'recordPid', params: fromEvent } },
   },
   initial: 'prewarming',
   states: {
     prewarming: {
       after: {
-        INITIALIZE_TIMEOUT: {
-          target: 'exiting.killing',
-          actions: [
-            { type: 'beginExit', params: { kind: 'prewarmTimedOut', reason: 'prewarm timed out' } },
-            { type: 'reportJobEnded', params: { outcome: 'failed' } },
-          ],
-        },
+        INITIALIZE_TIMEOUT: endsAt('exiting.killing', {
+          kind: 'prewarmTimedOut',
+          reason: 'prewarm timed out',
+        }),
       },
       on: {
         PREWARM_SUCCEEDED: [
@@ -300,7 +267,7 @@ export const jobProcessMachine = setup({
 
     idle: {
       on: {
-        LAUNCH: { target: 'running', actions: 'takeJob' },
+        LAUNCH: { target: 'running', actions: { type: 'takeJob', params: fromEvent } },
         CHILD_EXITED: endsOn('crashed'),
         SHUTDOWN_REQUESTED: endsOn('exiting.terminating'),
         KILL_REQUESTED: endsOn('exiting.killing'),
@@ -319,36 +286,33 @@ export const jobProcessMachine = setup({
             JOB_RUNNING: { target: 'active', actions: 'reportJobStarted' },
             // A termination or drain deadline can arrive before the child confirms; the child
             // routes it to the job as soon as it exists, so it is never dropped.
-            SHUTDOWN_REQUESTED: { target: 'shuttingDown', actions: 'askJobToShutdown' },
+            SHUTDOWN_REQUESTED: {
+              target: 'shuttingDown',
+              actions: { type: 'askJobToShutdown', params: fromEvent },
+            },
           },
           after: {
-            INITIALIZE_TIMEOUT: {
-              target: '#jobProcess.exiting.terminating',
-              actions: [
-                {
-                  type: 'beginExit',
-                  params: { kind: 'unresponsive', reason: 'job did not start in time' },
-                },
-                { type: 'reportJobEnded', params: { outcome: 'failed' } },
-              ],
-            },
+            INITIALIZE_TIMEOUT: endsAt('#jobProcess.exiting.terminating', {
+              kind: 'unresponsive',
+              reason: 'job did not start in time',
+            }),
           },
         },
         active: {
           on: {
-            SHUTDOWN_REQUESTED: { target: 'shuttingDown', actions: 'askJobToShutdown' },
+            SHUTDOWN_REQUESTED: {
+              target: 'shuttingDown',
+              actions: { type: 'askJobToShutdown', params: fromEvent },
+            },
           },
         },
         /** The child runs the shutdown callbacks and leaves the room, within SHUTDOWN_TIMEOUT. */
         shuttingDown: {
           after: {
-            SHUTDOWN_TIMEOUT: {
-              target: '#jobProcess.exiting.terminating',
-              actions: [
-                { type: 'beginExit', params: { kind: 'killed', reason: 'shutdown timed out' } },
-                { type: 'reportJobEnded', params: { outcome: 'failed' } },
-              ],
-            },
+            SHUTDOWN_TIMEOUT: endsAt('#jobProcess.exiting.terminating', {
+              kind: 'killed',
+              reason: 'shutdown timed out',
+            }),
           },
         },
       },
@@ -356,7 +320,7 @@ export const jobProcessMachine = setup({
         JOB_RETURNED: {
           target: 'exiting.terminating',
           actions: [
-            'reportJobReturned',
+            { type: 'reportJobEnded', params: fromEvent },
             { type: 'beginExit', params: { kind: 'finished', reason: 'job finished' } },
           ],
         },
@@ -386,16 +350,11 @@ export const jobProcessMachine = setup({
       on: {
         // Escalation only: a kill asked for while terminating skips the SIGTERM grace.
         KILL_REQUESTED: '.killing',
-        CHILD_EXITED: [
-          exitTo('finished'),
-          exitTo('stopped'),
-          exitTo('prewarmFailed'),
-          exitTo('prewarmTimedOut'),
-          exitTo('killed'),
-          exitTo('memoryExceeded'),
-          exitTo('unresponsive'),
-          { target: 'crashed' },
-        ],
+        // To the final state chosen on the way in (every way into `exiting` chooses one).
+        CHILD_EXITED: CHOSEN_EXITS.map((kind) => ({
+          target: kind,
+          guard: { type: 'exitIs' as const, params: { kind } },
+        })),
       },
     },
 
@@ -415,12 +374,13 @@ export const jobProcessMachine = setup({
     abandoned: {
       type: 'final',
       entry: [
-        assign({
-          exit: ({ context }) => ({
-            kind: 'killed' as const,
+        {
+          type: 'beginExit',
+          params: ({ context }) => ({
+            kind: 'killed',
             reason: `${context.exit?.reason ?? 'exiting'}; no exit seen after SIGKILL`,
           }),
-        }),
+        },
         'reportExited',
       ],
     },

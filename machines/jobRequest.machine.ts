@@ -2,33 +2,24 @@
  * One availability request, from the server's offer to the assignment: `deciding` (the user's
  * `requestFnc`, bounded by `REQUEST_TIMEOUT`), then `accepted` (waiting for the assignment,
  * bounded by `ASSIGNMENT_TIMEOUT`) or `declined`. Spawned by the worker per request; pure chart,
- * the decision itself is the `decideRequest` actor provided from `src/worker`.
+ * the decision itself is the `decideRequest` actor provided from `src/worker`. Its input,
+ * decision and reports are in `jobRequest.contract.ts`.
  */
-import type { Job } from '@livekit/protocol';
 import { fromPromise, sendParent, setup } from 'xstate';
-import type { JobRequestDecision } from '../src/job/request.ts';
-import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
-
-export interface JobRequestInput {
-  job: Job;
-  requestTimeout: number;
-  assignmentTimeout: number;
-}
-
-/** jobRequest → worker. */
-export type JobRequestReport =
-  | { type: 'REQUEST_ACCEPTED'; jobId: string; acceptArguments: ResolvedAcceptArguments }
-  | { type: 'REQUEST_DECLINED'; jobId: string; reason: string }
-  | { type: 'ASSIGNMENT_TIMED_OUT'; jobId: string };
+import type {
+  DecideRequestInput,
+  JobRequestDecision,
+  JobRequestInput,
+} from './jobRequest.contract.ts';
 
 export const jobRequestMachine = setup({
   types: {
     input: {} as JobRequestInput,
-    context: {} as JobRequestInput & { reason: string },
+    context: {} as JobRequestInput,
   },
   actors: {
     /** Runs `requestFnc`; provided from src/worker. The default declines (no user logic wired). */
-    decideRequest: fromPromise<JobRequestDecision, { job: Job }>(async () => ({
+    decideRequest: fromPromise<JobRequestDecision, DecideRequestInput>(async () => ({
       accepted: false,
       reason: 'no request handler provided',
     })),
@@ -39,7 +30,7 @@ export const jobRequestMachine = setup({
   },
 }).createMachine({
   id: 'jobRequest',
-  context: ({ input }) => ({ ...input, reason: '' }),
+  context: ({ input }) => input,
   initial: 'deciding',
   states: {
     deciding: {
@@ -62,6 +53,7 @@ export const jobRequestMachine = setup({
             actions: sendParent(({ context, event }) => ({
               type: 'REQUEST_DECLINED',
               jobId: context.job.id,
+              decision: 'rejected',
               reason: (event.output as Extract<JobRequestDecision, { accepted: false }>).reason,
             })),
           },
@@ -71,7 +63,8 @@ export const jobRequestMachine = setup({
           actions: sendParent(({ context, event }) => ({
             type: 'REQUEST_DECLINED',
             jobId: context.job.id,
-            reason: `requestFnc failed: ${errorMessage(event.error)}`,
+            decision: 'error',
+            reason: `requestFnc threw: ${errorMessage(event.error)}`,
           })),
         },
       },
@@ -81,6 +74,7 @@ export const jobRequestMachine = setup({
           actions: sendParent(({ context }) => ({
             type: 'REQUEST_DECLINED',
             jobId: context.job.id,
+            decision: 'timeout',
             reason: `requestFnc did not answer within ${context.requestTimeout} ms`,
           })),
         },

@@ -4,7 +4,11 @@
  * decision (when to reconnect, what to answer) is the chart's.
  */
 import type { Job } from '@livekit/protocol';
-import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
+import type { JobOutcome } from './jobProcess.contract.ts';
+import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
+
+/** What the worker tells the server about itself (`WorkerStatus`: `WS_AVAILABLE` / `WS_FULL`). */
+export type WorkerAvailability = 'available' | 'full';
 
 export interface ServerLinkInput {
   url: string;
@@ -32,10 +36,10 @@ export type ServerLinkCommand =
       jobId: string;
       acceptArguments: ResolvedAcceptArguments | undefined;
     }
-  | { type: 'WORKER_STATUS_REPORTED'; status: 'available' | 'full'; load: number; jobCount: number }
+  | { type: 'WORKER_STATUS_REPORTED'; status: WorkerAvailability; load: number; jobCount: number }
   | {
       type: 'JOB_STATUS_REPORTED';
       jobId: string;
-      outcome: 'running' | 'success' | 'failed';
+      outcome: 'running' | JobOutcome;
       error: string;
     };

@@ -3,7 +3,9 @@
  * Kept apart from the chart so the chart reads as structure and these read as arithmetic.
  */
 import type { Job } from '@livekit/protocol';
-import type { ResolvedAcceptArguments } from '../src/job/running-job.ts';
+import type { JobOutcome } from './jobProcess.contract.ts';
+import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
+import type { AnswerDecision } from './worker.contract.ts';
 
 /** The options the chart itself decides with (a subset of the resolved worker options). */
 export interface WorkerChartOptions {
@@ -61,6 +63,21 @@ export interface JobRecord {
   acceptArguments: ResolvedAcceptArguments | undefined;
   procId: string | undefined;
 }
+
+export const decidingJob = (job: Job): JobRecord => ({
+  jobId: job.id,
+  job,
+  phase: 'deciding',
+  acceptArguments: undefined,
+  procId: undefined,
+});
+
+export const prewarmingProc = (procId: string, jobId: string | undefined): ProcRecord => ({
+  procId,
+  phase: 'prewarming',
+  pid: undefined,
+  jobId,
+});
 
 export interface WorkerContext {
   options: WorkerChartOptions;
@@ -121,6 +138,49 @@ export function backoffDelay(
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
+/** How long to wait before the next connection attempt. */
+export const reconnectDelay = (c: WorkerContext): number =>
+  backoffDelay(
+    c.connectFailures,
+    c.options.reconnectBaseDelay,
+    c.options.reconnectMaxDelay,
+    c.options.random,
+  );
+
+/** How long to wait before spawning again after failed prewarms. */
+export const spawnRetryDelay = (c: WorkerContext): number =>
+  backoffDelay(
+    c.prewarmFailures,
+    c.options.spawnBaseDelay,
+    c.options.spawnMaxDelay,
+    c.options.random,
+  );
+
 export function firstIdleProc(c: WorkerContext): ProcRecord | undefined {
   return procList(c).find((p) => p.phase === 'idle' && !p.jobId);
 }
+
+/** `record` with `key`'s entry changed by `patch`; the same record when there is no such entry. */
+export function patched<T>(record: Record<string, T>, key: string, patch: Partial<T>) {
+  const entry = record[key];
+  return entry === undefined ? record : { ...record, [key]: { ...entry, ...patch } };
+}
+
+export function without<T>(record: Record<string, T>, key: string): Record<string, T> {
+  const { [key]: _removed, ...rest } = record;
+  return rest;
+}
+
+export const requestId = (jobId: string): string => `request-${jobId}`;
+/** The id the next spawned process gets. */
+export const nextProcId = (c: WorkerContext): string => `proc-${c.nextProcNumber}`;
+
+// The messages the chart sends and emits more than once.
+export const offered = (job: Job) =>
+  ({ type: 'availabilityRequested', jobId: job.id, roomName: job.room?.name ?? '' }) as const;
+export const answer = (jobId: string, acceptArguments: ResolvedAcceptArguments | undefined) =>
+  ({ type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments }) as const;
+export const answered = (jobId: string, decision: AnswerDecision, reason: string) =>
+  ({ type: 'requestAnswered', jobId, decision, reason }) as const;
+export const jobStatus = (jobId: string, outcome: 'running' | JobOutcome, error: string) =>
+  ({ type: 'JOB_STATUS_REPORTED', jobId, outcome, error }) as const;

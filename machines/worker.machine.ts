@@ -11,10 +11,11 @@
  * Pure: no I/O. The server link, load sampling, request decisions and processes are actors
  * provided from `src/` with `.provide()`; time comes from the actor system's clock.
  */
-import { and, enqueueActions, not } from 'xstate';
+import { enqueueActions, not } from 'xstate';
+import { fromEvent } from './params.ts';
 import { workerSetup } from './worker.setup.ts';
 
-export type { WorkerEmitted, WorkerEvent, WorkerInput } from './worker.setup.ts';
+export type { WorkerEmitted, WorkerEvent, WorkerInput } from './worker.contract.ts';
 
 export const workerMachine = workerSetup.createMachine({
   id: 'worker',
@@ -43,36 +44,72 @@ export const workerMachine = workerSetup.createMachine({
       // Events every lifecycle state handles the same way; states override where they differ.
       // They live here, not on the parallel root, so the `processes` region never runs them twice.
       on: {
-        FORCE_STOP_REQUESTED: { target: '.stopped', actions: 'recordStopReason' },
-        LOAD_SAMPLED: { actions: 'recordLoad' },
-        AVAILABILITY_REQUESTED: {
-          actions: { type: 'declineOffer', params: { reason: 'not available' } },
+        FORCE_STOP_REQUESTED: {
+          target: '.stopped',
+          actions: { type: 'recordStopReason', params: fromEvent },
         },
-        REQUEST_ACCEPTED: [
-          {
-            guard: and(['isKnownJob', 'isDraining']),
-            actions: { type: 'answerDeclined', params: { reason: 'draining' } },
+        LOAD_SAMPLED: { actions: { type: 'recordLoad', params: fromEvent } },
+        AVAILABILITY_REQUESTED: {
+          actions: {
+            type: 'declineOffer',
+            params: ({ event }) => ({
+              job: event.job,
+              decision: 'unavailable',
+              reason: 'not available',
+            }),
           },
-          { guard: 'isKnownJob', actions: 'answerAccepted' },
-        ],
-        REQUEST_DECLINED: { guard: 'isKnownJob', actions: 'answerDeclined' },
-        ASSIGNMENT_TIMED_OUT: { guard: 'isKnownJob', actions: 'releaseSlot' },
+        },
+        REQUEST_ACCEPTED: {
+          guard: { type: 'isKnownJob', params: fromEvent },
+          actions: { type: 'answerAccepted', params: fromEvent },
+        },
+        REQUEST_DECLINED: {
+          guard: { type: 'isKnownJob', params: fromEvent },
+          actions: { type: 'answerDeclined', params: fromEvent },
+        },
+        ASSIGNMENT_TIMED_OUT: {
+          guard: { type: 'isKnownJob', params: fromEvent },
+          actions: { type: 'releaseSlot', params: fromEvent },
+        },
         JOB_ASSIGNED: [
-          { guard: 'isAwaitingAssignment', actions: 'launchJob' },
-          { actions: 'refuseAssignment' },
+          {
+            guard: {
+              type: 'isAwaitingAssignment',
+              params: ({ event }) => ({ jobId: event.job.id }),
+            },
+            actions: { type: 'launchJob', params: fromEvent },
+          },
+          {
+            actions: { type: 'refuseAssignment', params: ({ event }) => ({ jobId: event.job.id }) },
+          },
         ],
-        JOB_TERMINATED: { actions: 'terminateJob' },
-        JOB_STARTED: { actions: 'markJobStarted' },
-        JOB_ENDED: { actions: 'reportJobEnded' },
+        JOB_TERMINATED: { actions: { type: 'terminateJob', params: fromEvent } },
+        JOB_STARTED: { actions: { type: 'markJobStarted', params: fromEvent } },
+        JOB_ENDED: { actions: { type: 'reportJobEnded', params: fromEvent } },
       },
       states: {
         connecting: {
           entry: 'connectLink',
           on: {
-            REGISTERED: { target: 'registered', actions: 'recordRegistration' },
-            SERVER_LOST: { target: 'reconnecting', actions: 'recordConnectFailure' },
-            SERVER_REFUSED: { target: 'stopped', actions: ['recordStopReason', 'recordRefusal'] },
-            DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
+            REGISTERED: {
+              target: 'registered',
+              actions: { type: 'recordRegistration', params: fromEvent },
+            },
+            SERVER_LOST: {
+              target: 'reconnecting',
+              actions: { type: 'recordConnectFailure', params: fromEvent },
+            },
+            SERVER_REFUSED: {
+              target: 'stopped',
+              actions: [
+                { type: 'recordStopReason', params: fromEvent },
+                { type: 'recordRefusal', params: fromEvent },
+              ],
+            },
+            DRAIN_REQUESTED: {
+              target: 'draining',
+              actions: { type: 'recordStopReason', params: fromEvent },
+            },
           },
           after: {
             REGISTER_TIMEOUT: {
@@ -92,9 +129,17 @@ export const workerMachine = workerSetup.createMachine({
           entry: 'scheduleStatusTick',
           exit: 'cancelStatusTick',
           on: {
-            SERVER_LOST: { target: 'reconnecting', actions: 'recordConnectFailure' },
-            DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
-            JOB_SIMULATION_REQUESTED: { actions: 'requestJobSimulation' },
+            SERVER_LOST: {
+              target: 'reconnecting',
+              actions: { type: 'recordConnectFailure', params: fromEvent },
+            },
+            DRAIN_REQUESTED: {
+              target: 'draining',
+              actions: { type: 'recordStopReason', params: fromEvent },
+            },
+            JOB_SIMULATION_REQUESTED: {
+              actions: { type: 'requestJobSimulation', params: fromEvent },
+            },
           },
           states: {
             available: {
@@ -108,8 +153,16 @@ export const workerMachine = workerSetup.createMachine({
               always: { guard: not('canTakeJob'), target: 'full' },
               on: {
                 AVAILABILITY_REQUESTED: [
-                  { guard: 'canTakeJob', actions: 'reserveSlotAndDecide' },
-                  { actions: { type: 'declineOffer', params: { reason: 'full' } } },
+                  {
+                    guard: 'canTakeJob',
+                    actions: { type: 'reserveSlotAndDecide', params: fromEvent },
+                  },
+                  {
+                    actions: {
+                      type: 'declineOffer',
+                      params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
+                    },
+                  },
                 ],
                 STATUS_TICKED: {
                   actions: [
@@ -124,7 +177,10 @@ export const workerMachine = workerSetup.createMachine({
               always: { guard: 'canTakeJob', target: 'available' },
               on: {
                 AVAILABILITY_REQUESTED: {
-                  actions: { type: 'declineOffer', params: { reason: 'full' } },
+                  actions: {
+                    type: 'declineOffer',
+                    params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
+                  },
                 },
                 STATUS_TICKED: {
                   actions: [
@@ -139,7 +195,10 @@ export const workerMachine = workerSetup.createMachine({
         reconnecting: {
           after: { RECONNECT_DELAY: 'connecting' },
           on: {
-            DRAIN_REQUESTED: { target: 'draining', actions: 'recordStopReason' },
+            DRAIN_REQUESTED: {
+              target: 'draining',
+              actions: { type: 'recordStopReason', params: fromEvent },
+            },
           },
         },
         draining: {
@@ -147,10 +206,26 @@ export const workerMachine = workerSetup.createMachine({
           always: { guard: 'noActiveJobs', target: 'stopped' },
           on: {
             // A second drain request (second signal) stops at once.
-            DRAIN_REQUESTED: { target: 'stopped', actions: 'recordStopReason' },
+            DRAIN_REQUESTED: {
+              target: 'stopped',
+              actions: { type: 'recordStopReason', params: fromEvent },
+            },
             // No reconnect while draining: nothing new is accepted, and a server forgets a lost
             // worker's jobs, so their later status reports would be ignored anyway.
-            SERVER_LOST: { actions: 'recordConnectFailure' },
+            SERVER_LOST: { actions: { type: 'recordConnectFailure', params: fromEvent } },
+            // Defensive: entering `draining` declines every request being decided, so no known
+            // job can still be accepted here; if one were, it would be declined, never taken.
+            REQUEST_ACCEPTED: {
+              guard: { type: 'isKnownJob', params: fromEvent },
+              actions: {
+                type: 'answerDeclined',
+                params: ({ event }) => ({
+                  jobId: event.jobId,
+                  decision: 'draining',
+                  reason: 'draining',
+                }),
+              },
+            },
           },
           initial: 'waitingForJobs',
           states: {
@@ -183,18 +258,20 @@ export const workerMachine = workerSetup.createMachine({
           entry: 'spawnIdleProcesses',
           on: {
             PROCESSES_RECYCLE_REQUESTED: {
-              actions: ['recycleIdleProcesses', 'spawnIdleProcesses'],
+              actions: [{ type: 'recycleIdleProcesses', params: fromEvent }, 'spawnIdleProcesses'],
             },
             // The lifecycle region (first in document order) has just used a process: refill.
             JOB_ASSIGNED: { actions: 'spawnIdleProcesses' },
-            PROCESS_PREWARMED: { actions: ['markProcessPrewarmed', 'spawnIdleProcesses'] },
+            PROCESS_PREWARMED: {
+              actions: [{ type: 'markProcessPrewarmed', params: fromEvent }, 'spawnIdleProcesses'],
+            },
             PROCESS_EXITED: [
               {
-                guard: 'prewarmFailed',
+                guard: { type: 'prewarmFailed', params: fromEvent },
                 target: 'backingOff',
-                actions: ['recordPrewarmFailure', 'forgetProcess'],
+                actions: ['recordPrewarmFailure', { type: 'forgetProcess', params: fromEvent }],
               },
-              { actions: ['forgetProcess', 'spawnIdleProcesses'] },
+              { actions: [{ type: 'forgetProcess', params: fromEvent }, 'spawnIdleProcesses'] },
             ],
           },
         },
@@ -202,19 +279,25 @@ export const workerMachine = workerSetup.createMachine({
           after: { SPAWN_RETRY_DELAY: 'warming' },
           on: {
             // New code may fix what made prewarms fail: retry at once.
-            PROCESSES_RECYCLE_REQUESTED: { target: 'warming', actions: 'recycleIdleProcesses' },
-            PROCESS_PREWARMED: { actions: 'markProcessPrewarmed' },
+            PROCESSES_RECYCLE_REQUESTED: {
+              target: 'warming',
+              actions: { type: 'recycleIdleProcesses', params: fromEvent },
+            },
+            PROCESS_PREWARMED: { actions: { type: 'markProcessPrewarmed', params: fromEvent } },
             PROCESS_EXITED: [
-              { guard: 'prewarmFailed', actions: ['recordPrewarmFailure', 'forgetProcess'] },
-              { actions: 'forgetProcess' },
+              {
+                guard: { type: 'prewarmFailed', params: fromEvent },
+                actions: ['recordPrewarmFailure', { type: 'forgetProcess', params: fromEvent }],
+              },
+              { actions: { type: 'forgetProcess', params: fromEvent } },
             ],
           },
         },
         closed: {
           type: 'final',
           on: {
-            PROCESS_PREWARMED: { actions: 'markProcessPrewarmed' },
-            PROCESS_EXITED: { actions: 'forgetProcess' },
+            PROCESS_PREWARMED: { actions: { type: 'markProcessPrewarmed', params: fromEvent } },
+            PROCESS_EXITED: { actions: { type: 'forgetProcess', params: fromEvent } },
           },
         },
       },

@@ -1,19 +1,16 @@
 /**
- * The worker chart's implementations (DESIGN §2): its input, events and emitted events, the
- * actors it invokes or spawns (abstract, provided from `src/`), and its named guards, delays and
- * actions. The chart's structure — states and transitions — is in `worker.machine.ts`.
+ * The worker chart's implementations: the actors it invokes or spawns (abstract, provided from
+ * `src/`), and its named guards, delays and actions. The chart's structure — states and
+ * transitions — is in `worker.machine.ts`; its input and events in `worker.contract.ts`.
  *
- * The chart has two regions running side by side:
+ * Actions and guards that need something from their event declare it as typed params, which the
+ * chart computes from each transition's (narrowed) event: nothing here re-checks `event.type`.
+ * A step written more than once is a primitive action (`sendDecline`, `releaseSlot`,
+ * `startProcess`, `reportJobEnd`) that the composite ones enqueue by name.
  *
- * - `lifecycle`: `connecting → registered { available ⇄ full } → draining → stopped`, with
- *   `reconnecting` beside `registered` while the server link is down. Jobs keep running in
- *   every state: job processes are spawned children of the machine, not of a state.
- * - `processes`: keeps `numIdleProcesses` prewarmed processes (`warming`), and backs off after
- *   failed prewarms (`backingOff`) instead of respawning in a hot loop.
- *
- * Pure: no I/O. The server link, load sampling, request decisions and processes are actors
- * provided from `src/` with `.provide()`; time comes from the actor system's clock.
+ * Pure: no I/O. Time comes from the actor system's clock.
  */
+import type { Job } from '@livekit/protocol';
 import {
   and,
   assign,
@@ -29,88 +26,46 @@ import {
   stateIn,
   type EventObject,
 } from 'xstate';
-import type { RunningJobInfo } from '../src/job/running-job.ts';
-import type { JobProcessReport } from './jobProcess.contract.ts';
+import type { JobOutcome, JobProcessReport, RunningJobInfo } from './jobProcess.contract.ts';
 import { jobProcessMachine } from './jobProcess.machine.ts';
-import { jobRequestMachine, type JobRequestReport } from './jobRequest.machine.ts';
-import type {
-  ServerLinkCommand,
-  ServerLinkInput,
-  ServerLinkReport,
-} from './serverLink.contract.ts';
+import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
+import { jobRequestMachine } from './jobRequest.machine.ts';
+import type { ServerLinkCommand, ServerLinkInput } from './serverLink.contract.ts';
+import type { DeclineDecision, WorkerEvent, WorkerInput } from './worker.contract.ts';
+import type { WorkerAvailability, WorkerEmitted } from './worker.contract.ts';
 import {
   activeJobCount,
-  backoffDelay,
+  answer,
+  answered,
+  decidingJob,
   firstIdleProc,
   hasFreeSlot,
   idleProcCount,
   jobList,
+  jobStatus,
   loadBelowThreshold,
+  nextProcId,
+  offered,
   onDemandStartCount,
-  waitingJobCount,
+  patched,
+  prewarmingProc,
+  procList,
+  reconnectDelay,
+  requestId,
   spareProcCount,
-  type JobRecord,
-  type ProcRecord,
-  type WorkerChartOptions,
+  spawnRetryDelay,
+  waitingJobCount,
+  without,
   type WorkerContext,
 } from './worker.context.ts';
 
-export interface WorkerInput {
-  options: WorkerChartOptions;
-  serverUrl: string;
-}
+/** Params of the actions and guards that act on one job. */
+type JobIdParams = { jobId: string };
+type ReasonParams = { reason: string };
+/** A "no" to an availability request: why, as a label and in words. */
+type DeclineParams = { decision: DeclineDecision; reason: string };
 
-export type WorkerEvent =
-  | ServerLinkReport
-  | JobRequestReport
-  | JobProcessReport
-  | { type: 'LOAD_SAMPLED'; load: number }
-  | { type: 'STATUS_TICKED' }
-  | { type: 'DRAIN_REQUESTED'; reason: string }
-  /** Replace every idle process with a fresh one (dev hot reload); running jobs are untouched. */
-  | { type: 'PROCESSES_RECYCLE_REQUESTED'; reason: string }
-  /** Ask the server for a job in this room for this worker (`agent connect --room`). */
-  | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
-  | { type: 'FORCE_STOP_REQUESTED'; reason: string };
-
-/** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
-export type WorkerEmitted =
-  | { type: 'registered'; workerId: string; serverVersion: string }
-  | { type: 'connectionLost'; reason: string }
-  | { type: 'statusReported'; status: 'available' | 'full'; load: number; jobCount: number }
-  /** An offer arrived; its `requestAnswered` follows (metrics time the answer from here). */
-  | { type: 'availabilityRequested'; jobId: string; roomName: string }
-  | { type: 'requestAnswered'; jobId: string; accepted: boolean; reason: string }
-  | { type: 'jobLaunched'; jobId: string; procId: string }
-  | { type: 'jobEnded'; jobId: string; outcome: 'success' | 'failed'; reason: string }
-  | {
-      type: 'processExited';
-      procId: string;
-      pid: number | undefined;
-      reason: string;
-      failed: boolean;
-    }
-  | { type: 'stopped'; reason: string };
-
-const requestId = (jobId: string): string => `request-${jobId}`;
-
-/** The link command that answers "no" to an availability request. */
-const declined = (jobId: string) =>
-  ({ type: 'AVAILABILITY_ANSWERED', jobId, acceptArguments: undefined }) as const;
-
-/** The emitted record of a "no" answer. */
-const answeredNo = (jobId: string, reason: string) =>
-  ({ type: 'requestAnswered', jobId, accepted: false, reason }) as const;
-
-/** The link command that reports a job's status to the server. */
-const jobStatus = (jobId: string, outcome: 'running' | 'success' | 'failed', error: string) =>
-  ({ type: 'JOB_STATUS_REPORTED', jobId, outcome, error }) as const;
-
-/** The emitted record of a job's end. */
-const jobEnded = (jobId: string, outcome: 'success' | 'failed', reason: string) =>
-  ({ type: 'jobEnded', jobId, outcome, reason }) as const;
-
-export const workerSetup = setup({
+const primitives = setup({
   types: {
     context: {} as WorkerContext,
     input: {} as WorkerInput,
@@ -135,104 +90,60 @@ export const workerSetup = setup({
       onDemandStartCount(context) < context.options.maxConcurrentPrewarms,
     isDraining: stateIn({ lifecycle: 'draining' }),
     noActiveJobs: ({ context }) => activeJobCount(context) === 0,
-    isAwaitingAssignment: ({ context, event }) =>
-      event.type === 'JOB_ASSIGNED' && context.jobs[event.job.id]?.phase === 'accepted',
-    isKnownJob: ({ context, event }) =>
-      'jobId' in event && typeof event.jobId === 'string' && event.jobId in context.jobs,
+    isAwaitingAssignment: ({ context }, p: JobIdParams) =>
+      context.jobs[p.jobId]?.phase === 'accepted',
+    isKnownJob: ({ context }, p: JobIdParams) => p.jobId in context.jobs,
     canTakeJob: and([
       'loadBelowThreshold',
       'hasFreeSlot',
       or(['hasIdleProcess', and([not('spawningBackedOff'), 'belowPrewarmCap'])]),
     ]),
-    prewarmFailed: ({ context, event }) =>
-      event.type === 'PROCESS_EXITED' &&
-      event.failed &&
-      context.procs[event.procId]?.phase === 'prewarming',
+    prewarmFailed: ({ context }, p: { procId: string; failed: boolean }) =>
+      p.failed && context.procs[p.procId]?.phase === 'prewarming',
   },
   delays: {
     REGISTER_TIMEOUT: ({ context }) => context.options.registerTimeout,
-    RECONNECT_DELAY: ({ context }) =>
-      backoffDelay(
-        context.connectFailures,
-        context.options.reconnectBaseDelay,
-        context.options.reconnectMaxDelay,
-        context.options.random,
-      ),
+    RECONNECT_DELAY: ({ context }) => reconnectDelay(context),
     STATUS_INTERVAL: ({ context }) => context.options.statusInterval,
     DRAIN_TIMEOUT: ({ context }) => context.options.drainTimeout,
     // The processes enforce their own SIGTERM → SIGKILL deadline; this is the backstop.
     SHUTDOWN_GRACE: ({ context }) => context.options.shutdownProcessTimeout + 5_000,
-    SPAWN_RETRY_DELAY: ({ context }) =>
-      backoffDelay(
-        context.prewarmFailures,
-        context.options.spawnBaseDelay,
-        context.options.spawnMaxDelay,
-        context.options.random,
-      ),
+    SPAWN_RETRY_DELAY: ({ context }) => spawnRetryDelay(context),
   },
   actions: {
     connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
     disconnectLink: sendTo('link', { type: 'DISCONNECT_REQUESTED' }),
-    recordRegistration: enqueueActions(({ enqueue, event }) => {
-      if (event.type !== 'REGISTERED') return;
-      enqueue.assign({ workerId: event.workerId, connectFailures: 0, lastError: undefined });
-      enqueue.emit({
-        type: 'registered',
-        workerId: event.workerId,
-        serverVersion: event.serverVersion,
-      });
-    }),
-    recordConnectFailure: enqueueActions(
-      ({ enqueue, event, context }, params?: { reason: string }) => {
-        const reason = params?.reason ?? ('reason' in event ? String(event.reason) : 'unknown');
-        enqueue.assign({ connectFailures: context.connectFailures + 1, lastError: reason });
-        enqueue.emit({ type: 'connectionLost', reason });
+    recordRegistration: enqueueActions(
+      ({ enqueue }, p: { workerId: string; serverVersion: string }) => {
+        enqueue.assign({ workerId: p.workerId, connectFailures: 0, lastError: undefined });
+        enqueue.emit({ type: 'registered', workerId: p.workerId, serverVersion: p.serverVersion });
       },
     ),
-    recordStopReason: assign({
-      stopReason: ({ event, context }) =>
-        context.stopReason ?? ('reason' in event ? String(event.reason) : event.type),
+    recordConnectFailure: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
+      enqueue.assign({ connectFailures: context.connectFailures + 1, lastError: p.reason });
+      enqueue.emit({ type: 'connectionLost', reason: p.reason });
     }),
-    recordRefusal: assign({
-      refusal: ({ event, context }) =>
-        event.type === 'SERVER_REFUSED' ? event.reason : context.refusal,
-    }),
-    recordLoad: assign({
-      load: ({ event, context }) => (event.type === 'LOAD_SAMPLED' ? event.load : context.load),
-    }),
+    /** The first reason to stop wins (a second signal does not rename the first). */
+    recordStopReason: assign(({ context }, p: ReasonParams) => ({
+      stopReason: context.stopReason ?? p.reason,
+    })),
+    recordRefusal: assign((_, p: ReasonParams) => ({ refusal: p.reason })),
+    recordLoad: assign((_, p: { load: number }) => ({ load: p.load })),
     scheduleStatusTick: raise(
       { type: 'STATUS_TICKED' },
       { delay: 'STATUS_INTERVAL', id: 'statusTick' },
     ),
     cancelStatusTick: cancel('statusTick'),
-    reportStatus: enqueueActions(
-      ({ enqueue, context }, params: { status: 'available' | 'full' }) => {
-        const report = {
-          status: params.status,
-          load: context.load,
-          jobCount: activeJobCount(context),
-        };
-        enqueue.sendTo('link', { type: 'WORKER_STATUS_REPORTED', ...report });
-        enqueue.emit({ type: 'statusReported', ...report });
-      },
-    ),
+    reportStatus: enqueueActions(({ enqueue, context }, p: { status: WorkerAvailability }) => {
+      const report = { status: p.status, load: context.load, jobCount: activeJobCount(context) };
+      enqueue.sendTo('link', { type: 'WORKER_STATUS_REPORTED', ...report });
+      enqueue.emit({ type: 'statusReported', ...report });
+    }),
+
     /** Takes a slot for the offered job before deciding, so concurrent offers can't overbook. */
-    reserveSlotAndDecide: enqueueActions(({ enqueue, context, event }) => {
-      if (event.type !== 'AVAILABILITY_REQUESTED') return;
-      const job = event.job;
-      enqueue.emit({
-        type: 'availabilityRequested',
-        jobId: job.id,
-        roomName: job.room?.name ?? '',
-      });
-      const record: JobRecord = {
-        jobId: job.id,
-        job,
-        phase: 'deciding',
-        acceptArguments: undefined,
-        procId: undefined,
-      };
-      enqueue.assign({ jobs: { ...context.jobs, [job.id]: record } });
+    reserveSlotAndDecide: enqueueActions(({ enqueue, context }, { job }: { job: Job }) => {
+      enqueue.emit(offered(job));
+      enqueue.assign({ jobs: { ...context.jobs, [job.id]: decidingJob(job) } });
       enqueue.spawnChild('jobRequest', {
         id: requestId(job.id),
         input: {
@@ -242,256 +153,105 @@ export const workerSetup = setup({
         },
       });
     }),
-    declineOffer: enqueueActions(({ enqueue, event }, params: { reason: string }) => {
-      if (event.type !== 'AVAILABILITY_REQUESTED') return;
-      enqueue.emit({
-        type: 'availabilityRequested',
-        jobId: event.job.id,
-        roomName: event.job.room?.name ?? '',
-      });
-      enqueue.sendTo('link', declined(event.job.id));
-      enqueue.emit(answeredNo(event.job.id, params.reason));
+    /** The "no" answer: to the server, and to logs and metrics. */
+    sendDecline: enqueueActions(({ enqueue }, p: JobIdParams & DeclineParams) => {
+      enqueue.sendTo('link', answer(p.jobId, undefined));
+      enqueue.emit(answered(p.jobId, p.decision, p.reason));
     }),
-    answerAccepted: enqueueActions(({ enqueue, context, event }) => {
-      if (event.type !== 'REQUEST_ACCEPTED') return;
-      const record = context.jobs[event.jobId];
-      if (!record) return;
-      enqueue.assign({
-        jobs: {
-          ...context.jobs,
-          [event.jobId]: { ...record, phase: 'accepted', acceptArguments: event.acceptArguments },
-        },
-      });
-      enqueue.sendTo('link', {
-        type: 'AVAILABILITY_ANSWERED',
-        jobId: event.jobId,
-        acceptArguments: event.acceptArguments,
-      });
-      enqueue.emit({ type: 'requestAnswered', jobId: event.jobId, accepted: true, reason: '' });
-    }),
-    /** Answers "no" for a request that was being decided and frees its slot. */
-    answerDeclined: enqueueActions(({ enqueue, context, event }, params?: { reason: string }) => {
-      if (!('jobId' in event) || typeof event.jobId !== 'string') return;
-      const jobId = event.jobId;
-      const reason =
-        params?.reason ?? (event.type === 'REQUEST_DECLINED' ? event.reason : 'declined');
-      enqueue.stopChild(requestId(jobId));
-      enqueue.assign({ jobs: without(context.jobs, jobId) });
-      enqueue.sendTo('link', declined(jobId));
-      enqueue.emit(answeredNo(jobId, reason));
-    }),
-    /** Declines every request still being decided (entering `draining`). */
-    declineUndecidedRequests: enqueueActions(({ enqueue, context }) => {
-      const undecided = jobList(context).filter((j) => j.phase === 'deciding');
-      if (undecided.length === 0) return;
-      let jobs = context.jobs;
-      for (const j of undecided) {
-        enqueue.stopChild(requestId(j.jobId));
-        jobs = without(jobs, j.jobId);
-        enqueue.sendTo('link', declined(j.jobId));
-        enqueue.emit(answeredNo(j.jobId, 'draining'));
-      }
-      enqueue.assign({ jobs });
-    }),
-    releaseSlot: enqueueActions(({ enqueue, context, event }) => {
-      if (!('jobId' in event) || typeof event.jobId !== 'string') return;
-      enqueue.stopChild(requestId(event.jobId));
-      enqueue.assign({ jobs: without(context.jobs, event.jobId) });
-    }),
-    /** Hands an assigned job to an idle process, or starts a process for it. */
-    launchJob: enqueueActions(({ enqueue, context, event }) => {
-      if (event.type !== 'JOB_ASSIGNED') return;
-      const record = context.jobs[event.job.id];
-      if (!record || !record.acceptArguments || !context.workerId) return;
-      enqueue.stopChild(requestId(record.jobId));
-      const info: RunningJobInfo = {
-        jobId: record.jobId,
-        job: event.job.toJson(),
-        acceptArguments: record.acceptArguments,
-        url: event.url || context.serverUrl,
-        token: event.token,
-        workerId: context.workerId,
-      };
-      const idle = firstIdleProc(context);
-      let procs = context.procs;
-      let nextProcNumber = context.nextProcNumber;
-      let procId: string;
-      if (idle) {
-        procId = idle.procId;
-        procs = { ...procs, [procId]: { ...idle, phase: 'running', jobId: record.jobId } };
-        enqueue.sendTo(procId, { type: 'LAUNCH', job: info });
-      } else {
-        procId = `proc-${nextProcNumber++}`;
-        procs = { ...procs, [procId]: newProc(procId, record.jobId) };
-        enqueue.spawnChild('jobProcess', {
-          id: procId,
-          systemId: procId,
-          input: processInput(context, procId, info),
+    answerAccepted: enqueueActions(
+      ({ enqueue, context }, p: JobIdParams & { acceptArguments: ResolvedAcceptArguments }) => {
+        const { jobId, acceptArguments } = p;
+        enqueue.assign({
+          jobs: patched(context.jobs, jobId, { phase: 'accepted', acceptArguments }),
         });
-      }
+        enqueue.sendTo('link', answer(jobId, acceptArguments));
+        enqueue.emit(answered(jobId, 'accepted', ''));
+      },
+    ),
+    /** Forgets a job that holds no process: its request actor is stopped, its slot freed. */
+    releaseSlot: enqueueActions(({ enqueue, context }, p: JobIdParams) => {
+      enqueue.stopChild(requestId(p.jobId));
+      enqueue.assign({ jobs: without(context.jobs, p.jobId) });
+    }),
+
+    /** Spawns a process (`nextProcId`), warm for later or started for `job`. */
+    startProcess: enqueueActions(({ enqueue, context }, p: { job: RunningJobInfo | undefined }) => {
+      const procId = nextProcId(context);
       enqueue.assign({
-        procs,
-        nextProcNumber,
-        jobs: {
-          ...context.jobs,
-          [record.jobId]: { ...record, job: event.job, phase: 'launching', procId },
+        nextProcNumber: context.nextProcNumber + 1,
+        procs: { ...context.procs, [procId]: prewarmingProc(procId, p.job?.jobId) },
+      });
+      enqueue.spawnChild('jobProcess', {
+        id: procId,
+        systemId: procId,
+        input: {
+          procId,
+          ...(p.job ? { job: p.job } : {}),
+          initializeTimeout: context.options.initializeProcessTimeout,
+          shutdownTimeout: context.options.shutdownProcessTimeout,
         },
       });
-      enqueue.emit({ type: 'jobLaunched', jobId: record.jobId, procId });
     }),
     /** An assignment this worker never accepted (or gave up on): tell the server it failed. */
-    refuseAssignment: enqueueActions(({ enqueue, event }) => {
-      if (event.type !== 'JOB_ASSIGNED') return;
+    refuseAssignment: enqueueActions(({ enqueue }, p: JobIdParams) => {
       enqueue.sendTo(
         'link',
-        jobStatus(event.job.id, 'failed', 'assignment for a job this worker did not accept'),
+        jobStatus(p.jobId, 'failed', 'assignment for a job this worker did not accept'),
       );
     }),
-    /** Keeps `numIdleProcesses` spare warm processes, counting those already prewarming. */
-    // Only `processes.warming` runs this: never while backing off, draining or stopped.
-    spawnIdleProcesses: enqueueActions(({ enqueue, context }) => {
-      const missing = context.options.numIdleProcesses - spareProcCount(context);
-      if (missing <= 0) return;
-      let procs = context.procs;
-      let next = context.nextProcNumber;
-      for (let i = 0; i < missing; i++) {
-        const procId = `proc-${next++}`;
-        procs = { ...procs, [procId]: newProc(procId, undefined) };
-        enqueue.spawnChild('jobProcess', {
-          id: procId,
-          systemId: procId,
-          input: processInput(context, procId, undefined),
-        });
-      }
-      enqueue.assign({ procs, nextProcNumber: next });
-    }),
-    markProcessPrewarmed: assign(({ context, event }) => {
-      if (event.type !== 'PROCESS_PREWARMED') return {};
-      const proc = context.procs[event.procId];
+    markProcessPrewarmed: assign(({ context }, p: { procId: string; pid: number }) => {
+      const proc = context.procs[p.procId];
       if (!proc) return {};
-      return {
-        prewarmFailures: 0,
-        procs: {
-          ...context.procs,
-          [event.procId]: { ...proc, pid: event.pid, phase: proc.jobId ? proc.phase : 'idle' },
-        },
-      };
+      const phase = proc.jobId ? proc.phase : 'idle';
+      return { prewarmFailures: 0, procs: patched(context.procs, p.procId, { pid: p.pid, phase }) };
     }),
-    markJobStarted: enqueueActions(({ enqueue, context, event }) => {
-      if (event.type !== 'JOB_STARTED') return;
-      const proc = context.procs[event.procId];
-      const job = context.jobs[event.jobId];
-      enqueue.assign({
-        procs: proc
-          ? { ...context.procs, [event.procId]: { ...proc, pid: event.pid, phase: 'running' } }
-          : context.procs,
-        jobs: job ? { ...context.jobs, [event.jobId]: { ...job, phase: 'running' } } : context.jobs,
-      });
-      enqueue.sendTo('link', jobStatus(event.jobId, 'running', ''));
-    }),
-    reportJobEnded: enqueueActions(({ enqueue, context, event }) => {
-      if (event.type !== 'JOB_ENDED') return;
-      const proc = context.procs[event.procId];
-      enqueue.assign({
-        jobs: without(context.jobs, event.jobId),
-        // A process that never got warm stays `prewarming`, so its exit counts as a failed
-        // prewarm (and backs off) even when it was started on demand for this job.
-        procs:
-          proc && proc.phase !== 'prewarming'
-            ? { ...context.procs, [event.procId]: { ...proc, phase: 'exiting' } }
-            : context.procs,
-      });
-      enqueue.sendTo(
-        'link',
-        jobStatus(event.jobId, event.outcome, event.outcome === 'failed' ? event.reason : ''),
-      );
-      enqueue.emit(jobEnded(event.jobId, event.outcome, event.reason));
-    }),
-    forgetProcess: enqueueActions(({ enqueue, context, event }) => {
-      if (event.type !== 'PROCESS_EXITED') return;
-      const proc = context.procs[event.procId];
-      // The contract promises JOB_ENDED before PROCESS_EXITED; this is the backstop so a job
-      // can never be left unreported if a process actor breaks it.
-      const orphan = proc?.jobId ? context.jobs[proc.jobId] : undefined;
-      let jobs = context.jobs;
-      if (orphan && orphan.procId === event.procId) {
-        jobs = without(jobs, orphan.jobId);
+    markJobStarted: enqueueActions(
+      ({ enqueue, context }, p: JobIdParams & { procId: string; pid: number }) => {
+        enqueue.assign({
+          procs: patched(context.procs, p.procId, { pid: p.pid, phase: 'running' }),
+          jobs: patched(context.jobs, p.jobId, { phase: 'running' }),
+        });
+        enqueue.sendTo('link', jobStatus(p.jobId, 'running', ''));
+      },
+    ),
+    /** A job's end: to the server (`UpdateJobStatus`), and to logs and metrics. */
+    reportJobEnd: enqueueActions(
+      ({ enqueue }, p: JobIdParams & ReasonParams & { outcome: JobOutcome }) => {
         enqueue.sendTo(
           'link',
-          jobStatus(orphan.jobId, 'failed', `job process exited: ${event.reason}`),
+          jobStatus(p.jobId, p.outcome, p.outcome === 'failed' ? p.reason : ''),
         );
-        enqueue.emit(jobEnded(orphan.jobId, 'failed', `job process exited: ${event.reason}`));
-      }
-      enqueue.assign({ procs: without(context.procs, event.procId), jobs });
-      enqueue.emit({
-        type: 'processExited',
-        procId: event.procId,
-        pid: event.pid,
-        reason: event.reason,
-        failed: event.failed,
-      });
-    }),
+        enqueue.emit({ type: 'jobEnded', jobId: p.jobId, outcome: p.outcome, reason: p.reason });
+      },
+    ),
     recordPrewarmFailure: assign({ prewarmFailures: ({ context }) => context.prewarmFailures + 1 }),
     /** Asks every process without a job to stop; they no longer count as spares, so fresh ones start. */
-    recycleIdleProcesses: enqueueActions(({ enqueue, context, event }) => {
-      const reason = event.type === 'PROCESSES_RECYCLE_REQUESTED' ? event.reason : 'recycle';
+    recycleIdleProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
       let procs = context.procs;
-      for (const proc of Object.values(context.procs)) {
+      for (const proc of procList(context)) {
         if (proc.jobId || proc.phase === 'exiting') continue;
-        enqueue.sendTo(proc.procId, { type: 'SHUTDOWN_REQUESTED', reason });
-        procs = { ...procs, [proc.procId]: { ...proc, phase: 'exiting' } };
+        enqueue.sendTo(proc.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
+        procs = patched(procs, proc.procId, { phase: 'exiting' });
       }
       enqueue.assign({ procs, prewarmFailures: 0 });
     }),
-    requestJobSimulation: sendTo('link', ({ event }) =>
-      event.type === 'JOB_SIMULATION_REQUESTED'
-        ? {
-            type: 'JOB_SIMULATION_REQUESTED' as const,
-            roomName: event.roomName,
-            participantIdentity: event.participantIdentity,
-          }
-        : { type: 'DISCONNECT_REQUESTED' as const },
+    requestJobSimulation: sendTo(
+      'link',
+      (_, p: { roomName: string; participantIdentity?: string }) => ({
+        type: 'JOB_SIMULATION_REQUESTED' as const,
+        roomName: p.roomName,
+        participantIdentity: p.participantIdentity,
+      }),
     ),
-    /** Server termination: end the job's process gracefully, or drop a job not yet launched. */
-    terminateJob: enqueueActions(({ enqueue, context, event }) => {
-      if (event.type !== 'JOB_TERMINATED') return;
-      const job = context.jobs[event.jobId];
-      if (!job) return;
-      if (job.procId) {
-        enqueue.sendTo(job.procId, {
-          type: 'SHUTDOWN_REQUESTED',
-          reason: 'terminated by the server',
-        });
-        return;
-      }
-      enqueue.stopChild(requestId(job.jobId));
-      enqueue.assign({ jobs: without(context.jobs, job.jobId) });
-    }),
-    shutdownAllJobs: enqueueActions(({ enqueue, context }, params: { reason: string }) => {
+    shutdownAllJobs: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
       for (const job of jobList(context)) {
         if (job.procId)
-          enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason: params.reason });
+          enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
       }
     }),
-    /**
-     * On stop, jobs still held are reported failed now: their processes are killed with the
-     * machine, and their own reports would arrive after the link is gone.
-     */
-    reportRemainingJobsFailed: enqueueActions(({ enqueue, context }) => {
-      const reason = `worker stopped: ${context.stopReason ?? 'stop'}`;
-      for (const job of jobList(context)) {
-        if (job.phase === 'deciding') {
-          enqueue.sendTo('link', declined(job.jobId));
-          continue;
-        }
-        enqueue.sendTo('link', jobStatus(job.jobId, 'failed', reason));
-        enqueue.emit(jobEnded(job.jobId, 'failed', reason));
-      }
-      enqueue.assign({ jobs: {} });
-    }),
-    killAllProcesses: enqueueActions(({ enqueue, context }, params: { reason: string }) => {
-      for (const proc of Object.values(context.procs)) {
-        enqueue.sendTo(proc.procId, { type: 'KILL_REQUESTED', reason: params.reason });
+    killAllProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
+      for (const proc of procList(context)) {
+        enqueue.sendTo(proc.procId, { type: 'KILL_REQUESTED', reason: p.reason });
       }
     }),
     emitStopped: emit(({ context }) => ({
@@ -501,20 +261,136 @@ export const workerSetup = setup({
   },
 });
 
-function without<T>(record: Record<string, T>, key: string): Record<string, T> {
-  const { [key]: _removed, ...rest } = record;
-  return rest;
-}
-
-function newProc(procId: string, jobId: string | undefined): ProcRecord {
-  return { procId, phase: 'prewarming', pid: undefined, jobId };
-}
-
-function processInput(context: WorkerContext, procId: string, job: RunningJobInfo | undefined) {
-  return {
-    procId,
-    ...(job ? { job } : {}),
-    initializeTimeout: context.options.initializeProcessTimeout,
-    shutdownTimeout: context.options.shutdownProcessTimeout,
-  };
-}
+/** Actions made of the primitive ones above (enqueued by name, so each step is written once). */
+export const workerSetup = primitives.extend<{
+  declineOffer: { job: Job } & DeclineParams;
+  answerDeclined: JobIdParams & DeclineParams;
+  declineUndecidedRequests: undefined;
+  launchJob: { job: Job; token: string; url: string | undefined };
+  spawnIdleProcesses: undefined;
+  reportJobEnded: Extract<JobProcessReport, { type: 'JOB_ENDED' }>;
+  forgetProcess: Extract<JobProcessReport, { type: 'PROCESS_EXITED' }>;
+  terminateJob: JobIdParams;
+  reportRemainingJobsFailed: undefined;
+}>({
+  actions: {
+    /** Says "no" to an offer that never got a slot. */
+    declineOffer: enqueueActions(({ enqueue }, p) => {
+      enqueue.emit(offered(p.job));
+      const { job, decision, reason } = p;
+      enqueue({ type: 'sendDecline', params: { jobId: job.id, decision, reason } });
+    }),
+    /** Answers "no" for a request that was being decided and frees its slot. */
+    answerDeclined: enqueueActions(({ enqueue }, p) => {
+      enqueue({ type: 'releaseSlot', params: { jobId: p.jobId } });
+      enqueue({
+        type: 'sendDecline',
+        params: { jobId: p.jobId, decision: p.decision, reason: p.reason },
+      });
+    }),
+    /** Declines every request still being decided (entering `draining`). */
+    declineUndecidedRequests: enqueueActions(({ enqueue, context }) => {
+      for (const j of jobList(context)) {
+        if (j.phase === 'deciding') {
+          const params = { jobId: j.jobId, decision: 'draining', reason: 'draining' } as const;
+          enqueue({ type: 'answerDeclined', params });
+        }
+      }
+    }),
+    /** Hands an assigned job to an idle process, or starts a process for it. */
+    launchJob: enqueueActions(({ enqueue, context }, p) => {
+      const record = context.jobs[p.job.id];
+      if (!record?.acceptArguments || !context.workerId) return;
+      enqueue.stopChild(requestId(record.jobId));
+      const info: RunningJobInfo = {
+        jobId: record.jobId,
+        job: p.job.toJson(),
+        acceptArguments: record.acceptArguments,
+        url: p.url || context.serverUrl,
+        token: p.token,
+        workerId: context.workerId,
+      };
+      const idle = firstIdleProc(context);
+      const procId = idle?.procId ?? nextProcId(context);
+      enqueue.assign({
+        jobs: patched(context.jobs, record.jobId, { job: p.job, phase: 'launching', procId }),
+      });
+      if (idle) {
+        enqueue.assign({
+          procs: patched(context.procs, procId, { phase: 'running', jobId: record.jobId }),
+        });
+        enqueue.sendTo(procId, { type: 'LAUNCH', job: info });
+      } else {
+        enqueue({ type: 'startProcess', params: { job: info } });
+      }
+      enqueue.emit({ type: 'jobLaunched', jobId: record.jobId, procId });
+    }),
+    /** Keeps `numIdleProcesses` spare warm processes, counting those already prewarming. */
+    // Only `processes.warming` runs this: never while backing off, draining or stopped.
+    spawnIdleProcesses: enqueueActions(({ enqueue, context }) => {
+      const missing = context.options.numIdleProcesses - spareProcCount(context);
+      for (let i = 0; i < missing; i++)
+        enqueue({ type: 'startProcess', params: { job: undefined } });
+    }),
+    reportJobEnded: enqueueActions(({ enqueue, context }, p) => {
+      const proc = context.procs[p.procId];
+      enqueue.assign({
+        jobs: without(context.jobs, p.jobId),
+        // A process that never got warm stays `prewarming`, so its exit counts as a failed
+        // prewarm (and backs off) even when it was started on demand for this job.
+        procs:
+          proc?.phase === 'prewarming'
+            ? context.procs
+            : patched(context.procs, p.procId, { phase: 'exiting' }),
+      });
+      enqueue({ type: 'reportJobEnd', params: p });
+    }),
+    forgetProcess: enqueueActions(({ enqueue, context }, p) => {
+      const proc = context.procs[p.procId];
+      // The contract promises JOB_ENDED before PROCESS_EXITED; this is the backstop so a job
+      // can never be left unreported if a process actor breaks it.
+      const orphan = proc?.jobId ? context.jobs[proc.jobId] : undefined;
+      enqueue.assign({ procs: without(context.procs, p.procId) });
+      if (orphan && orphan.procId === p.procId) {
+        enqueue.assign({ jobs: without(context.jobs, orphan.jobId) });
+        enqueue({
+          type: 'reportJobEnd',
+          params: {
+            jobId: orphan.jobId,
+            outcome: 'failed',
+            reason: `job process exited: ${p.reason}`,
+          },
+        });
+      }
+      enqueue.emit({ ...p, type: 'processExited' });
+    }),
+    /** Server termination: end the job's process gracefully, or drop a job not yet launched. */
+    terminateJob: enqueueActions(({ enqueue, context }, p) => {
+      const job = context.jobs[p.jobId];
+      if (!job) return;
+      if (job.procId) {
+        enqueue.sendTo(job.procId, {
+          type: 'SHUTDOWN_REQUESTED',
+          reason: 'terminated by the server',
+        });
+      } else {
+        enqueue({ type: 'releaseSlot', params: p });
+      }
+    }),
+    /**
+     * On stop, every job still held gets its answer or its end now: their processes are killed
+     * with the machine, and their own reports would arrive after the link is gone.
+     */
+    reportRemainingJobsFailed: enqueueActions(({ enqueue, context }) => {
+      const reason = `worker stopped: ${context.stopReason ?? 'stop'}`;
+      for (const { jobId, phase } of jobList(context)) {
+        if (phase === 'deciding') {
+          enqueue({ type: 'sendDecline', params: { jobId, decision: 'unavailable', reason } });
+        } else {
+          enqueue({ type: 'reportJobEnd', params: { jobId, outcome: 'failed', reason } });
+        }
+      }
+      enqueue.assign({ jobs: {} });
+    }),
+  },
+});

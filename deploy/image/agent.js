@@ -1,3 +1,4 @@
+/* global TextEncoder */
 /**
  * The agent the worker image runs (see the Dockerfile at the repository root): it joins the
  * room, greets the first participant over data, and ends its job when that participant leaves.

@@ -3,7 +3,8 @@
  * the worker asks the server for a job in that room for itself (LiveKit's `SimulateJobRequest`);
  * when that job ends the worker drains and the command exits with the job's outcome.
  */
-import type { WorkerEmitted } from '../../machines/worker.machine.ts';
+import type { JobOutcome } from '../../machines/jobProcess.contract.ts';
+import type { WorkerEmitted } from '../../machines/worker.contract.ts';
 import type { Logger } from '../log.ts';
 import type { Worker } from '../worker/worker.ts';
 
@@ -12,7 +13,7 @@ const LAUNCH_DEADLINE_MS = 15_000;
 
 export interface ConnectResult {
   /** The job's outcome, or `'failed'` if none ever started. */
-  outcome: 'success' | 'failed';
+  outcome: JobOutcome;
 }
 
 /**

@@ -8,7 +8,7 @@ import { bindHealthServer } from '../http/server.ts';
 import { registerSecret, type Logger } from '../log.ts';
 import { resolveOptions, type WorkerOptions } from '../options.ts';
 import { Worker, type WorkerRunConfig } from '../worker/worker.ts';
-import { connectToRoom } from './connect.ts';
+import { connectToRoom, type ConnectResult } from './connect.ts';
 import { startHotReload } from './hot-reload.ts';
 
 export type WorkerCommand = 'start' | 'dev' | 'connect';
@@ -55,7 +55,7 @@ export async function runWorker(input: RunWorkerInput): Promise<number> {
     () => ({ ok: true as const }),
     (error: unknown) => ({ ok: false as const, error }),
   );
-  let connectResult: Promise<{ outcome: 'success' | 'failed' }> | undefined;
+  let connectResult: Promise<ConnectResult> | undefined;
   try {
     health?.serve(worker);
     if (input.watch && input.agentFile) {

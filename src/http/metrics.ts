@@ -4,12 +4,17 @@
  * worker chart's emitted events; gauges are read from the chart when scraped.
  * `agentstate_worker_fullness_ratio` is the one to autoscale a fleet on (deploy/kubernetes).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { WorkerEmitted } from '../../machines/worker.machine.ts';
+import type { Registry } from 'prom-client';
+import { isJobProcess } from '../job/runtime-registry.ts';
+import type { WorkerEmitted } from '../../machines/worker.contract.ts';
 import { readRssMb } from '../pool/memory.ts';
 import type { Worker, WorkerStatusName } from '../worker/worker.ts';
 import { workerFullness } from './fullness.ts';
 import { processCounts } from './worker-info.ts';
+
+// prom-client (and the OpenTelemetry API it loads) is for the worker's HTTP server only; a job
+// process imports agentstate through the user's agent file and must not pay for it.
+const prom = isJobProcess() ? undefined : await import('prom-client');
 
 export interface WorkerMetrics {
   readonly registry: Registry;
@@ -17,21 +22,6 @@ export interface WorkerMetrics {
   text(): Promise<string>;
   /** Stops following the worker. Idempotent. */
   dispose(): void;
-}
-
-/** Bounded label values: why an availability request got its answer. */
-export type AnswerDecision =
-  'accepted' | 'rejected' | 'timeout' | 'error' | 'full' | 'draining' | 'unavailable';
-
-export function answerDecision(accepted: boolean, reason: string): AnswerDecision {
-  if (accepted) return 'accepted';
-  if (reason === 'full') return 'full';
-  if (reason === 'draining') return 'draining';
-  if (reason === 'not available') return 'unavailable';
-  if (reason.startsWith('requestFnc did not answer')) return 'timeout';
-  if (reason.startsWith('requestFnc threw') || reason.startsWith('requestFnc failed'))
-    return 'error';
-  return 'rejected';
 }
 
 const STATUSES: readonly WorkerStatusName[] = [
@@ -49,6 +39,8 @@ const MAX_PENDING_ANSWERS = 1_000;
 export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): WorkerMetrics {
   const actor = worker.actor;
   if (!actor) throw new Error('createWorkerMetrics: call worker.run() first');
+  if (!prom) throw new Error('createWorkerMetrics: not available in a job process');
+  const { Counter, Gauge, Histogram, Registry } = prom;
   const registry = new Registry();
   const registers = [registry];
 
@@ -160,7 +152,8 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
         askedAt.set(ev.jobId, performance.now());
         return;
       case 'requestAnswered': {
-        const decision = answerDecision(ev.accepted, ev.reason);
+        // The chart's decision is the label: a bounded set (AnswerDecision).
+        const { decision } = ev;
         answers.inc({ decision });
         const t0 = askedAt.get(ev.jobId);
         askedAt.delete(ev.jobId);

@@ -6,11 +6,10 @@
 import type { Job, ParticipantInfo, Room } from '@livekit/protocol';
 import { InvalidOptionError } from '../errors.ts';
 import type { AcceptArguments } from '../options.ts';
-import type { ResolvedAcceptArguments } from './running-job.ts';
-
-export type JobRequestDecision =
-  | { accepted: true; acceptArguments: ResolvedAcceptArguments }
-  | { accepted: false; reason: string };
+import type {
+  JobRequestDecision,
+  ResolvedAcceptArguments,
+} from '../../machines/jobRequest.contract.ts';
 
 /** A job offered to this worker, awaiting `accept()` or `reject()`. */
 export class JobRequest {
@@ -37,6 +36,14 @@ export class JobRequest {
 
   /** The participant a PUBLISHER job is for; `undefined` for ROOM jobs. */
   get publisher(): ParticipantInfo | undefined {
+    return this.job.participant;
+  }
+
+  /**
+   * The participant the job is for: the one that joined (PARTICIPANT jobs) or the publisher
+   * (PUBLISHER jobs); `undefined` for ROOM jobs.
+   */
+  get participant(): ParticipantInfo | undefined {
     return this.job.participant;
   }
 

@@ -3,7 +3,7 @@
  * One task carries the whole dialogue: the child prewarms, says `prewarmed`, waits for `launch`,
  * says `started`, runs the job and says `ended` or `failed`. `ping`/`pong` run alongside.
  */
-import type { RunningJobInfo } from '../job/running-job.ts';
+import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import type { LogFields } from '../log.ts';
 
 /** The tinypool task: what a new process needs before it can prewarm. */

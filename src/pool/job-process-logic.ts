@@ -21,6 +21,11 @@ export type JobProcessOptions = Pick<
   | 'shutdownProcessTimeout'
 >;
 
+/** As `JobProcessOptions`, but the module may be known only once compiled (read at each spawn). */
+type JobProcessLogicOptions = Omit<JobProcessOptions, 'agentModule'> & {
+  agentModule: string | undefined | (() => string);
+};
+
 /** Host tuning the options do not expose (tests shorten these). */
 export type ProcessHostTuning = Partial<
   Pick<
@@ -35,14 +40,17 @@ export type ProcessHostTuning = Partial<
  * `spawnChild('jobProcess', { id, systemId: id, input: jobProcessInput(opts, { procId: id, job }) })`.
  */
 export function createJobProcessLogic(
-  opts: JobProcessOptions,
+  opts: JobProcessLogicOptions,
   logger: Logger,
   tuning: ProcessHostTuning = {},
 ) {
   return jobProcessMachine.provide({
     actors: {
       processHost: createProcessHost({
-        agentModule: agentModulePath(opts.agentModule),
+        agentModule: () =>
+          agentModulePath(
+            typeof opts.agentModule === 'function' ? opts.agentModule() : opts.agentModule,
+          ),
         logger,
         // Each callback gets most of the shutdown budget, so the job reports before the kill.
         shutdownCallbackTimeout: Math.floor(opts.shutdownProcessTimeout * 0.8),

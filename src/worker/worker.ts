@@ -3,13 +3,15 @@
  * its real effects (server link, load sampler, request decisions, job processes), handles
  * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`, `actor`.
  */
-import { createActor, type Actor, type AnyActorLogic } from 'xstate';
-import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
-import type { WorkerContext } from '../../machines/worker.context.ts';
-import { workerMachine, type WorkerEmitted } from '../../machines/worker.machine.ts';
+import { fileURLToPath } from 'node:url';
+import type { Actor, AnyActorLogic, createActor } from 'xstate';
+import type { JobPhase, WorkerContext } from '../../machines/worker.context.ts';
+import type { WorkerAvailability } from '../../machines/worker.contract.ts';
+import type { workerMachine } from '../../machines/worker.machine.ts';
+import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
+import { agentModuleFor } from '../agent-file/load.ts';
 import { ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
-import { createLoadSampler } from '../load/load-sampler.ts';
 import { createLogger, registerSecret, type Logger } from '../log.ts';
 import {
   resolveOptions,
@@ -18,11 +20,12 @@ import {
   type ResolveSources,
   type WorkerOptionsInit,
 } from '../options.ts';
-import { createServerLink } from '../protocol/server-link.ts';
-import { VERSION } from '../version.ts';
-import { chartOptionsFrom } from './chart-options.ts';
-import { createDecideRequest } from './decide-request.ts';
-import { createJobProcessLogic } from '../pool/job-process-logic.ts';
+import { onStopSignals } from './stop-signals.ts';
+
+// In a job process a Worker only hands its options to the job runtime (`run()` below), so the
+// chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
+// and ~30 MB — are loaded only in the worker process.
+const runtime = isJobProcess() ? undefined : await import('./worker-actor.ts');
 
 /** Where the worker is, in one word (the chart's state, flattened). */
 export type WorkerStatusName =
@@ -32,9 +35,9 @@ export type WorkerStatusName =
 export interface ActiveJob {
   id: string;
   roomName: string;
-  /** The participant a PUBLISHER job is for. */
+  /** The participant a PUBLISHER or PARTICIPANT job is for. */
   participantIdentity: string | undefined;
-  phase: 'deciding' | 'accepted' | 'launching' | 'running';
+  phase: JobPhase;
   procId: string | undefined;
   pid: number | undefined;
 }
@@ -48,6 +51,11 @@ export interface WorkerRunConfig extends ResolveSources {
   serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };
   /** Replaces the job process logic (tests, custom hosts). */
   jobProcessLogic?: AnyActorLogic;
+  /**
+   * @internal Set by `WorkerGroup` for each of its agents: the process-wide load sample and
+   * capacity checks it shares with the other agents, and what its job processes must know.
+   */
+  membership?: WorkerMembership;
   /** Attach an XState inspector (the live inspector uses this). */
   inspect?: Parameters<typeof createActor>[1] extends infer O
     ? O extends { inspect?: infer I }
@@ -57,6 +65,21 @@ export interface WorkerRunConfig extends ResolveSources {
 }
 
 type WorkerActor = Actor<typeof workerMachine>;
+
+/** The chart's own guards a group may tighten (each implementation must include the original check). */
+type SharedGuards = {
+  [K in 'hasFreeSlot' | 'loadBelowThreshold']: (args: { context: WorkerContext }) => boolean;
+};
+
+/** @internal What a `WorkerGroup` gives each of its workers (see `src/group/`). */
+export interface WorkerMembership {
+  /** Replaces the worker's own load sampler: sends `LOAD_SAMPLED` from the shared sample. */
+  loadSampler(worker: Worker, resolved: ResolvedWorkerOptions, log: Logger): AnyActorLogic;
+  /** Process-wide limits, checked together with the worker's own. */
+  guards: SharedGuards;
+  /** Extra environment of this worker's job processes. */
+  jobEnv: NodeJS.ProcessEnv;
+}
 
 export class Worker {
   /** The options as the user gave them. */
@@ -93,7 +116,7 @@ export class Worker {
     if (!snap) return 'connecting';
     const life = (snap.value as { lifecycle: string | Record<string, string> }).lifecycle;
     if (typeof life === 'string') return life as WorkerStatusName;
-    if ('registered' in life) return life.registered as 'available' | 'full';
+    if ('registered' in life) return life.registered as WorkerAvailability;
     return 'draining';
   }
 
@@ -138,6 +161,15 @@ export class Worker {
   }
 
   /**
+   * Calls `listener` after every change of the worker's state (status, load, jobs, processes)
+   * until the returned remover is called. Nothing happens before `run()`.
+   */
+  subscribe(listener: () => void): () => void {
+    const sub = this.#actor?.subscribe({ next: () => listener(), error: () => undefined });
+    return () => sub?.unsubscribe();
+  }
+
+  /**
    * Replaces every idle process with a fresh one (running jobs are untouched): what `agent dev`
    * does when the agent's files change.
    */
@@ -161,6 +193,7 @@ export class Worker {
   }
 
   #start(): Promise<void> {
+    if (!runtime) return Promise.reject(new Error('a job process cannot run a worker'));
     let resolved: ResolvedWorkerOptions;
     try {
       resolved = resolveOptions(this.options, this.#config);
@@ -168,52 +201,31 @@ export class Worker {
       return Promise.reject(err);
     }
     this.#resolved = resolved;
+    // Job processes run plain node: a TypeScript agent module (a main script run under tsx) is
+    // compiled once, and the chart starts when it is; until then the actor exists, unstarted, so
+    // metrics and the inspector can already follow it. The `agent` bin passes compiled JS.
+    const modulePath = resolved.agentModule.startsWith('file:')
+      ? fileURLToPath(resolved.agentModule)
+      : resolved.agentModule;
+    let agentModule = modulePath;
+    const compiled = isTypeScriptFile(modulePath)
+      ? agentModuleFor(modulePath).then((m) => {
+          agentModule = m;
+        })
+      : undefined;
     // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
     // worker id; job processes log through this logger too, so their records get both.
     const log = this.#log.child({ agentName: resolved.agentName, workerId: () => this.id });
     registerSecret(resolved.apiSecret);
     this.#log = log; // signal messages too
-    const machine = workerMachine.provide({
-      actors: {
-        serverLink: createServerLink({
-          ...this.#config.serverLink,
-          apiKey: resolved.apiKey,
-          apiSecret: resolved.apiSecret,
-          logger: log,
-          registration: {
-            workerType: resolved.workerType,
-            agentName: resolved.agentName,
-            version: VERSION,
-            permissions: resolved.permissions,
-            deployment: process.env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
-          },
-        }),
-        loadSampler: createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log }),
-        jobRequest: jobRequestMachine.provide({
-          actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
-        }),
-        jobProcess: (this.#config.jobProcessLogic ??
-          createJobProcessLogic(resolved, log)) as ReturnType<typeof createJobProcessLogic>,
-      },
-    });
-    const actor = createActor(machine, {
-      input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
-      ...(this.#config.inspect ? { inspect: this.#config.inspect } : {}),
+    const actor = runtime.createWorkerActor({
+      resolved,
+      config: this.#config,
+      log,
+      view: this,
+      agentModule: () => agentModule,
     });
     this.#actor = actor;
-    // Job records get the job's room and process id. The snapshot is already past the event
-    // (a job that just ended is gone from it), so the previous event's view is kept as well.
-    let knownJobs = new Map<string, JobLogFields>();
-    actor.on('*', (e) => {
-      const ev = e as WorkerEmitted;
-      const current = jobLogFields(actor.getSnapshot().context);
-      const jobId = 'jobId' in ev ? ev.jobId : undefined;
-      const jobFields =
-        jobId === undefined ? {} : (current.get(jobId) ?? knownJobs.get(jobId) ?? {});
-      knownJobs = current;
-      logEmitted(log.child(jobFields), ev);
-    });
-
     const removeSignals =
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();
     return new Promise<void>((resolve, reject) => {
@@ -230,84 +242,24 @@ export class Worker {
           reject(err instanceof Error ? err : new Error(String(err)));
         },
       });
-      actor.start();
+      if (!compiled) actor.start();
+      else
+        compiled.then(
+          () => actor.start(),
+          (err: unknown) => {
+            sub.unsubscribe();
+            removeSignals();
+            reject(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
     });
   }
 
   /** First SIGTERM/SIGINT drains, the second forces a stop. Returns the remover. */
   #onSignals(): () => void {
-    let received = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      received += 1;
-      if (received === 1) {
-        this.#log.info(`${signal} received: draining (send it again to stop at once)`);
-        this.#actor?.send({ type: 'DRAIN_REQUESTED', reason: signal });
-      } else {
-        this.#log.warn(`${signal} received again: stopping now`);
-        this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason: `second ${signal}` });
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    return () => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-    };
-  }
-}
-
-type JobLogFields = { roomName?: string; pid?: number };
-
-function jobLogFields(ctx: WorkerContext): Map<string, JobLogFields> {
-  const out = new Map<string, JobLogFields>();
-  for (const j of Object.values(ctx.jobs)) {
-    out.set(j.jobId, {
-      roomName: j.job.room?.name,
-      pid: j.procId ? ctx.procs[j.procId]?.pid : undefined,
+    return onStopSignals(this.#log, {
+      drain: (reason) => this.#actor?.send({ type: 'DRAIN_REQUESTED', reason }),
+      stop: (reason) => this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason }),
     });
-  }
-  return out;
-}
-
-function logEmitted(log: Logger, e: WorkerEmitted): void {
-  switch (e.type) {
-    case 'registered':
-      log.info('registered with the server', { serverVersion: e.serverVersion });
-      return;
-    case 'connectionLost':
-      log.warn('server connection lost; will retry', { reason: e.reason });
-      return;
-    case 'availabilityRequested':
-      log.debug('job offered', { jobId: e.jobId, roomName: e.roomName });
-      return;
-    case 'statusReported':
-      log.debug('status reported', { status: e.status, load: e.load, jobCount: e.jobCount });
-      return;
-    case 'requestAnswered':
-      log.info(e.accepted ? 'job accepted' : 'job declined', {
-        jobId: e.jobId,
-        ...(e.accepted ? {} : { reason: e.reason }),
-      });
-      return;
-    case 'jobLaunched':
-      log.info('job launched', { jobId: e.jobId, procId: e.procId });
-      return;
-    case 'jobEnded':
-      (e.outcome === 'success' ? log.info : log.warn)('job ended', {
-        jobId: e.jobId,
-        outcome: e.outcome,
-        reason: e.reason,
-      });
-      return;
-    case 'processExited':
-      (e.failed ? log.warn : log.debug)('job process exited', {
-        procId: e.procId,
-        pid: e.pid,
-        reason: e.reason,
-      });
-      return;
-    case 'stopped':
-      log.info('worker stopped', { reason: e.reason });
-      return;
   }
 }

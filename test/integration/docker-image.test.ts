@@ -6,13 +6,21 @@
  * emulator and drains on SIGTERM. Slow by nature (two npm installs), so one test does it all.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkerOptions } from '../../src/index.ts';
 import { startEmulator, type Emulator } from '../../src/testing/index.ts';
-import { killAllAgents, startLoggedProcess } from '../support/agent-process.ts';
+import { killAllAgents, startAgent } from '../support/agent-process.ts';
 import { get, healthPort, isRegistered } from '../support/cli-agent.ts';
 import { dockerIgnores, readDockerignore, runDockerfile } from '../support/dockerfile.ts';
 import { withDeadline } from '../support/participants.ts';
@@ -63,6 +71,33 @@ function seededNpmCache(): string {
   return cache;
 }
 
+/** Every package name some installed package depends on (dependencies, optional or peer). */
+function runtimeRequirements(nodeModules: string): Set<string> {
+  const names = new Set<string>();
+  const visit = (dir: string): void => {
+    for (const entry of readdirSync(dir)) {
+      if (entry.startsWith('.')) continue;
+      const path = join(dir, entry);
+      if (entry.startsWith('@')) {
+        visit(path);
+        continue;
+      }
+      const manifest = join(path, 'package.json');
+      if (!existsSync(manifest)) continue;
+      const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as Record<
+        string,
+        Record<string, string> | undefined
+      >;
+      for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies']) {
+        for (const name of Object.keys(pkg[field] ?? {})) names.add(name);
+      }
+      if (existsSync(join(path, 'node_modules'))) visit(join(path, 'node_modules'));
+    }
+  };
+  visit(nodeModules);
+  return names;
+}
+
 /** `command` as the image's PATH resolves it. */
 function which(command: string, path: string): string {
   for (const dir of path.split(delimiter)) {
@@ -95,14 +130,18 @@ describe('the worker image (Dockerfile)', () => {
     const image = stages.at(-1)!;
 
     // Production install: the app has agentstate and its runtime dependencies, and none of the
-    // repository's devDependencies.
+    // repository's devDependencies unless a runtime package needs it too (e.g. @types/node,
+    // which @types/ws depends on).
     const app = join(image.workdir, 'node_modules');
     expect(existsSync(join(app, 'agentstate/package.json'))).toBe(true);
     expect(existsSync(join(app, '@livekit/rtc-node/package.json'))).toBe(true);
     const { devDependencies } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
       devDependencies: Record<string, string>;
     };
-    const leaked = Object.keys(devDependencies).filter((d) => existsSync(join(app, d)));
+    const needed = runtimeRequirements(app);
+    const leaked = Object.keys(devDependencies).filter(
+      (d) => existsSync(join(app, d)) && !needed.has(d),
+    );
     expect(leaked).toEqual([]);
 
     // Non-root, and the port the Kubernetes probes use.
@@ -114,18 +153,17 @@ describe('the worker image (Dockerfile)', () => {
     // The image's CMD, on a free loopback port instead of 8081 (the test machine is shared).
     const [command, ...args] = image.cmd!;
     expect([command, args[0]]).toEqual(['agent', 'start']);
-    const worker = startLoggedProcess(
-      which(command!, image.env.PATH!),
+    // `agent` is a node script (its shebang runs node); run it with this node, in the image's
+    // working directory, with exactly the image's environment.
+    const worker = startAgent(
       [...args, '--port', '0', '--host', '127.0.0.1'],
       {
-        cwd: image.workdir,
-        env: {
-          ...image.env,
-          LIVEKIT_URL: emu.url,
-          LIVEKIT_API_KEY: emu.apiKey,
-          LIVEKIT_API_SECRET: emu.apiSecret,
-        },
+        ...image.env,
+        LIVEKIT_URL: emu.url,
+        LIVEKIT_API_KEY: emu.apiKey,
+        LIVEKIT_API_SECRET: emu.apiSecret,
       },
+      { command: [which(command!, image.env.PATH!)], cwd: image.workdir, inheritEnv: false },
     );
     const port = await healthPort(worker);
     const registered = await worker.waitForLog(isRegistered, 'registration', 30_000);

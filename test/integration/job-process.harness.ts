@@ -6,12 +6,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect } from 'vitest';
 import { createActor, setup, spawnChild, type AnyActorRef } from 'xstate';
-import type { JobProcessReport } from '../../machines/jobProcess.contract.ts';
+import type { JobProcessReport, RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import {
   jobProcessMachine,
   type JobProcessMachineInput,
 } from '../../machines/jobProcess.machine.ts';
-import type { RunningJobInfo } from '../../src/job/running-job.ts';
 import type { LogFields, Logger } from '../../src/log.ts';
 import { createProcessHost, type ProcessHostConfig } from '../../src/pool/process-host.ts';
 

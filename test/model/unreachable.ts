@@ -5,14 +5,11 @@
 import type { Unreachable } from './chart-coverage.ts';
 
 export const UNREACHABLE: Unreachable = {
-  jobProcess: {
-    'exiting: CHILD_EXITED#7 → crashed':
-      'defensive default: every way into `exiting` chooses one of the seven named exits first',
-  },
+  jobProcess: {},
   worker: {
     'lifecycle.registered.available: AVAILABILITY_REQUESTED#1 → (stay)':
       'defensive: `available` is left by its `always` as soon as a job can no longer be taken, so an offer handled in `available` always passes canTakeJob',
-    'lifecycle: REQUEST_ACCEPTED#0 → (stay)':
+    'lifecycle.draining: REQUEST_ACCEPTED#0 → (stay)':
       'defensive: entering `draining` stops every deciding request (declineUndecidedRequests), so no known job can be accepted while draining',
   },
 };

@@ -16,10 +16,12 @@ import type { JobProcessReport } from '../../machines/jobProcess.contract.ts';
 import {
   jobProcessMachine,
   type JobProcessMachineInput,
-  type ProcessHostCommand,
-  type ProcessHostEvent,
-  type ProcessHostInput,
 } from '../../machines/jobProcess.machine.ts';
+import type {
+  ProcessHostCommand,
+  ProcessHostEvent,
+  ProcessHostInput,
+} from '../../machines/processHost.contract.ts';
 
 export interface RecordedReport {
   report: JobProcessReport;

@@ -12,12 +12,12 @@ import {
   type InspectionEvent,
 } from 'xstate';
 import type { ServerLinkCommand } from '../../machines/serverLink.contract.ts';
-import {
-  jobProcessMachine,
-  type ProcessHostCommand,
-  type ProcessHostEvent,
-  type ProcessHostInput,
-} from '../../machines/jobProcess.machine.ts';
+import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
+import type {
+  ProcessHostCommand,
+  ProcessHostEvent,
+  ProcessHostInput,
+} from '../../machines/processHost.contract.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import type { WorkerChartOptions } from '../../machines/worker.context.ts';
 import {
@@ -25,7 +25,7 @@ import {
   type WorkerEmitted,
   type WorkerEvent,
 } from '../../machines/worker.machine.ts';
-import type { JobRequestDecision } from '../../src/job/request.ts';
+import type { JobRequestDecision } from '../../machines/jobRequest.contract.ts';
 
 export interface FakeHost {
   procId: string;

@@ -4,13 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock, createActor, setup, spawnChild, type AnyActorRef } from 'xstate';
-import type { JobProcessReport } from '../../machines/jobProcess.contract.ts';
+import type { JobProcessReport, RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import {
   jobProcessMachine,
   type JobProcessMachineInput,
-  type ProcessHostEvent,
 } from '../../machines/jobProcess.machine.ts';
-import type { RunningJobInfo } from '../../src/job/running-job.ts';
+import type { ProcessHostEvent } from '../../machines/processHost.contract.ts';
 import { startJobProcessChart } from '../support/job-process-chart-harness.ts';
 
 const INIT = 10_000;

@@ -8,10 +8,11 @@
 import { describe, expect, it } from 'vitest';
 import { getNextSnapshot, type AnyMachineSnapshot } from 'xstate';
 import { createTestModel } from 'xstate/graph';
-import { jobProcessMachine, type ProcessHostEvent } from '../../machines/jobProcess.machine.ts';
+import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
+import type { ProcessHostEvent } from '../../machines/processHost.contract.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
-import type { RunningJobInfo } from '../../src/job/running-job.ts';
+import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import {
   CoverageRecorder,
   incompleteCoverage,

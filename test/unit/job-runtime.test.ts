@@ -7,7 +7,7 @@ import { ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@
 import { describe, expect, it } from 'vitest';
 import { JobProcess } from '../../src/job/process.ts';
 import { startJob } from '../../src/job/runtime.ts';
-import type { RunningJobInfo } from '../../src/job/running-job.ts';
+import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import { createLogger } from '../../src/log.ts';
 import type { JobContext } from '../../src/job/context.ts';
 
@@ -85,6 +85,42 @@ describe('job runtime', () => {
     room.emit(RoomEvent.ParticipantDisconnected, participant('someone-else'));
     room.emit(RoomEvent.ParticipantDisconnected, participant('pub'));
     expect(await job.done).toEqual({ outcome: 'success', reason: 'publisher left' });
+  });
+
+  it('ends a PARTICIPANT job when the participant it is for leaves, and only then', async () => {
+    const { room, job } = run((ctx) => ctx.connect(), {
+      type: 'JT_PARTICIPANT',
+      participant: { identity: 'jane' },
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    let ended = false;
+    void job.done.then(() => (ended = true));
+    room.emit(RoomEvent.ParticipantDisconnected, participant('someone-else'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ended).toBe(false);
+    room.emit(RoomEvent.ParticipantDisconnected, participant('jane'));
+    expect(await job.done).toEqual({ outcome: 'success', reason: 'participant left' });
+  });
+
+  it('gives a PARTICIPANT job ctx.participant: the job’s ParticipantInfo, then the live participant once in the room', async () => {
+    const seen: unknown[] = [];
+    let ctx!: JobContext;
+    const { room, job } = run(
+      async (c) => {
+        ctx = c;
+        seen.push(c.participant);
+        await c.connect();
+      },
+      { type: 'JT_PARTICIPANT', participant: { identity: 'jane', attributes: { tier: 'gold' } } },
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen[0]).toMatchObject({ identity: 'jane', attributes: { tier: 'gold' } });
+    const live = participant('jane');
+    room.remoteParticipants.set('jane', live);
+    expect(ctx.participant).toBe(live);
+    expect(ctx.participantInfo).toMatchObject({ identity: 'jane', attributes: { tier: 'gold' } });
+    job.shutdown('test over');
+    await job.done;
   });
 
   it('fails a throwing entrypoint and still runs every callback, each within its budget', async () => {

@@ -143,6 +143,45 @@ describe('worker chart', () => {
     );
   });
 
+  it('labels every answer with its decision, the reason beside it', async () => {
+    const early = startWorkerChart();
+    early.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_early') });
+    const w = await registered({
+      options: { numIdleProcesses: 1 },
+      decide: async (job) => {
+        if (job.id === 'AJ_no') return { accepted: false, reason: 'rejected by requestFnc' };
+        if (job.id === 'AJ_throws') throw new Error('boom');
+        if (job.id === 'AJ_slow') return new Promise(() => undefined);
+        return {
+          accepted: true,
+          acceptArguments: { name: '', identity: 'a', metadata: '', attributes: {} },
+        };
+      },
+    });
+    for (const id of ['AJ_yes', 'AJ_no', 'AJ_throws', 'AJ_slow']) {
+      w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob(id) });
+    }
+    await w.flush();
+    w.clock.increment(2_000);
+    w.server({ type: 'LOAD_SAMPLED', load: 0.9 } as never);
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_full') });
+    w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_draining') });
+    const answers = [...early.emitted, ...w.emitted].flatMap((e) =>
+      e.type === 'requestAnswered' ? [[e.jobId, e.decision, e.reason]] : [],
+    );
+    expect(answers).toEqual([
+      ['AJ_early', 'unavailable', 'not available'],
+      ['AJ_yes', 'accepted', ''],
+      ['AJ_no', 'rejected', 'rejected by requestFnc'],
+      ['AJ_throws', 'error', 'requestFnc threw: boom'],
+      ['AJ_slow', 'timeout', 'requestFnc did not answer within 2000 ms'],
+      ['AJ_full', 'full', 'full'],
+      // Draining reports the worker full to the server, and says no as `unavailable`.
+      ['AJ_draining', 'unavailable', 'not available'],
+    ]);
+  });
+
   it('reports its status every status interval', async () => {
     const w = await registered();
     const before = w.statuses().length;
@@ -278,6 +317,26 @@ describe('worker chart', () => {
       error: 'worker stopped: second SIGINT',
     });
     expect(w.link.at(-1)).toEqual({ type: 'DISCONNECT_REQUESTED' });
+  });
+
+  it('answers a request still being decided when forced to stop, in its records too', async () => {
+    const w = await registered({ decide: () => new Promise(() => undefined) });
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_pending') });
+    await w.flush();
+    w.actor.send({ type: 'FORCE_STOP_REQUESTED', reason: 'second SIGINT' });
+    expect(w.actor.getSnapshot().status).toBe('done');
+    expect(w.answers()).toEqual([
+      { type: 'AVAILABILITY_ANSWERED', jobId: 'AJ_pending', acceptArguments: undefined },
+    ]);
+    // Logs and metrics follow `requestAnswered`: every offer gets exactly one.
+    const answered = w.emitted.filter((e) => e.type === 'requestAnswered');
+    expect(answered).toEqual([
+      expect.objectContaining({
+        jobId: 'AJ_pending',
+        decision: 'unavailable',
+        reason: 'worker stopped: second SIGINT',
+      }),
+    ]);
   });
 
   it('backs off when a process started on demand for a job fails its prewarm', async () => {

@@ -19,16 +19,16 @@ import {
   type AnyMachineSnapshot,
 } from 'xstate';
 import { createTestModel } from 'xstate/graph';
-import {
-  jobProcessMachine,
-  type ProcessHostCommand,
-  type ProcessHostEvent,
-  type ProcessHostInput,
-} from '../../machines/jobProcess.machine.ts';
+import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
+import type {
+  ProcessHostCommand,
+  ProcessHostEvent,
+  ProcessHostInput,
+} from '../../machines/processHost.contract.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import type { ServerLinkCommand } from '../../machines/serverLink.contract.ts';
 import { workerMachine, type WorkerEvent } from '../../machines/worker.machine.ts';
-import type { JobRequestDecision } from '../../src/job/request.ts';
+import type { JobRequestDecision } from '../../machines/jobRequest.contract.ts';
 import {
   CoverageRecorder,
   incompleteCoverage,

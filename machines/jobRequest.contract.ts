@@ -1,0 +1,39 @@
+/**
+ * The contract between the worker chart and each spawned `jobRequest` actor, and between that
+ * chart and its `decideRequest` actor (the user's `requestFnc`, provided from `src/worker`):
+ * the input, what the decision resolves with, and the reports sent back to the worker.
+ */
+import type { Job } from '@livekit/protocol';
+
+/** The agent participant's identity for an accepted job, with LiveKit's defaults applied. */
+export interface ResolvedAcceptArguments {
+  name: string;
+  identity: string;
+  metadata: string;
+  attributes: Record<string, string>;
+}
+
+export interface JobRequestInput {
+  job: Job;
+  requestTimeout: number;
+  assignmentTimeout: number;
+}
+
+/** The `decideRequest` actor's input. */
+export interface DecideRequestInput {
+  job: Job;
+}
+
+/** What `decideRequest` resolves with. A rejection (a thrown `requestFnc`) is the `error` decision. */
+export type JobRequestDecision =
+  | { accepted: true; acceptArguments: ResolvedAcceptArguments }
+  | { accepted: false; reason: string };
+
+/** Why `requestFnc` led to a "no": it said so, it ran past its budget, or it threw. */
+export type RequestDeclineDecision = 'rejected' | 'timeout' | 'error';
+
+/** jobRequest → worker. */
+export type JobRequestReport =
+  | { type: 'REQUEST_ACCEPTED'; jobId: string; acceptArguments: ResolvedAcceptArguments }
+  | { type: 'REQUEST_DECLINED'; jobId: string; decision: RequestDeclineDecision; reason: string }
+  | { type: 'ASSIGNMENT_TIMED_OUT'; jobId: string };

@@ -1,0 +1,33 @@
+/**
+ * The contract between a jobProcess chart and its `processHost` actor (`src/pool`), which forks
+ * the OS process, relays what the child says and does as events, and carries out the chart's
+ * commands. The host decides nothing: every deadline and every end is the chart's.
+ */
+import type { JobOutcome, RunningJobInfo } from './jobProcess.contract.ts';
+
+/** What the process host observed (host → chart). */
+export type ProcessHostEvent =
+  | { type: 'PROCESS_SPAWNED'; pid: number }
+  | { type: 'PREWARM_SUCCEEDED' }
+  | { type: 'PREWARM_FAILED'; error: string }
+  /** The child confirmed the launched job is running (its entrypoint is being called). */
+  | { type: 'JOB_RUNNING' }
+  /** The child finished the job: callbacks ran and the room was left. */
+  | { type: 'JOB_RETURNED'; outcome: JobOutcome; reason: string }
+  /** The OS process is gone, for whatever reason. */
+  | { type: 'CHILD_EXITED'; code: number | null; signal: string | null }
+  | { type: 'MEMORY_EXCEEDED'; rssMb: number; limitMb: number }
+  | { type: 'PING_TIMED_OUT'; silentMs: number };
+
+/** What the chart asks the host to do (chart → host). */
+export type ProcessHostCommand =
+  | { type: 'LAUNCH_JOB'; job: RunningJobInfo }
+  | { type: 'SHUTDOWN_JOB'; reason: string }
+  /** SIGTERM: the polite signal, after the job had its chance to end. */
+  | { type: 'TERMINATE_PROCESS' }
+  /** SIGKILL. */
+  | { type: 'KILL_PROCESS' };
+
+export interface ProcessHostInput {
+  procId: string;
+}

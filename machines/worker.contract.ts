@@ -1,0 +1,61 @@
+/**
+ * The contract between the worker chart and whoever runs it (`src/worker`'s `Worker`, the CLI,
+ * tests): its input, the events it accepts from outside besides its actors' reports, and the
+ * events it emits for logs, metrics and tools. Change these names everywhere at once.
+ */
+import type { JobOutcome, JobProcessReport } from './jobProcess.contract.ts';
+import type { JobRequestReport, RequestDeclineDecision } from './jobRequest.contract.ts';
+import type { LoadSamplerReport } from './loadSampler.contract.ts';
+import type { ServerLinkReport, WorkerAvailability } from './serverLink.contract.ts';
+
+export type { WorkerAvailability };
+import type { WorkerChartOptions } from './worker.context.ts';
+
+/**
+ * How an availability request was answered: a bounded set (metric labels), with the human
+ * reason carried beside it for logs.
+ * - `accepted`: `requestFnc` accepted.
+ * - `rejected`, `timeout`, `error`: `requestFnc` rejected (or returned without deciding), ran
+ *   past its budget, or threw.
+ * - `full`, `draining`, `unavailable`: the worker said no by itself — no free capacity,
+ *   draining, or not registered/stopping.
+ */
+export type AnswerDecision = 'accepted' | DeclineDecision;
+export type DeclineDecision = RequestDeclineDecision | 'full' | 'draining' | 'unavailable';
+
+export interface WorkerInput {
+  options: WorkerChartOptions;
+  serverUrl: string;
+}
+
+export type WorkerEvent =
+  | ServerLinkReport
+  | JobRequestReport
+  | JobProcessReport
+  | LoadSamplerReport
+  | { type: 'STATUS_TICKED' }
+  | { type: 'DRAIN_REQUESTED'; reason: string }
+  /** Replace every idle process with a fresh one (dev hot reload); running jobs are untouched. */
+  | { type: 'PROCESSES_RECYCLE_REQUESTED'; reason: string }
+  /** Ask the server for a job in this room for this worker (`agent connect --room`). */
+  | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
+  | { type: 'FORCE_STOP_REQUESTED'; reason: string };
+
+/** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
+export type WorkerEmitted =
+  | { type: 'registered'; workerId: string; serverVersion: string }
+  | { type: 'connectionLost'; reason: string }
+  | { type: 'statusReported'; status: WorkerAvailability; load: number; jobCount: number }
+  /** An offer arrived; its `requestAnswered` follows (metrics time the answer from here). */
+  | { type: 'availabilityRequested'; jobId: string; roomName: string }
+  | { type: 'requestAnswered'; jobId: string; decision: AnswerDecision; reason: string }
+  | { type: 'jobLaunched'; jobId: string; procId: string }
+  | { type: 'jobEnded'; jobId: string; outcome: JobOutcome; reason: string }
+  | {
+      type: 'processExited';
+      procId: string;
+      pid: number | undefined;
+      reason: string;
+      failed: boolean;
+    }
+  | { type: 'stopped'; reason: string };
