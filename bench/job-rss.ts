@@ -1,24 +1,30 @@
 /**
  * Memory of one worker and its job processes, for sizing (deploy/kubernetes/deployment.yaml's
- * resource requests): the real `agent start` bin on a local livekit-server, one warm idle
- * process, then one running job whose agent is connected to a room with a real participant.
+ * resource requests): the shipped bin (`bin/agent.js` on the build in dist/, plain node, as in
+ * the image) running `agent start` on a local livekit-server, one warm idle process, then one
+ * running job whose agent is connected to a room with a real participant.
  * The server's target load and the worker's threshold are 1, so a busy shared machine's CPU
  * (the default load) does not keep the job away.
  *
- *   npx tsx bench/job-rss.ts [agent-file]     # default deploy/image/agent.js (the image's agent)
+ *   npm run build && npx tsx bench/job-rss.ts [agent-file]   # default: the image's agent
  *
  * RSS counts shared pages (the node binary, shared libraries) in every process; PSS splits them
  * among the sharers, so it is closer to what a cgroup (a pod's memory) is charged. Both are
  * sampled several times and the largest value is kept. Writes bench/results/job-rss.json.
  */
 import './lib/quiet-rtc.ts';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ParticipantKind } from '@livekit/rtc-node';
 import { killAllAgents, startAgent, type AgentProcess } from '../test/support/agent-process.ts';
 import { LIVEKIT_SERVER_VERSION, startLiveKitServer } from '../test/support/livekit-server.ts';
 import { joinRoom, leaveAllRooms, waitForParticipant } from '../test/support/participants.ts';
 import { processTree, pssKb } from './lib/procfs.ts';
 
+const SHIPPED_BIN = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
+if (!existsSync(fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url)))) {
+  throw new Error('no build in dist/: run `npm run build` first');
+}
 const agentFile = process.argv[2] ?? placeImageAgent();
 
 /**
@@ -53,7 +59,7 @@ async function memoryOf(pid: number): Promise<Memory> {
   return { rssMb: mb(rss), pssMb: mb(pss) };
 }
 
-/** The worker's job processes (one tinypool child per process; not tsx's esbuild service). */
+/** The worker's job processes (one tinypool child per process). */
 function jobProcesses(worker: AgentProcess): number[] {
   return processTree(worker.child.pid!)
     .filter((p) => p.depth === 1 && p.cmd.includes('tinypool'))
@@ -80,6 +86,7 @@ try {
       LIVEKIT_API_KEY: server.apiKey,
       LIVEKIT_API_SECRET: server.apiSecret,
     },
+    { command: [SHIPPED_BIN] },
   );
   await worker.waitForLog((r) => r.message === 'registered with the server', 'registration');
   await worker.waitForLog(
