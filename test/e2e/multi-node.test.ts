@@ -15,12 +15,18 @@
  * test-artifacts/multi-node.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { ParticipantKind } from '@livekit/rtc-node';
-import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { WorkerInfo } from '../../src/http/worker-info.ts';
 import { killAllAgents, type LogRecord } from '../support/agent-process.ts';
-import { get, healthPort, until } from '../support/cli-agent.ts';
+import {
+  accepted,
+  accepts,
+  keepLogOf,
+  readyWorker,
+  roomOn,
+  saveWorkerLogs,
+  seesAgent,
+  servedBy,
+} from '../support/cluster-workers.ts';
 import {
   answers,
   jobEnded,
@@ -28,20 +34,11 @@ import {
   startFixtureWorker,
   stopWorkers,
   type FixtureWorker,
-  type FixtureWorkerOptions,
-  type JobReport,
 } from '../support/e2e-workers.ts';
 import { startLiveKitCluster, type LiveKitCluster } from '../support/livekit-cluster.ts';
 import type { LiveKitServer } from '../support/livekit-server.ts';
 import { descendants, isRunning, waitUntilGone } from '../support/process-table.ts';
-import {
-  joinRoom,
-  leaveAllRooms,
-  waitForParticipant,
-  withDeadline,
-  type JoinedParticipant,
-  type ServerCredentials,
-} from '../support/participants.ts';
+import { leaveAllRooms, withDeadline } from '../support/participants.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 const ARTIFACT = 'test-artifacts/multi-node.json';
@@ -70,106 +67,10 @@ afterAll(async () => {
   }
 });
 
-/** Every worker's output goes to test-artifacts/multi-node/<label>.log, for post-mortems. */
-const started: FixtureWorker[] = [];
-function saveWorkerLogs(): void {
-  mkdirSync('test-artifacts/multi-node', { recursive: true });
-  for (const w of started.splice(0))
-    writeFileSync(`test-artifacts/multi-node/${w.label}.log`, w.output());
-}
-
-/** A fixture worker on `node` that has told the server it is available (`/ready` is 200). */
-async function readyWorker(
-  node: ServerCredentials,
-  label: string,
-  agentName: string,
-  options: FixtureWorkerOptions = {},
-): Promise<FixtureWorker> {
-  const worker = await startFixtureWorker(node, label, {
-    ...options,
-    env: { E2E_AGENT_NAME: agentName, ...options.env },
-    args: ['--log-level', 'DEBUG', ...(options.args ?? [])],
-  });
-  started.push(worker);
-  const port = await healthPort(worker);
-  // Ready, and every idle process warm: a job launched on a process still prewarming waits for
-  // it, and on two shared cores that can outlast the prewarm budget.
-  const idle = options.idleProcesses ?? 1;
-  await until(
-    async () => {
-      if ((await get(port, '/ready')).status !== 200) return false;
-      return (JSON.parse((await get(port, '/worker')).body) as WorkerInfo).idle_processes >= idle;
-    },
-    `${label} ready with ${idle} warm process(es)`,
-    30_000,
-  );
-  return worker;
-}
-
-/**
- * Creates `room` on `node` (so its jobs are launched from there) with a dispatch of `agentName`
- * (`''`: only the room's automatic job), and has a user join it through `node` at once, before
- * the room's empty timeout can close it.
- */
-async function roomOn(node: LiveKitServer, room: string, agentName: string) {
-  const rooms = new RoomServiceClient(node.httpUrl, node.apiKey, node.apiSecret);
-  await withDeadline(rooms.createRoom({ name: room, nodeId: node.nodeId }), 5_000, `room ${room}`);
-  if (agentName !== '') {
-    const dispatches = new AgentDispatchClient(node.httpUrl, node.apiKey, node.apiSecret);
-    await withDeadline(dispatches.createDispatch(room, agentName), 5_000, `dispatch in ${room}`);
-  }
-  return joinRoom(node, { room, identity: `user-${room}` });
-}
-
-/** Waits until the user sees the agent `identity` (kind AGENT) in its room. */
-function seesAgent(user: JoinedParticipant, identity: string) {
-  return waitForParticipant(user.room, {
-    identity,
-    kind: ParticipantKind.AGENT,
-    timeoutMs: 20_000,
-  });
-}
-
 function percentiles(values: number[]): { p50: number; max: number } {
   const sorted = [...values].sort((x, y) => x - y);
   return { p50: sorted[Math.floor(sorted.length / 2)] ?? 0, max: sorted.at(-1) ?? 0 };
 }
-
-/**
- * The job report of `room` from whichever of `workers` ran it; rejects at once, with the reason,
- * if its job ended failed instead.
- */
-async function servedBy(
-  workers: FixtureWorker[],
-  room: string,
-  timeoutMs: number,
-): Promise<JobReport> {
-  const outcome = (r: LogRecord) =>
-    (r.message === 'e2e job report' && r.room === room) ||
-    (r.message === 'job ended' && r.roomName === room && r.outcome === 'failed');
-  const record = await Promise.any(
-    workers.map((w) => w.waitForLog(outcome, `the job of ${room}`, timeoutMs)),
-  ).catch((error: unknown) => {
-    throw new Error(`no worker served ${room} within ${timeoutMs} ms`, { cause: error });
-  });
-  if (record.message === 'job ended') {
-    throw new Error(`the job of ${room} failed: ${String(record.reason)}`);
-  }
-  return record as JobReport;
-}
-
-/** Waits until `worker` has accepted the job of `room`. */
-function accepts(worker: FixtureWorker, room: string): Promise<LogRecord> {
-  return worker.waitForLog(
-    (r) => r.message === 'job accepted' && r.roomName === room,
-    `${worker.label} accepting the job of ${room}`,
-  );
-}
-
-const accepted = (w: FixtureWorker): string[] =>
-  answers(w)
-    .filter((r) => r.message === 'job accepted')
-    .map((r) => String(r.jobId));
 
 describe('jobs routed between two livekit-server nodes', () => {
   it('runs an explicitly dispatched job of a room on node A on the only worker of that name, registered on node B', async () => {
@@ -269,7 +170,7 @@ describe('jobs routed between two livekit-server nodes', () => {
       idleProcesses: 0,
       args: ['--log-level', 'DEBUG'],
     });
-    started.push(full);
+    keepLogOf(full);
     await full.waitForLog(
       (r) => r.message === 'status reported' && r.status === 'full' && r.load === 0.9,
       'full-a reporting full at load 0.9',
