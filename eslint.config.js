@@ -11,6 +11,7 @@ export default tseslint.config(
       'bench/results',
       'bench/peers',
       'test-artifacts',
+      '.cache',
     ],
   },
   js.configs.recommended,

@@ -42,6 +42,8 @@ export interface StartAgentOptions {
   /** Node arguments before `args` (default AGENT_COMMAND); e.g. an installed `node_modules/.bin/agent`. */
   command?: readonly string[];
   cwd?: string;
+  /** `false`: the child gets exactly `env`, nothing of this process's environment. Default true. */
+  inheritEnv?: boolean;
 }
 
 export function startAgent(
@@ -50,7 +52,7 @@ export function startAgent(
   options: StartAgentOptions = {},
 ): AgentProcess {
   const child = spawn(process.execPath, [...(options.command ?? AGENT_COMMAND), ...args], {
-    env: { ...process.env, ...env },
+    env: options.inheritEnv === false ? env : { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
