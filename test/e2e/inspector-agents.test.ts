@@ -47,6 +47,9 @@ const agent = (agentName: string) =>
     agentModule: scriptedAgent,
     agentName,
     numIdleProcesses: 1,
+    // On two shared cores a process started from sources can take seconds to warm: a prewarm
+    // timeout would back off and keep the agent full, which is not what this page test is about.
+    initializeProcessTimeout: 30_000,
     loadFnc: () => 0,
     wsUrl: emu.url,
     apiKey: emu.apiKey,

@@ -25,7 +25,8 @@ const SALES = 'test/fixtures/group/sales.ts';
 
 let emu: Emulator;
 beforeAll(async () => {
-  emu = await startEmulator({ keys: { [TEST_KEY]: TEST_SECRET } });
+  // Warm processes of two agents start on two shared cores: give them as long as the other suites do.
+  emu = await startEmulator({ keys: { [TEST_KEY]: TEST_SECRET }, defaultWaitMs: 20_000 });
 });
 afterEach(() => killAllAgents());
 afterAll(() => emu.close());
