@@ -9,6 +9,8 @@ import type { AnswerDecision } from './worker.contract.ts';
 
 /** The options the chart itself decides with (a subset of the resolved worker options). */
 export interface WorkerChartOptions {
+  /** Not a decision input: it names the chart in the inspector (one tab per agent of a group). */
+  agentName: string;
   loadThreshold: number;
   /** `Infinity` for no cap. */
   maxJobs: number;

@@ -22,6 +22,7 @@ export function chartOptionsFrom(
   random: () => number = Math.random,
 ): WorkerChartOptions {
   return {
+    agentName: o.agentName,
     loadThreshold: o.loadThreshold,
     maxJobs: o.maxJobs,
     numIdleProcesses: o.numIdleProcesses,

@@ -34,6 +34,7 @@ export interface FakeHost {
 }
 
 export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChartOptions => ({
+  agentName: '',
   loadThreshold: 0.7,
   maxJobs: Infinity,
   numIdleProcesses: 2,
