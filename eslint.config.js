@@ -3,7 +3,18 @@ import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'visualizations', 'bench/results', 'bench/peers', 'test-artifacts'] },
+  {
+    ignores: [
+      'node_modules',
+      'dist',
+      '**/.agentstate',
+      'visualizations',
+      'bench/results',
+      'bench/peers',
+      'test-artifacts',
+      '.cache',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -63,7 +74,7 @@ export default tseslint.config(
   },
   { files: ['**/*.js', '**/*.mjs', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
 );

@@ -1,7 +1,4 @@
 #!/usr/bin/env node
-// The `agent` bin: registers TypeScript support (so `agent dev ./agent.ts` needs no build
-// step and job processes load the same sources), then hands over to the CLI.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/cli/main.ts');
+// The `agent` bin: the compiled command line, on plain node. A TypeScript agent file is compiled
+// once by the worker (dist/src/agent-file/compile-typescript.js), so no loader is registered here.
+await import('../dist/src/cli/main.js');

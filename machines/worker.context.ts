@@ -3,12 +3,14 @@
  * Kept apart from the chart so the chart reads as structure and these read as arithmetic.
  */
 import type { Job } from '@livekit/protocol';
-import { shutdownBudget, type JobOutcome } from './jobProcess.contract.ts';
+import { shutdownBudget, type JobOutcome, type RunningJobInfo } from './jobProcess.contract.ts';
 import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 import { WORKER_STATUSES, type AnswerDecision, type WorkerStatusName } from './worker.contract.ts';
 
 /** The options the chart itself decides with (a subset of the resolved worker options). */
 export interface WorkerChartOptions {
+  /** Not a decision input: it names the chart in the inspector (one tab per agent of a group). */
+  agentName: string;
   loadThreshold: number;
   /** `Infinity` for no cap. */
   maxJobs: number;
@@ -30,12 +32,22 @@ export interface WorkerChartOptions {
   spawnBaseDelay: number;
   spawnMaxDelay: number;
   /**
-   * Processes that may be starting for jobs at once (spares warming in the background aside).
-   * With no idle process left and this many starting, no process can take a job soon enough:
-   * the worker is full. On a small machine, starting dozens of processes together starves them
-   * all and every job fails late instead of being declined at once.
+   * Processes that may be prewarming at once, spares and those started for queued jobs alike.
+   * A start is CPU-bound: starting more at once than the machine sustains makes every one slower
+   * (and their prewarm deadlines, which count from the spawn, expire) without more starts per
+   * second. Further starts wait for a free start slot.
    */
-  maxConcurrentPrewarms: number;
+  maxConcurrentStarts: number;
+  /**
+   * The longest a job may be expected to wait for a warm process (`jobStartBudget`). An offer
+   * whose expected start delay exceeds it is declined (`startDelay`); a queued job still
+   * waiting after this plus `initializeProcessTimeout` is failed.
+   */
+  jobStartBudget: number;
+  /** The start time (ms) assumed before any process has been measured. */
+  initialStartEstimate: number;
+  /** The chart's clock for measuring starts (ms; only differences are used). Injected for tests. */
+  now: () => number;
   random: () => number;
 }
 
@@ -46,20 +58,25 @@ export interface ProcRecord {
   phase: ProcPhase;
   pid: number | undefined;
   jobId: string | undefined;
+  /** When the process was spawned (`options.now()`), to measure its start. */
+  spawnedAt: number;
 }
 
 /**
  * A job from the moment this worker reserves a slot for it: `deciding` (requestFnc running),
- * `accepted` (answer sent, awaiting assignment), `launching` (assigned, process starting) and
- * `running` (the entrypoint started).
+ * `accepted` (answer sent, awaiting assignment), `queued` (assigned, waiting for the next warm
+ * process), `launching` (handed to a warm process, waiting for it to confirm) and `running`
+ * (the entrypoint started).
  */
-export type JobPhase = 'deciding' | 'accepted' | 'launching' | 'running';
+export type JobPhase = 'deciding' | 'accepted' | 'queued' | 'launching' | 'running';
 
 export interface JobRecord {
   jobId: string;
   job: Job;
   phase: JobPhase;
   acceptArguments: ResolvedAcceptArguments | undefined;
+  /** What the process needs to run it; known from the assignment on. */
+  launch: RunningJobInfo | undefined;
   procId: string | undefined;
 }
 
@@ -68,14 +85,16 @@ export const decidingJob = (job: Job): JobRecord => ({
   job,
   phase: 'deciding',
   acceptArguments: undefined,
+  launch: undefined,
   procId: undefined,
 });
 
-export const prewarmingProc = (procId: string, jobId: string | undefined): ProcRecord => ({
+export const prewarmingProc = (procId: string, spawnedAt: number): ProcRecord => ({
   procId,
   phase: 'prewarming',
   pid: undefined,
-  jobId,
+  jobId: undefined,
+  spawnedAt,
 });
 
 export interface WorkerContext {
@@ -87,6 +106,10 @@ export interface WorkerContext {
   connectFailures: number;
   /** Consecutive failed prewarms, for the respawn backoff. Reset when a process gets warm. */
   prewarmFailures: number;
+  /** Why the last prewarm failed, for the report of a job that found no process in time. */
+  lastPrewarmFailure: string | undefined;
+  /** Measured start time of a process (ms): a moving average of spawn → warm. */
+  startEstimate: number;
   procs: Record<string, ProcRecord>;
   jobs: Record<string, JobRecord>;
   nextProcNumber: number;
@@ -102,10 +125,6 @@ export const jobList = (c: WorkerContext): JobRecord[] => Object.values(c.jobs);
 export const idleProcCount = (c: WorkerContext): number =>
   procList(c).filter((p) => p.phase === 'idle').length;
 
-/** Processes that are, or are becoming, idle warm processes with no job promised to them. */
-export const spareProcCount = (c: WorkerContext): number =>
-  procList(c).filter((p) => (p.phase === 'idle' || p.phase === 'prewarming') && !p.jobId).length;
-
 /** Every reserved slot counts, so two concurrent requests can never both take the last one. */
 export const hasFreeSlot = (c: WorkerContext): boolean => jobList(c).length < c.options.maxJobs;
 
@@ -113,13 +132,63 @@ export const hasFreeSlot = (c: WorkerContext): boolean => jobList(c).length < c.
 export const waitingJobCount = (c: WorkerContext): number =>
   jobList(c).filter((j) => j.phase === 'deciding' || j.phase === 'accepted').length;
 
+export const prewarmingCount = (c: WorkerContext): number =>
+  procList(c).filter((p) => p.phase === 'prewarming').length;
+
+/** Assigned jobs waiting for a warm process, oldest first. */
+export const queuedJobs = (c: WorkerContext): JobRecord[] =>
+  jobList(c).filter((j) => j.phase === 'queued');
+
 /**
- * Processes being started for jobs: those already prewarming with a job, plus those the waiting
- * jobs will need once the idle ones are taken. Spares warming in the background do not count.
+ * How long an offer taken now would wait for a warm process (ms): every job that holds a slot
+ * without a process, this one included, takes an idle process or waits for a start; starts run
+ * `maxConcurrentStarts` at a time, each taking the measured start time.
  */
-export const onDemandStartCount = (c: WorkerContext): number =>
-  procList(c).filter((p) => p.phase === 'prewarming' && p.jobId).length +
-  Math.max(0, waitingJobCount(c) - idleProcCount(c));
+export function expectedStartDelay(c: WorkerContext): number {
+  const needing = waitingJobCount(c) + queuedJobs(c).length + 1;
+  const starts = Math.max(0, needing - idleProcCount(c));
+  return Math.ceil(starts / c.options.maxConcurrentStarts) * c.startEstimate;
+}
+
+export const startsInTime = (c: WorkerContext): boolean =>
+  expectedStartDelay(c) <= c.options.jobStartBudget;
+
+/**
+ * Why a worker in `full` says no: `startDelay` when the user's policy (load, slots) would take
+ * the job and only its expected start delay is over budget; `full` otherwise.
+ */
+export function fullDecline(c: WorkerContext): { decision: 'full' | 'startDelay'; reason: string } {
+  if (loadBelowThreshold(c) && hasFreeSlot(c) && !startsInTime(c)) {
+    const delay = expectedStartDelay(c);
+    const budget = c.options.jobStartBudget;
+    return {
+      decision: 'startDelay',
+      reason: `expected start delay ${delay} ms is over jobStartBudget (${budget} ms)`,
+    };
+  }
+  return { decision: 'full', reason: 'full' };
+}
+
+/** Weight of the newest measured start in the moving average. */
+const START_ESTIMATE_WEIGHT = 0.3;
+export const nextStartEstimate = (estimate: number, measured: number): number =>
+  Math.round((1 - START_ESTIMATE_WEIGHT) * estimate + START_ESTIMATE_WEIGHT * measured);
+
+/** How long an assigned job may wait in the queue before it is failed (ms). */
+export const startDeadline = (c: WorkerContext): number =>
+  // Timers hold at most 2^31 − 1 ms; a longer one would fire at once.
+  Math.min(2 ** 31 - 1, c.options.jobStartBudget + c.options.initializeProcessTimeout);
+
+/**
+ * How many processes to spawn now: one per queued job plus (with `spares`) `numIdleProcesses`
+ * warm spares, less those idle or already prewarming, within the free start slots.
+ */
+export function processesToStart(c: WorkerContext, spares: boolean): number {
+  const wanted = queuedJobs(c).length + (spares ? c.options.numIdleProcesses : 0);
+  const have = prewarmingCount(c) + idleProcCount(c);
+  const slots = c.options.maxConcurrentStarts - prewarmingCount(c);
+  return Math.max(0, Math.min(wanted - have, slots));
+}
 
 export const loadBelowThreshold = (c: WorkerContext): boolean => c.load < c.options.loadThreshold;
 
@@ -178,8 +247,11 @@ export function without<T>(record: Record<string, T>, key: string): Record<strin
 }
 
 export const requestId = (jobId: string): string => `request-${jobId}`;
-/** The id the next spawned process gets. */
-export const nextProcId = (c: WorkerContext): string => `proc-${c.nextProcNumber}`;
+/** The id of a queued job's start deadline (a delayed event, cancelled when it launches). */
+export const startDeadlineId = (jobId: string): string => `start-deadline-${jobId}`;
+/** The id of the `offset`-th process spawned from now (0: the next one). */
+export const nextProcId = (c: WorkerContext, offset = 0): string =>
+  `proc-${c.nextProcNumber + offset}`;
 
 // The messages the chart sends and emits more than once.
 export const offered = (job: Job) =>

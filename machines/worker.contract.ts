@@ -19,9 +19,12 @@ import type { WorkerChartOptions } from './worker.context.ts';
  *   past its budget, or threw.
  * - `full`, `draining`, `unavailable`: the worker said no by itself — no free capacity,
  *   draining, or not registered/stopping.
+ * - `startDelay`: the user's policy would take the job, but it could not start in time: its
+ *   expected start delay is over `jobStartBudget`.
  */
 export type AnswerDecision = 'accepted' | DeclineDecision;
-export type DeclineDecision = RequestDeclineDecision | 'full' | 'draining' | 'unavailable';
+export type DeclineDecision =
+  RequestDeclineDecision | 'full' | 'startDelay' | 'draining' | 'unavailable';
 
 /**
  * Where the worker is, in one word: the tag of the lifecycle state it is in (`registered`'s two
@@ -53,7 +56,9 @@ export type WorkerEvent =
   | { type: 'PROCESSES_RECYCLE_REQUESTED'; reason: string }
   /** Ask the server for a job in this room for this worker (`agent connect --room`). */
   | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
-  | { type: 'FORCE_STOP_REQUESTED'; reason: string };
+  | { type: 'FORCE_STOP_REQUESTED'; reason: string }
+  /** Internal (raised with a delay by the chart): a queued job's time to get a process is up. */
+  | { type: 'JOB_START_DEADLINE_PASSED'; jobId: string };
 
 /** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
 export type WorkerEmitted =

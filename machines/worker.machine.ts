@@ -5,14 +5,18 @@
  * - `lifecycle`: `connecting → registered { available ⇄ full } → draining → stopped`, with
  *   `reconnecting` beside `registered` while the server link is down. Jobs keep running in
  *   every state: job processes are spawned children of the machine, not of a state.
- * - `processes`: keeps `numIdleProcesses` prewarmed processes (`warming`), and backs off after
- *   failed prewarms (`backingOff`) instead of respawning in a hot loop.
+ * - `processes`: starts a process for each queued job and keeps `numIdleProcesses` prewarmed
+ *   spares (`warming`), at most `maxConcurrentStarts` prewarming at once; backs off after failed
+ *   prewarms (`backingOff`) instead of respawning in a hot loop; while draining (`closed`) only
+ *   queued jobs still get processes. An assigned job with no idle process waits `queued` for the
+ *   next process to get warm, until its start deadline.
  *
  * Pure: no I/O. The server link, load sampling, request decisions and processes are actors
  * provided from `src/` with `.provide()`; time comes from the actor system's clock.
  */
 import { enqueueActions, not } from 'xstate';
 import { fromEvent } from './params.ts';
+import { fullDecline } from './worker.context.ts';
 import { workerSetup } from './worker.setup.ts';
 
 export type { WorkerEmitted, WorkerEvent } from './worker.contract.ts';
@@ -39,6 +43,8 @@ export const workerMachine = workerSetup.createMachine({
     load: 0,
     connectFailures: 0,
     prewarmFailures: 0,
+    lastPrewarmFailure: undefined,
+    startEstimate: input.options.initialStartEstimate,
     procs: {},
     jobs: {},
     nextProcNumber: 1,
@@ -92,6 +98,10 @@ export const workerMachine = workerSetup.createMachine({
             actions: { type: 'refuseAssignment', params: ({ event }) => ({ jobId: event.job.id }) },
           },
         ],
+        JOB_START_DEADLINE_PASSED: {
+          guard: { type: 'isQueued', params: fromEvent },
+          actions: { type: 'failQueuedJob', params: fromEvent },
+        },
         JOB_TERMINATED: { actions: { type: 'terminateJob', params: fromEvent } },
         JOB_STARTED: { actions: { type: 'markJobStarted', params: fromEvent } },
         JOB_ENDED: { actions: { type: 'reportJobEnded', params: fromEvent } },
@@ -159,7 +169,7 @@ export const workerMachine = workerSetup.createMachine({
                   {
                     actions: {
                       type: 'declineOffer',
-                      params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
+                      params: ({ context, event }) => ({ job: event.job, ...fullDecline(context) }),
                     },
                   },
                 ],
@@ -176,10 +186,11 @@ export const workerMachine = workerSetup.createMachine({
               entry: { type: 'reportStatus', params: { status: 'full' } },
               always: { guard: 'canTakeJob', target: 'available' },
               on: {
+                // `full` or, when only the start delay stands in the way, `startDelay`.
                 AVAILABILITY_REQUESTED: {
                   actions: {
                     type: 'declineOffer',
-                    params: ({ event }) => ({ job: event.job, decision: 'full', reason: 'full' }),
+                    params: ({ context, event }) => ({ job: event.job, ...fullDecline(context) }),
                   },
                 },
                 STATUS_TICKED: {
@@ -252,23 +263,38 @@ export const workerMachine = workerSetup.createMachine({
       },
       states: {
         warming: {
-          entry: 'spawnIdleProcesses',
+          entry: { type: 'startProcesses', params: { spares: true } },
           on: {
             PROCESSES_RECYCLE_REQUESTED: {
-              actions: [{ type: 'recycleIdleProcesses', params: fromEvent }, 'spawnIdleProcesses'],
+              actions: [
+                { type: 'recycleIdleProcesses', params: fromEvent },
+                { type: 'startProcesses', params: { spares: true } },
+              ],
             },
-            // The lifecycle region (first in document order) has just used a process: refill.
-            JOB_ASSIGNED: { actions: 'spawnIdleProcesses' },
+            // The lifecycle region (first in document order) has just used a process or queued
+            // the job: start what the queue and the spares need.
+            JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: true } } },
             PROCESS_PREWARMED: {
-              actions: [{ type: 'markProcessPrewarmed', params: fromEvent }, 'spawnIdleProcesses'],
+              actions: [
+                { type: 'markProcessPrewarmed', params: fromEvent },
+                { type: 'startProcesses', params: { spares: true } },
+              ],
             },
             PROCESS_EXITED: [
               {
                 guard: { type: 'prewarmFailed', params: fromEvent },
                 target: 'backingOff',
-                actions: ['recordPrewarmFailure', { type: 'forgetProcess', params: fromEvent }],
+                actions: [
+                  { type: 'recordPrewarmFailure', params: fromEvent },
+                  { type: 'forgetProcess', params: fromEvent },
+                ],
               },
-              { actions: [{ type: 'forgetProcess', params: fromEvent }, 'spawnIdleProcesses'] },
+              {
+                actions: [
+                  { type: 'forgetProcess', params: fromEvent },
+                  { type: 'startProcesses', params: { spares: true } },
+                ],
+              },
             ],
           },
         },
@@ -284,17 +310,39 @@ export const workerMachine = workerSetup.createMachine({
             PROCESS_EXITED: [
               {
                 guard: { type: 'prewarmFailed', params: fromEvent },
-                actions: ['recordPrewarmFailure', { type: 'forgetProcess', params: fromEvent }],
+                actions: [
+                  { type: 'recordPrewarmFailure', params: fromEvent },
+                  { type: 'forgetProcess', params: fromEvent },
+                ],
               },
               { actions: { type: 'forgetProcess', params: fromEvent } },
             ],
           },
         },
+        // No spares any more, but jobs queued before the drain still get their processes (a
+        // failed start is not retried here: the job's deadline ends it).
         closed: {
           type: 'final',
           on: {
-            PROCESS_PREWARMED: { actions: { type: 'markProcessPrewarmed', params: fromEvent } },
-            PROCESS_EXITED: { actions: { type: 'forgetProcess', params: fromEvent } },
+            JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
+            PROCESS_PREWARMED: {
+              actions: [
+                { type: 'markProcessPrewarmed', params: fromEvent },
+                { type: 'startProcesses', params: { spares: false } },
+              ],
+            },
+            PROCESS_EXITED: [
+              {
+                guard: { type: 'prewarmFailed', params: fromEvent },
+                actions: { type: 'forgetProcess', params: fromEvent },
+              },
+              {
+                actions: [
+                  { type: 'forgetProcess', params: fromEvent },
+                  { type: 'startProcesses', params: { spares: false } },
+                ],
+              },
+            ],
           },
         },
       },

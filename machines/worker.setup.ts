@@ -45,15 +45,19 @@ import {
   jobStatus,
   loadBelowThreshold,
   nextProcId,
+  nextStartEstimate,
   offered,
-  onDemandStartCount,
   patched,
   prewarmingProc,
+  processesToStart,
   procList,
+  queuedJobs,
   reconnectDelay,
   requestId,
   shutdownGrace,
-  spareProcCount,
+  startDeadline,
+  startDeadlineId,
+  startsInTime,
   spawnRetryDelay,
   waitingJobCount,
   without,
@@ -88,17 +92,18 @@ const primitives = setup({
     /** An idle process not already promised to a job being decided or awaiting assignment. */
     hasIdleProcess: ({ context }) => idleProcCount(context) > waitingJobCount(context),
     spawningBackedOff: stateIn({ processes: 'backingOff' }),
-    belowPrewarmCap: ({ context }) =>
-      onDemandStartCount(context) < context.options.maxConcurrentPrewarms,
+    /** The offer's expected start delay is within `jobStartBudget` (worker.context.ts). */
+    startsInTime: ({ context }) => startsInTime(context),
     isDraining: stateIn({ lifecycle: 'draining' }),
     noActiveJobs: ({ context }) => activeJobCount(context) === 0,
     isAwaitingAssignment: ({ context }, p: JobIdParams) =>
       context.jobs[p.jobId]?.phase === 'accepted',
     isKnownJob: ({ context }, p: JobIdParams) => p.jobId in context.jobs,
+    isQueued: ({ context }, p: JobIdParams) => context.jobs[p.jobId]?.phase === 'queued',
     canTakeJob: and([
       'loadBelowThreshold',
       'hasFreeSlot',
-      or(['hasIdleProcess', and([not('spawningBackedOff'), 'belowPrewarmCap'])]),
+      or(['hasIdleProcess', and([not('spawningBackedOff'), 'startsInTime'])]),
     ]),
     prewarmFailed: ({ context }, p: { procId: string; failed: boolean }) =>
       p.failed && context.procs[p.procId]?.phase === 'prewarming',
@@ -112,6 +117,7 @@ const primitives = setup({
     // ends the drain only once every one of them has run out.
     SHUTDOWN_GRACE: ({ context }) => shutdownGrace(context),
     SPAWN_RETRY_DELAY: ({ context }) => spawnRetryDelay(context),
+    JOB_START_DEADLINE: ({ context }) => startDeadline(context),
   },
   actions: {
     connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
@@ -177,24 +183,44 @@ const primitives = setup({
       enqueue.assign({ jobs: without(context.jobs, p.jobId) });
     }),
 
-    /** Spawns a process (`nextProcId`), warm for later or started for `job`. */
-    startProcess: enqueueActions(({ enqueue, context }, p: { job: RunningJobInfo | undefined }) => {
-      const procId = nextProcId(context);
-      enqueue.assign({
-        nextProcNumber: context.nextProcNumber + 1,
-        procs: { ...context.procs, [procId]: prewarmingProc(procId, p.job?.jobId) },
-      });
-      enqueue.spawnChild('jobProcess', {
-        id: procId,
-        systemId: procId,
-        input: {
-          procId,
-          ...(p.job ? { job: p.job } : {}),
-          initializeTimeout: context.options.initializeProcessTimeout,
-          shutdownTimeout: context.options.shutdownProcessTimeout,
-        },
-      });
+    /**
+     * Spawns the processes `processesToStart` asks for: never more prewarming at once than
+     * `maxConcurrentStarts`, so each prewarm deadline (counted from its spawn) measures a start
+     * that is actually running. A process starts without a job: the next one warm takes the
+     * oldest queued job, so a failed start never fails a job by itself.
+     */
+    startProcesses: enqueueActions(({ enqueue, context }, p: { spares: boolean }) => {
+      const count = processesToStart(context, p.spares);
+      let procs = context.procs;
+      for (let i = 0; i < count; i++) {
+        const procId = nextProcId(context, i);
+        procs = { ...procs, [procId]: prewarmingProc(procId, context.options.now()) };
+        enqueue.spawnChild('jobProcess', {
+          id: procId,
+          systemId: procId,
+          input: {
+            procId,
+            initializeTimeout: context.options.initializeProcessTimeout,
+            shutdownTimeout: context.options.shutdownProcessTimeout,
+          },
+        });
+      }
+      enqueue.assign({ nextProcNumber: context.nextProcNumber + count, procs });
     }),
+    /** Hands a job that has its assignment to a warm process; its start deadline is over. */
+    handJobToProcess: enqueueActions(
+      ({ enqueue, context }, p: JobIdParams & { procId: string }) => {
+        const launch = context.jobs[p.jobId]?.launch;
+        if (!launch) return;
+        enqueue.cancel(startDeadlineId(p.jobId));
+        enqueue.assign({
+          jobs: patched(context.jobs, p.jobId, { phase: 'launching', procId: p.procId }),
+          procs: patched(context.procs, p.procId, { phase: 'running', jobId: p.jobId }),
+        });
+        enqueue.sendTo(p.procId, { type: 'LAUNCH', job: launch });
+        enqueue.emit({ type: 'jobLaunched', jobId: p.jobId, procId: p.procId });
+      },
+    ),
     /** An assignment this worker never accepted (or gave up on): tell the server it failed. */
     refuseAssignment: enqueueActions(({ enqueue }, p: JobIdParams) => {
       enqueue.sendTo(
@@ -202,11 +228,17 @@ const primitives = setup({
         jobStatus(p.jobId, 'failed', 'assignment for a job this worker did not accept'),
       );
     }),
-    markProcessPrewarmed: assign(({ context }, p: { procId: string; pid: number }) => {
+    /** A process is warm: its start is measured, and it is idle until a job takes it. */
+    recordProcessWarm: assign(({ context }, p: { procId: string; pid: number }) => {
       const proc = context.procs[p.procId];
-      if (!proc) return {};
-      const phase = proc.jobId ? proc.phase : 'idle';
-      return { prewarmFailures: 0, procs: patched(context.procs, p.procId, { pid: p.pid, phase }) };
+      // A process already asked to stop (recycled) stays `exiting`: it must not take a job.
+      if (proc?.phase !== 'prewarming') return {};
+      const took = context.options.now() - proc.spawnedAt;
+      return {
+        prewarmFailures: 0,
+        startEstimate: nextStartEstimate(context.startEstimate, took),
+        procs: patched(context.procs, p.procId, { pid: p.pid, phase: 'idle' }),
+      };
     }),
     markJobStarted: enqueueActions(
       ({ enqueue, context }, p: JobIdParams & { procId: string; pid: number }) => {
@@ -227,7 +259,10 @@ const primitives = setup({
         enqueue.emit({ type: 'jobEnded', jobId: p.jobId, outcome: p.outcome, reason: p.reason });
       },
     ),
-    recordPrewarmFailure: assign({ prewarmFailures: ({ context }) => context.prewarmFailures + 1 }),
+    recordPrewarmFailure: assign(({ context }, p: ReasonParams) => ({
+      prewarmFailures: context.prewarmFailures + 1,
+      lastPrewarmFailure: p.reason,
+    })),
     /** Asks every process without a job to stop; they no longer count as spares, so fresh ones start. */
     recycleIdleProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
       let procs = context.procs;
@@ -246,12 +281,6 @@ const primitives = setup({
         participantIdentity: p.participantIdentity,
       }),
     ),
-    shutdownAllJobs: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
-      for (const job of jobList(context)) {
-        if (job.procId)
-          enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
-      }
-    }),
     killAllProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
       for (const proc of procList(context)) {
         enqueue.sendTo(proc.procId, { type: 'KILL_REQUESTED', reason: p.reason });
@@ -270,7 +299,9 @@ export const workerSetup = primitives.extend<{
   answerDeclined: JobIdParams & DeclineParams;
   declineUndecidedRequests: undefined;
   launchJob: { job: Job; token: string; url: string | undefined };
-  spawnIdleProcesses: undefined;
+  markProcessPrewarmed: { procId: string; pid: number };
+  failQueuedJob: JobIdParams;
+  shutdownAllJobs: ReasonParams;
   reportJobEnded: Extract<JobProcessReport, { type: 'JOB_ENDED' }>;
   forgetProcess: Extract<JobProcessReport, { type: 'PROCESS_EXITED' }>;
   terminateJob: JobIdParams;
@@ -300,51 +331,71 @@ export const workerSetup = primitives.extend<{
         }
       }
     }),
-    /** Hands an assigned job to an idle process, or starts a process for it. */
+    /**
+     * Hands an assigned job to an idle process, or queues it for the next process to get warm,
+     * with a deadline (the processes region starts the processes it needs).
+     */
     launchJob: enqueueActions(({ enqueue, context }, p) => {
       const record = context.jobs[p.job.id];
       if (!record?.acceptArguments || !context.workerId) return;
-      enqueue.stopChild(requestId(record.jobId));
-      const info: RunningJobInfo = {
-        jobId: record.jobId,
+      const jobId = record.jobId;
+      enqueue.stopChild(requestId(jobId));
+      const launch: RunningJobInfo = {
+        jobId,
         job: p.job.toJson(),
         acceptArguments: record.acceptArguments,
         url: p.url || context.serverUrl,
         token: p.token,
         workerId: context.workerId,
       };
-      const idle = firstIdleProc(context);
-      const procId = idle?.procId ?? nextProcId(context);
       enqueue.assign({
-        jobs: patched(context.jobs, record.jobId, { job: p.job, phase: 'launching', procId }),
+        jobs: patched(context.jobs, jobId, { job: p.job, phase: 'queued', launch }),
       });
+      const idle = firstIdleProc(context);
       if (idle) {
-        enqueue.assign({
-          procs: patched(context.procs, procId, { phase: 'running', jobId: record.jobId }),
-        });
-        enqueue.sendTo(procId, { type: 'LAUNCH', job: info });
+        enqueue({ type: 'handJobToProcess', params: { jobId, procId: idle.procId } });
       } else {
-        enqueue({ type: 'startProcess', params: { job: info } });
+        enqueue.raise(
+          { type: 'JOB_START_DEADLINE_PASSED', jobId },
+          { delay: 'JOB_START_DEADLINE', id: startDeadlineId(jobId) },
+        );
       }
-      enqueue.emit({ type: 'jobLaunched', jobId: record.jobId, procId });
     }),
-    /** Keeps `numIdleProcesses` spare warm processes, counting those already prewarming. */
-    // Only `processes.warming` runs this: never while backing off, draining or stopped.
-    spawnIdleProcesses: enqueueActions(({ enqueue, context }) => {
-      const missing = context.options.numIdleProcesses - spareProcCount(context);
-      for (let i = 0; i < missing; i++)
-        enqueue({ type: 'startProcess', params: { job: undefined } });
+    /** A process got warm: it is measured, then takes the oldest queued job if there is one. */
+    markProcessPrewarmed: enqueueActions(({ enqueue, context }, p) => {
+      const wasStarting = context.procs[p.procId]?.phase === 'prewarming';
+      enqueue({ type: 'recordProcessWarm', params: p });
+      const next = queuedJobs(context)[0];
+      if (wasStarting && next) {
+        enqueue({ type: 'handJobToProcess', params: { jobId: next.jobId, procId: p.procId } });
+      }
+    }),
+    /** A queued job's deadline passed with no warm process for it: it fails, reported. */
+    failQueuedJob: enqueueActions(({ enqueue, context }, p) => {
+      const cause = context.lastPrewarmFailure;
+      const reason =
+        `no job process was ready within ${startDeadline(context)} ms` +
+        (cause ? ` (last failed start: ${cause})` : '');
+      enqueue.assign({ jobs: without(context.jobs, p.jobId) });
+      enqueue({ type: 'reportJobEnd', params: { jobId: p.jobId, outcome: 'failed', reason } });
+    }),
+    /** The drain deadline: running jobs are asked to end; jobs still queued fail now. */
+    shutdownAllJobs: enqueueActions(({ enqueue, context }, p) => {
+      for (const job of jobList(context)) {
+        if (job.procId) {
+          enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
+        } else if (job.phase === 'queued') {
+          enqueue.cancel(startDeadlineId(job.jobId));
+          enqueue.assign(({ context: c }) => ({ jobs: without(c.jobs, job.jobId) }));
+          const params = { jobId: job.jobId, outcome: 'failed', reason: p.reason } as const;
+          enqueue({ type: 'reportJobEnd', params });
+        }
+      }
     }),
     reportJobEnded: enqueueActions(({ enqueue, context }, p) => {
-      const proc = context.procs[p.procId];
       enqueue.assign({
         jobs: without(context.jobs, p.jobId),
-        // A process that never got warm stays `prewarming`, so its exit counts as a failed
-        // prewarm (and backs off) even when it was started on demand for this job.
-        procs:
-          proc?.phase === 'prewarming'
-            ? context.procs
-            : patched(context.procs, p.procId, { phase: 'exiting' }),
+        procs: patched(context.procs, p.procId, { phase: 'exiting' }),
       });
       enqueue({ type: 'reportJobEnd', params: p });
     }),
@@ -367,15 +418,25 @@ export const workerSetup = primitives.extend<{
       }
       enqueue.emit({ ...p, type: 'processExited' });
     }),
-    /** Server termination: end the job's process gracefully, or drop a job not yet launched. */
+    /**
+     * Server termination: end the job's process gracefully; a queued job ends (reported) without
+     * ever getting one; a job not yet assigned is dropped.
+     */
     terminateJob: enqueueActions(({ enqueue, context }, p) => {
       const job = context.jobs[p.jobId];
       if (!job) return;
+      const reason = 'terminated by the server';
       if (job.procId) {
-        enqueue.sendTo(job.procId, {
-          type: 'SHUTDOWN_REQUESTED',
-          reason: 'terminated by the server',
-        });
+        enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason });
+      } else if (job.phase === 'queued') {
+        enqueue.cancel(startDeadlineId(p.jobId));
+        enqueue.assign({ jobs: without(context.jobs, p.jobId) });
+        const params = {
+          jobId: p.jobId,
+          outcome: 'failed',
+          reason: `${reason} while queued`,
+        } as const;
+        enqueue({ type: 'reportJobEnd', params });
       } else {
         enqueue({ type: 'releaseSlot', params: p });
       }
@@ -390,6 +451,7 @@ export const workerSetup = primitives.extend<{
         if (phase === 'deciding') {
           enqueue({ type: 'sendDecline', params: { jobId, decision: 'unavailable', reason } });
         } else {
+          if (phase === 'queued') enqueue.cancel(startDeadlineId(jobId));
           enqueue({ type: 'reportJobEnd', params: { jobId, outcome: 'failed', reason } });
         }
       }

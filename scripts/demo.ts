@@ -1,11 +1,13 @@
 /**
- * `npm run demo`: the whole loop on one machine, visible in one terminal.
+ * `npm run demo`: the whole loop on one machine, visible in one terminal, up until Ctrl+C.
  *
  * 1. Uses the LiveKit server at LIVEKIT_URL, or (unset) builds/starts a local livekit-server.
- * 2. Runs the echo agent under `agent dev`, its logs streamed here.
- * 3. A scripted participant joins a room, the agent is dispatched, greets, echoes three
- *    messages; the participant leaves and the job ends with its status.
- * 4. The worker is drained with SIGINT and everything is stopped.
+ * 2. Runs the echo agent under the built `agent dev` (plain node, the package's bin), its logs
+ *    streamed here, and points at its live inspector.
+ * 3. A scripted participant joins a room, the agent is dispatched and greets; the participant
+ *    then says something every few seconds and the agent echoes it.
+ * 4. Ctrl+C: the participant leaves, the job ends with its status, the worker drains, and the
+ *    server stops. `npm run demo -- --once` does one short job (three messages) and exits.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +16,8 @@ import { startLiveKitServer, type LiveKitServer } from '../test/support/livekit-
 import { joinRoom, waitForParticipant, withDeadline } from '../test/support/participants.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const once = process.argv.includes('--once');
+const TALK_EVERY_MS = 4000;
 const say = (msg: string) => console.log(`\x1b[35m[demo]\x1b[0m ${msg}`);
 
 async function ensureServer(): Promise<{
@@ -52,9 +56,11 @@ async function ensureServer(): Promise<{
 
 async function main(): Promise<void> {
   const server = await ensureServer();
+  const { NODE_ENV: _ours, ...agentEnv } = process.env;
   const agent = spawn(
     process.execPath,
     [
+      // The built package's bin on plain node (`npm run demo` builds first), as users run it.
       `${root}/bin/agent.js`,
       'dev',
       `${root}/examples/echo-agent.ts`,
@@ -63,7 +69,9 @@ async function main(): Promise<void> {
     ],
     {
       env: {
-        ...process.env,
+        // NODE_ENV=production only quiets this script's own participant; the agent gets the
+        // user's environment, as it would without the demo.
+        ...agentEnv,
         LIVEKIT_URL: server.url,
         LIVEKIT_API_KEY: server.apiKey,
         LIVEKIT_API_SECRET: server.apiSecret,
@@ -120,7 +128,7 @@ async function main(): Promise<void> {
       10_000,
       'the greeting',
     );
-    for (const word of ['one', 'two', 'three']) {
+    const echo = async (word: string) => {
       say(`participant sends "${word}"`);
       await user.room.localParticipant!.publishData(new TextEncoder().encode(word), {
         reliable: true,
@@ -132,13 +140,36 @@ async function main(): Promise<void> {
         10_000,
         `the echo of ${word}`,
       );
+    };
+    if (once) {
+      for (const word of ['one', 'two', 'three']) await echo(word);
+    } else {
+      const url = /inspector: (http:\/\/\S+)/.exec(agentOut)?.[1];
+      say(`open the inspector: ${url ?? '(see the agent output above)'}`);
+      say(
+        `the participant talks every ${TALK_EVERY_MS / 1000} s; Ctrl+C ends the job and the demo`,
+      );
+      const interrupted = new Promise<void>((resolve) => {
+        // The agent is in our process group and drains on the same Ctrl+C; stopAll waits for it.
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      let n = 0;
+      let stop = false;
+      void interrupted.then(() => (stop = true));
+      while (!stop) {
+        n += 1;
+        await echo(`message ${n}`);
+        await Promise.race([interrupted, new Promise((r) => setTimeout(r, TALK_EVERY_MS))]);
+      }
+      say('Ctrl+C: ending the job');
     }
     say('participant leaves the room');
     await user.leave();
     await until('the job to end', () => seen('job ended'));
-    say('the job ended (see its status above); draining the worker with SIGINT');
+    say('the job ended (see its status above); draining the worker');
     await stopAll();
-    say('done: a job came, ran and ended. Next: edit examples/echo-agent.ts and run it yourself.');
+    say('done: a job came, ran and ended. Next: write your own agent (see README, "Quick start").');
   } catch (err) {
     await stopAll();
     throw err;

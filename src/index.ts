@@ -23,6 +23,13 @@ export {
 } from './worker/worker.ts';
 export type { AnswerDecision, WorkerEmitted } from '../machines/worker.contract.ts';
 export type { Clock } from './clock.ts';
+export {
+  WorkerGroup,
+  type GroupActiveJob,
+  type WorkerGroupAgent,
+  type WorkerGroupRunConfig,
+} from './group/worker-group.ts';
+export { WorkerGroupOptions, type WorkerGroupOptionsInit } from './group/group-options.ts';
 export { JobRequest } from './job/request.ts';
 export {
   JobContext,
@@ -48,6 +55,5 @@ export {
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './http/server.ts';
 export { createWorkerMetrics, type WorkerMetrics } from './http/metrics.ts';
 export { workerInfo, type WorkerInfo } from './http/worker-info.ts';
-export { workerMachine } from '../machines/worker.machine.ts';
-export { jobProcessMachine } from '../machines/jobProcess.machine.ts';
+export { createGroupMetrics, workerGroupInfo, type WorkerGroupInfo } from './http/group-info.ts';
 export { VERSION } from './version.ts';

@@ -5,15 +5,29 @@
  */
 import { availableParallelism } from 'node:os';
 import { InvalidOptionError } from './errors.ts';
+import { parseProxyUrl, proxyFor, type ResolvedProxy } from './protocol/proxy.ts';
 import type { JobContext } from './job/context.ts';
 import type { JobProcess } from './job/process.ts';
 import type { JobRequest } from './job/request.ts';
 
-/** Whether a job is started once per room or once per publishing participant. */
+/**
+ * What a job is started for: once per room, once per publishing participant, or once per
+ * joining participant (agents and egress never count).
+ */
 export enum WorkerType {
+  /** One job per room (the protocol's `JT_ROOM`). */
   ROOM = 'room',
+  /** One job per participant, on its first published track (`JT_PUBLISHER`). */
   PUBLISHER = 'publisher',
+  /** One job per non-agent participant, when it joins (`JT_PARTICIPANT`). */
+  PARTICIPANT = 'participant',
 }
+
+const WORKER_TYPES: readonly WorkerType[] = [
+  WorkerType.ROOM,
+  WorkerType.PUBLISHER,
+  WorkerType.PARTICIPANT,
+];
 
 /** Track sources an agent may publish (mirrors LiveKit's `TrackSource`). */
 export type TrackSourceName = 'camera' | 'microphone' | 'screen_share' | 'screen_share_audio';
@@ -104,7 +118,12 @@ export interface WorkerOptionsInit {
    * full because of load (the server still gates on the load itself: see README).
    */
   loadThreshold?: number;
-  /** A non-empty name enables explicit dispatch only. Default `''` (automatic dispatch). */
+  /**
+   * A non-empty name enables explicit dispatch only. Default: `LIVEKIT_AGENT_NAME`, else `''`
+   * (automatic dispatch). `LIVEKIT_AGENT_NAME_OVERRIDE`, when set, beats this option (a
+   * deployment can rename an agent without editing its code); an explicit `''` beats
+   * `LIVEKIT_AGENT_NAME`.
+   */
   agentName?: string;
   /** Prewarmed processes kept idle, independent of busy ones. `0` starts processes on demand. */
   numIdleProcesses?: number;
@@ -120,6 +139,14 @@ export interface WorkerOptionsInit {
   requestTimeout?: number;
   /** Budget for a new process to prewarm. Default 10 s. */
   initializeProcessTimeout?: number;
+  /**
+   * How long a job may be expected to wait for a warm process. An offer the load policy allows
+   * is still declined (decision `startDelay`) when the jobs already waiting for processes, times
+   * the measured start time of a process, divided by the processes that may start at once, is
+   * over this. A job assigned with no warm process waits at most this plus
+   * `initializeProcessTimeout`, then fails. Default 10 s.
+   */
+  jobStartBudget?: number;
   /** Budget for a job process to end after being asked to. Default 60 s. */
   shutdownProcessTimeout?: number;
   /** RSS above which a job process is logged as a warning. Default 500 MB; 0 disables. */
@@ -128,6 +155,12 @@ export interface WorkerOptionsInit {
   jobMemoryLimitMb?: number;
   /** Module that holds these options, imported by each job process. Default: the main script. */
   agentModule?: string | URL;
+  /**
+   * HTTP(S) proxy for the connection to the LiveKit server (`http://[user:password@]host:port`),
+   * also handed to job processes. Default: `HTTPS_PROXY` (for `wss://`) or `HTTP_PROXY` (for
+   * `ws://`) from the environment; `null`: never a proxy. `NO_PROXY` hosts are reached directly.
+   */
+  httpProxy?: string | null;
   /** Health/metrics HTTP host. Default `0.0.0.0`. */
   host?: string;
   /** Health/metrics HTTP port. Default 8081; `0` picks a free one. */
@@ -144,7 +177,8 @@ export class WorkerOptions {
   readonly workerType: WorkerType;
   readonly loadFnc: WorkerOptionsInit['loadFnc'];
   readonly loadThreshold: number;
-  readonly agentName: string;
+  /** `undefined` when not given: resolved from the environment (see `resolveOptions`). */
+  readonly agentName: string | undefined;
   readonly numIdleProcesses: number | undefined;
   readonly maxJobs: number;
   readonly wsUrl: string | undefined;
@@ -152,10 +186,12 @@ export class WorkerOptions {
   readonly apiSecret: string | undefined;
   readonly requestTimeout: number;
   readonly initializeProcessTimeout: number;
+  readonly jobStartBudget: number;
   readonly shutdownProcessTimeout: number;
   readonly jobMemoryWarnMb: number;
   readonly jobMemoryLimitMb: number;
   readonly agentModule: string | undefined;
+  readonly httpProxy: string | null | undefined;
   readonly host: string;
   readonly port: number;
 
@@ -173,12 +209,15 @@ export class WorkerOptions {
         : new WorkerPermissions(init.permissions ?? {});
     this.drainTimeout = ms('drainTimeout', init.drainTimeout, 30 * 60_000);
     const workerType = init.workerType ?? WorkerType.ROOM;
-    if (workerType !== WorkerType.ROOM && workerType !== WorkerType.PUBLISHER) {
-      throw new InvalidOptionError('workerType', 'must be WorkerType.ROOM or WorkerType.PUBLISHER');
+    if (!WORKER_TYPES.includes(workerType)) {
+      throw new InvalidOptionError(
+        'workerType',
+        'must be WorkerType.ROOM, WorkerType.PUBLISHER or WorkerType.PARTICIPANT',
+      );
     }
     this.workerType = workerType;
     this.loadThreshold = threshold('loadThreshold', init.loadThreshold, 0.7);
-    this.agentName = str('agentName', init.agentName) ?? '';
+    this.agentName = str('agentName', init.agentName);
     this.numIdleProcesses =
       init.numIdleProcesses === undefined
         ? undefined
@@ -204,6 +243,7 @@ export class WorkerOptions {
       init.initializeProcessTimeout,
       10_000,
     );
+    this.jobStartBudget = ms('jobStartBudget', init.jobStartBudget, 10_000);
     this.shutdownProcessTimeout = ms('shutdownProcessTimeout', init.shutdownProcessTimeout, 60_000);
     this.jobMemoryWarnMb = num(
       'jobMemoryWarnMb',
@@ -226,6 +266,13 @@ export class WorkerOptions {
       throw new InvalidOptionError('agentModule', 'must be a path or a file: URL');
     }
     this.agentModule = mod instanceof URL ? mod.href : mod;
+    if (init.httpProxy !== undefined && init.httpProxy !== null) {
+      if (typeof init.httpProxy !== 'string') {
+        throw new InvalidOptionError('httpProxy', 'must be a proxy URL string, or null for none');
+      }
+      parseProxyUrl('httpProxy', init.httpProxy);
+    }
+    this.httpProxy = init.httpProxy;
     this.host = str('host', init.host) ?? '0.0.0.0';
     this.port = int('port', init.port, 8081, 0, 65535);
     Object.freeze(this);
@@ -235,9 +282,13 @@ export class WorkerOptions {
 /** Options after defaults, environment and mode are applied. What the runtime reads. */
 export interface ResolvedWorkerOptions extends Omit<
   WorkerOptions,
-  'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret' | 'agentModule'
+  'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret' | 'agentModule' | 'agentName'
 > {
   readonly numIdleProcesses: number;
+  /** After `LIVEKIT_AGENT_NAME_OVERRIDE` > the option > `LIVEKIT_AGENT_NAME` > `''`. */
+  readonly agentName: string;
+  /** The proxy the server connection goes through (option, else environment), if any. */
+  readonly proxy: ResolvedProxy | undefined;
   /** Path or file: URL of the module each job process imports. */
   readonly agentModule: string;
   readonly wsUrl: string;
@@ -263,6 +314,7 @@ export interface ResolveSources {
       | 'host'
       | 'agentModule'
       | 'loadThreshold'
+      | 'maxJobs'
     >
   >;
   /** Production (`start`) or development (`dev`) defaults. */
@@ -308,13 +360,32 @@ export function resolveOptions(
       o.loadThreshold !== undefined
         ? threshold('loadThreshold', o.loadThreshold, 0.7)
         : opts.loadThreshold,
+    maxJobs:
+      o.maxJobs === undefined
+        ? opts.maxJobs
+        : o.maxJobs === Infinity
+          ? Infinity
+          : int('maxJobs', o.maxJobs, 0, 1, 100_000),
     agentModule: agentModuleFrom(o.agentModule ?? opts.agentModule),
+    agentName: resolveAgentName(opts.agentName, env),
+    proxy: proxyFor(new URL(wsUrl), opts.httpProxy, env),
     numIdleProcesses,
     wsUrl,
     apiKey,
     apiSecret,
     deployment: env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
   });
+}
+
+/**
+ * The name the worker registers with, as LiveKit's frameworks pick it: the override variable
+ * (set by a deployment, beats the code), then the option (an explicit `''` included), then the
+ * plain variable, then `''`. An empty variable counts as unset.
+ */
+export function resolveAgentName(option: string | undefined, env: NodeJS.ProcessEnv): string {
+  return (
+    nonEmpty(env.LIVEKIT_AGENT_NAME_OVERRIDE) ?? option ?? nonEmpty(env.LIVEKIT_AGENT_NAME) ?? ''
+  );
 }
 
 /** The module job processes import: an absolute path or file: URL; default the main script. */

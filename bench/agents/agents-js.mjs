@@ -1,4 +1,4 @@
-/* global performance, Buffer, process, TextEncoder */
+/* global performance, Buffer, TextEncoder */
 /**
  * The bench agent on @livekit/agents (agents-js), in its documented style: a default export from
  * `defineAgent`, and `cli.runApp(new ServerOptions({ agent: <this file> }))`. The bench copies

@@ -6,7 +6,7 @@ export interface IdleSample {
   workerRssMb: number;
   /** RSS of each warm idle job process. */
   idleProcessRssMb: number[];
-  /** Other processes the worker keeps (agentstate: tsx's esbuild service; agents-js: inference process; Python: forkserver, resource tracker). */
+  /** Other processes the worker keeps (agents-js: inference process; Python: forkserver, resource tracker). */
   helperRssMb: number[];
   helpers: string[];
   /** Sum of PSS over the whole tree (shared pages counted once). */
@@ -22,7 +22,7 @@ export interface IdleSample {
 function isJobProcess(fw: Framework, p: ProcInfo & { depth: number }): boolean {
   switch (fw) {
     case 'agentstate':
-      return p.cmd.includes('tinypool'); // one tinypool child per jobProcess actor (not tsx's esbuild)
+      return p.cmd.includes('tinypool'); // one tinypool child per jobProcess actor
     case 'agents-js':
       return p.cmd.includes('job_proc_lazy_main');
     case 'livekit-agents':

@@ -6,6 +6,7 @@
  * so no room is joined twice.
  */
 import { dirname } from 'node:path';
+import { agentModuleFor } from '../agent-file/load.ts';
 import type { Logger } from '../log.ts';
 import type { Worker } from '../worker/worker.ts';
 import { watchFiles } from './watch-files.ts';
@@ -33,7 +34,14 @@ export function startHotReload(
         files: files.slice(0, 10),
         ...(running > 0 ? { runningJobsKeepOldCode: running } : {}),
       });
-      worker.recycleIdleProcesses('files changed');
+      // A TypeScript agent is compiled again first (in place); a build error keeps the old code.
+      agentModuleFor(agentFile).then(
+        () => worker.recycleIdleProcesses('files changed'),
+        (err: unknown) =>
+          log.error('agent file does not compile: idle processes keep the previous code', {
+            error: err instanceof Error ? err.message : String(err),
+          }),
+      );
     },
     {
       debounceMs: options.debounceMs,

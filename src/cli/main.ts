@@ -1,4 +1,4 @@
-/** Entry of the `agent` bin (loaded by bin/agent.js once TypeScript support is registered). */
+/** Entry of the `agent` bin (bin/agent.js runs its build, dist/src/cli/main.js). */
 import { runProgram } from './program.ts';
 
 const code = await runProgram(process.argv);

@@ -14,11 +14,12 @@ import {
   type Logger,
   type LogLevelName,
 } from '../log.ts';
-import type { WorkerOptions } from '../options.ts';
+import { WorkerOptions } from '../options.ts';
 import { VERSION } from '../version.ts';
-import { AgentFileError, loadAgentFile } from './load-agent.ts';
+import { AgentFileError, loadAgentFile } from '../agent-file/load.ts';
 import { createDispatch } from './dispatch.ts';
 import type { Flags } from './flags.ts';
+import { runGroup } from './run-group.ts';
 import { runWorker, type WorkerCommand } from './run-worker.ts';
 
 export interface ProgramSource {
@@ -33,7 +34,8 @@ function workerFlags(cmd: ReturnType<typeof sade>, idleDefault: string): void {
   cmd
     .option('--drain-timeout', 'ms to wait for running jobs on SIGTERM/SIGINT (default 1800000)')
     .option('--num-idle-processes', `prewarmed idle job processes (default ${idleDefault})`)
-    .option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)');
+    .option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)')
+    .option('--max-jobs', 'cap on concurrent jobs of this process (default: no cap)');
 }
 
 function defineProgram(withFile: boolean): ReturnType<typeof sade> {
@@ -50,12 +52,13 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
   prog
     .command(`start${fileArg}`)
     .describe(
-      'Run the worker in production: JSON logs, min(cpus, 4) warm processes, health and metrics on --port.',
+      'Run the worker in production: JSON logs, min(cpus, 4) warm processes, health and metrics on --port. Several files: one process serving each agent (--max-jobs and --load-threshold then apply to the process as a whole).',
     )
     .option('--host', 'health/metrics server host (default 0.0.0.0)')
     .option('--port', 'health/metrics server port (default 8081; 0 picks a free one)')
     .example(`start${file} --log-level=debug`)
     .example(`start${file} --port 9000`)
+    .example(withFile ? 'start ./support.ts ./sales.ts --max-jobs 8' : `start --max-jobs 8`)
     .option(
       '--inspect',
       'serve the live inspector on 127.0.0.1 (optionally =PORT); =stately sends redacted state to stately.ai instead',
@@ -65,7 +68,7 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
   prog
     .command(`dev${fileArg}`)
     .describe(
-      "Run the worker for development: coloured logs, one warm process, idle processes reloaded when the agent's files change.",
+      "Run the worker for development: coloured logs, one warm process, idle processes reloaded when the agent's files change. Several files: one process serving each agent.",
     )
     .option('--watch', 'reload idle processes on file changes; --no-watch turns it off', true)
     .option(
@@ -85,7 +88,10 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
       'Run one job in a named room without a dispatch (the server creates it for this worker), then exit with its outcome.',
     )
     .option('--room', 'room to run the job in (required)')
-    .option('--participant-identity', 'the participant the job is for (PUBLISHER workers)')
+    .option(
+      '--participant-identity',
+      'the participant the job is for (PUBLISHER and PARTICIPANT workers)',
+    )
     .option('--host', 'health/metrics server host (default 0.0.0.0)')
     .option('--port', 'serve health/metrics on this port (default: not served)')
     .example(`connect${file} --room my-room`);
@@ -122,6 +128,14 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
   try {
     if (name === 'dispatch') return await createDispatch(flags, log);
 
+    const more = withFile ? flags._.map(String) : [];
+    if (more.length > 0) {
+      if (name === 'connect') {
+        throw new InvalidOptionError('<file>', 'connect runs one agent file; give only one');
+      }
+      return await runSeveral(name, [String(args[0]), ...more], flags, log);
+    }
+
     let options = source.options;
     let agentFile = process.argv[1];
     let agentModule: string | undefined;
@@ -129,7 +143,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
       const loaded = await loadAgentFile(String(args[0]));
       options = loaded.options;
       agentFile = loaded.path;
-      agentModule = loaded.path;
+      agentModule = loaded.module;
     }
     const room = name === 'connect' ? requiredString(flags, 'room') : undefined;
     const inspector = await maybeInspector(name, flags, log, options);
@@ -148,12 +162,9 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
         config: {
           mode: name === 'start' ? 'production' : 'development',
           overrides: {
-            wsUrl: optionalString(flags, 'url'),
-            apiKey: optionalString(flags, 'api-key'),
-            apiSecret: optionalString(flags, 'api-secret'),
-            drainTimeout: numberFlag(flags, 'drain-timeout'),
-            numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+            ...agentOverrides(flags),
             loadThreshold: numberFlag(flags, 'load-threshold'),
+            maxJobs: numberFlag(flags, 'max-jobs'),
             host: optionalString(flags, 'host'),
             port: numberFlag(flags, 'port'),
             agentModule,
@@ -178,15 +189,79 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
   }
 }
 
+/**
+ * `start`/`dev` with several files: every file is loaded first (one that fails is a usage
+ * error naming it, before anything connects), then one `WorkerGroup` serves them all.
+ * `--max-jobs`/`--load-threshold` are the process-wide limits; the other flags apply to every
+ * agent.
+ */
+async function runSeveral(
+  name: 'start' | 'dev',
+  files: readonly string[],
+  flags: Flags,
+  log: Logger,
+): Promise<number> {
+  const agents: { options: WorkerOptions; file: string }[] = [];
+  for (const file of files) {
+    const loaded = await loadAgentFile(file);
+    // Each agent's job processes import its own file.
+    agents.push({
+      options: new WorkerOptions({ ...loaded.options, agentModule: loaded.module }),
+      file: loaded.path,
+    });
+  }
+  const inspector = await maybeInspector(name, flags, log, ...agents.map((a) => a.options));
+  try {
+    return await runGroup({
+      agents,
+      log,
+      health: name === 'start' || flags.port !== undefined,
+      watch: name === 'dev' && flags.watch !== false,
+      group: {
+        maxJobs: numberFlag(flags, 'max-jobs'),
+        loadThreshold: numberFlag(flags, 'load-threshold'),
+        host: optionalString(flags, 'host'),
+        port: numberFlag(flags, 'port'),
+      },
+      config: {
+        mode: name === 'start' ? 'production' : 'development',
+        overrides: {
+          ...agentOverrides(flags),
+        },
+        inspect: inspector?.inspect,
+        agentLabels: agents.map((a) => a.file),
+      },
+    });
+  } finally {
+    await inspector?.close();
+  }
+}
+
 /** `dev` (or `--inspect`) serves the live inspector; the module is only loaded then. */
-async function maybeInspector(name: string, flags: Flags, log: Logger, options: WorkerOptions) {
+async function maybeInspector(
+  name: string,
+  flags: Flags,
+  log: Logger,
+  ...options: WorkerOptions[]
+) {
   if (name !== 'dev' && flags.inspect === undefined) return undefined;
   const { startCliInspector } = await import('../inspector/cli.ts');
   return startCliInspector(name, flags.inspect, log, [
     optionalString(flags, 'api-secret'),
     process.env.LIVEKIT_API_SECRET,
-    options.apiSecret,
+    ...options.map((o) => o.apiSecret),
   ]);
+}
+
+/** What every agent of a worker command takes from the flags: the server and the pool size. */
+function agentOverrides(flags: Flags) {
+  return {
+    wsUrl: optionalString(flags, 'url'),
+    apiKey: optionalString(flags, 'api-key'),
+    apiSecret: optionalString(flags, 'api-secret'),
+    drainTimeout: numberFlag(flags, 'drain-timeout'),
+    numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+  };
 }
 
 function optionalString(flags: Flags, name: string): string | undefined {

@@ -9,8 +9,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import type { WorkerOptions } from '../options.ts';
-import { captureRunAppOptions } from './load-agent.ts';
-import { runProgram } from './program.ts';
+import { captureRunAppOptions } from '../agent-file/load.ts';
 
 export function runApp(opts: WorkerOptions): void {
   if (isJobProcess()) {
@@ -19,13 +18,17 @@ export function runApp(opts: WorkerOptions): void {
   }
   if (captureRunAppOptions(opts)) return;
   if (!calledFromMainScript()) return;
-  runProgram(process.argv, { options: opts }).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+  // Loaded only now: an agent file imported anywhere else (a job process, a test) does not pay
+  // for the command line and everything it starts.
+  import('./program.ts')
+    .then(({ runProgram }) => runProgram(process.argv, { options: opts }))
+    .then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
 }
 
 /** Whether the module calling `runApp` is the script node was started with. */

@@ -30,7 +30,7 @@ export interface RunWorkerInput {
   attach?: (worker: Worker) => (() => void | Promise<void>) | void;
 }
 
-type Stopper = () => void | Promise<void>;
+export type Stopper = () => void | Promise<void>;
 
 /** Resolves with the exit code once the worker has stopped and everything around it is closed. */
 export async function runWorker(input: RunWorkerInput): Promise<number> {
@@ -79,7 +79,8 @@ export async function runWorker(input: RunWorkerInput): Promise<number> {
   return 0;
 }
 
-async function closeAll(stoppers: Stopper[], log: Logger): Promise<void> {
+/** Runs every stopper, newest first; a failing one is logged and the rest still run. */
+export async function closeAll(stoppers: Stopper[], log: Logger): Promise<void> {
   for (const stop of stoppers.splice(0).reverse()) {
     try {
       await stop();

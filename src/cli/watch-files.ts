@@ -19,6 +19,8 @@ export interface WatchFilesOptions {
 
 export const DEFAULT_IGNORED: readonly string[] = [
   'node_modules',
+  // Where compiled TypeScript agents go when no node_modules is above them (src/agent-file).
+  '.agentstate',
   '.git',
   'test-artifacts',
   'dist',

@@ -2,12 +2,19 @@
  * Prometheus metrics of one worker, on a registry of their own (never prom-client's global
  * default, which the user's app may own). Counters and the answer-latency histogram follow the
  * worker chart's emitted events; gauges are read from the chart when scraped.
+ * `agentstate_worker_fullness_ratio` is the one to autoscale a fleet on (deploy/kubernetes).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { readRssMb } from '../pool/memory.ts';
+import type { Registry } from 'prom-client';
+import { isJobProcess } from '../job/runtime-registry.ts';
 import { WORKER_STATUSES } from '../../machines/worker.contract.ts';
+import { readRssMb } from '../pool/memory.ts';
 import type { Worker } from '../worker/worker.ts';
+import { workerFullness } from './fullness.ts';
 import { processCounts } from './worker-info.ts';
+
+// prom-client (and the OpenTelemetry API it loads) is for the worker's HTTP server only; a job
+// process imports agentstate through the user's agent file and must not pay for it.
+const prom = isJobProcess() ? undefined : await import('prom-client');
 
 export interface WorkerMetrics {
   readonly registry: Registry;
@@ -22,6 +29,8 @@ const MAX_PENDING_ANSWERS = 1_000;
 
 /** Follows `worker` (before or after its `run()`) and exposes its metrics. */
 export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): WorkerMetrics {
+  if (!prom) throw new Error('createWorkerMetrics: not available in a job process');
+  const { Counter, Gauge, Histogram, Registry } = prom;
   const registry = new Registry();
   const registers = [registry];
 
@@ -78,6 +87,14 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
     registers,
     collect() {
       for (const [state, n] of Object.entries(processCounts(worker))) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: `${prefix}worker_fullness_ratio`,
+    help: 'How full the worker is, in [0, 1]: 1 while full or draining, else max(jobs / maxJobs, load / loadThreshold) (see fullness.ts); the autoscaling metric',
+    registers,
+    collect() {
+      this.set(workerFullness(worker));
     },
   });
   new Gauge({

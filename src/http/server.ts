@@ -8,14 +8,46 @@
  *                  full, draining or stopped.
  * - `GET /worker`  JSON about the worker (see worker-info.ts).
  * - `GET /metrics` Prometheus text (see metrics.ts).
+ *
+ * A `WorkerGroup` (several agents in one process) is served the same way: `/ready` is 200
+ * while every agent is registered, `/worker` lists each agent, and the metrics carry an
+ * `agent` label (see group-info.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentStateError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { WorkerGroup } from '../group/worker-group.ts';
 import type { Worker } from '../worker/worker.ts';
+import { createGroupMetrics, groupReadiness, workerGroupInfo } from './group-info.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { workerInfo } from './worker-info.ts';
+
+/** What the endpoints read from the served worker or group. */
+interface Served {
+  readiness(): { ready: boolean; body: string };
+  info(): unknown;
+  metrics: WorkerMetrics;
+}
+
+function servedWorker(worker: Worker): Served {
+  return {
+    readiness: () => {
+      const status = worker.status;
+      return { ready: status === 'available', body: `${status}\n` };
+    },
+    info: () => workerInfo(worker),
+    metrics: createWorkerMetrics(worker),
+  };
+}
+
+function servedGroup(group: WorkerGroup): Served {
+  return {
+    readiness: () => groupReadiness(group),
+    info: () => workerGroupInfo(group),
+    metrics: createGroupMetrics(group),
+  };
+}
 
 export interface HealthServerOptions {
   /** Default: the worker's `host` option (0.0.0.0). */
@@ -37,24 +69,26 @@ export interface HealthServer {
 
 /** A bound server that does not serve a worker yet (`/ready` says `starting`). */
 export interface BoundHealthServer extends HealthServer {
-  /** Starts serving `worker`, which must be running (`worker.run()` called). */
-  serve(worker: Worker): void;
+  /** Starts serving `target`, which must be running (`run()` called). */
+  serve(target: Worker | WorkerGroup): void;
 }
 
 /**
- * Serves health, readiness, `/worker` and `/metrics` for a running worker (call after
- * `worker.run()`). Rejects if the address cannot be bound (e.g. the port is taken).
+ * Serves health, readiness, `/worker` and `/metrics` for a running worker or group (call after
+ * `run()`). Rejects if the address cannot be bound (e.g. the port is taken).
  */
 export async function startHealthServer(
-  worker: Worker,
+  target: Worker | WorkerGroup,
   options: HealthServerOptions = {},
 ): Promise<HealthServer> {
+  const defaults =
+    target instanceof WorkerGroup ? target.options : target.resolvedOptions;
   const server = await bindHealthServer({
-    host: options.host ?? worker.resolvedOptions.host,
-    port: options.port ?? worker.resolvedOptions.port,
+    host: options.host ?? defaults.host,
+    port: options.port ?? defaults.port,
     logger: options.logger,
   });
-  server.serve(worker);
+  server.serve(target);
   return server;
 }
 
@@ -67,7 +101,7 @@ export async function bindHealthServer(
 ): Promise<BoundHealthServer> {
   const { host, port } = options;
   const log = options.logger ?? createLogger();
-  let served: { worker: Worker; metrics: WorkerMetrics } | undefined;
+  let served: Served | undefined;
   const server = createServer((req, res) => {
     handle(served, req, res).catch((err: unknown) => {
       log.warn('health server request failed', { path: req.url, error: err });
@@ -93,10 +127,10 @@ export async function bindHealthServer(
     get metrics() {
       return served?.metrics;
     },
-    serve(worker) {
+    serve(target) {
       if (closing) return;
       served?.metrics.dispose();
-      served = { worker, metrics: createWorkerMetrics(worker) };
+      served = target instanceof WorkerGroup ? servedGroup(target) : servedWorker(target);
     },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
@@ -125,7 +159,7 @@ function listen(server: Server, host: string, port: number): Promise<void> {
 }
 
 async function handle(
-  served: { worker: Worker; metrics: WorkerMetrics } | undefined,
+  served: Served | undefined,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -146,14 +180,14 @@ async function handle(
     send(res, 503, 'text/plain', 'starting\n');
     return;
   }
-  const { worker, metrics } = served;
   if (path === '/ready') {
-    const status = worker.status;
-    send(res, status === 'available' ? 200 : 503, 'text/plain', `${status}\n`);
+    const { ready, body } = served.readiness();
+    send(res, ready ? 200 : 503, 'text/plain', body);
   } else if (path === '/worker') {
-    send(res, 200, 'application/json', `${JSON.stringify(workerInfo(worker))}\n`);
+    send(res, 200, 'application/json', `${JSON.stringify(served.info())}\n`);
   } else {
-    send(res, 200, metrics.registry.contentType, await metrics.text());
+    const text = await served.metrics.text();
+    send(res, 200, served.metrics.registry.contentType, text);
   }
 }
 

@@ -7,12 +7,19 @@ import { WorkerType } from '../options.ts';
 import { VERSION } from '../version.ts';
 import type { Worker } from '../worker/worker.ts';
 
+/** The protocol's name of each worker type, as LiveKit's `/worker` spells it. */
+export const WORKER_TYPE_NAMES = {
+  [WorkerType.ROOM]: 'JT_ROOM',
+  [WorkerType.PUBLISHER]: 'JT_PUBLISHER',
+  [WorkerType.PARTICIPANT]: 'JT_PARTICIPANT',
+} as const satisfies Record<WorkerType, string>;
+
 export interface WorkerInfo {
   id: string | null;
   agent_name: string;
   status: string;
   load: number;
-  worker_type: 'JT_ROOM' | 'JT_PUBLISHER';
+  worker_type: 'JT_ROOM' | 'JT_PUBLISHER' | 'JT_PARTICIPANT';
   active_jobs: number;
   jobs: {
     id: string;
@@ -52,7 +59,7 @@ export function workerInfo(worker: Worker): WorkerInfo {
     agent_name: worker.resolvedOptions.agentName,
     status: worker.status,
     load: worker.load,
-    worker_type: worker.options.workerType === WorkerType.PUBLISHER ? 'JT_PUBLISHER' : 'JT_ROOM',
+    worker_type: WORKER_TYPE_NAMES[worker.options.workerType],
     active_jobs: jobs.length,
     jobs,
     idle_processes: procs.idle,

@@ -49,6 +49,12 @@ export interface JobContextInit {
   room?: Room;
 }
 
+/** The end reason when the participant a job is for leaves, by job type (ROOM jobs have none). */
+const TARGET_LEFT: Partial<Record<JobType, string>> = {
+  [JobType.JT_PUBLISHER]: 'publisher left',
+  [JobType.JT_PARTICIPANT]: 'participant left',
+};
+
 export class JobContext {
   /** The job's room. Not connected until `connect()`; attach handlers before connecting if you need every event. */
   readonly room: Room;
@@ -96,9 +102,27 @@ export class JobContext {
    * `undefined` for ROOM jobs.
    */
   get publisher(): RemoteParticipant | ParticipantInfo | undefined {
+    return this.participant;
+  }
+
+  /**
+   * The participant the job is for (PARTICIPANT jobs: the one that joined; PUBLISHER jobs: the
+   * publisher): the live `RemoteParticipant` once the room is connected and the participant is
+   * in it, else the server's `ParticipantInfo` from the job (see `participantInfo`).
+   * `undefined` for ROOM jobs.
+   */
+  get participant(): RemoteParticipant | ParticipantInfo | undefined {
     const info = this.job.participant;
     if (!info) return undefined;
     return this.room.remoteParticipants.get(info.identity) ?? info;
+  }
+
+  /**
+   * The server's description of the participant the job is for, as it was when the job was
+   * created (identity, name, metadata, attributes, kind). `undefined` for ROOM jobs.
+   */
+  get participantInfo(): ParticipantInfo | undefined {
+    return this.job.participant;
   }
 
   /**
@@ -111,8 +135,8 @@ export class JobContext {
 
   /**
    * Joins the job's room with the assignment's URL and token. Idempotent: later calls return
-   * the same connection. After it, a room disconnect ends the job (and, for PUBLISHER jobs, so
-   * does the publisher leaving).
+   * the same connection. After it, a room disconnect ends the job (and, for PUBLISHER and
+   * PARTICIPANT jobs, so does the participant it is for leaving).
    */
   connect(opts: ConnectOptions = {}): Promise<void> {
     if (this.#connecting) return this.#connecting;
@@ -135,7 +159,10 @@ export class JobContext {
     }
   }
 
-  /** Ends the job when the room goes away or, for PUBLISHER jobs, when the publisher leaves. */
+  /**
+   * Ends the job when the room goes away or, for PUBLISHER and PARTICIPANT jobs, when the
+   * participant it is for leaves.
+   */
   #watchRoom(): void {
     const onDisconnected = (reason: DisconnectReason) => {
       this.#onEnd({
@@ -143,11 +170,11 @@ export class JobContext {
         reason: `room disconnected (${DisconnectReason[reason] ?? reason})`,
       });
     };
-    const publisherIdentity =
-      this.job.type === JobType.JT_PUBLISHER ? this.job.participant?.identity : undefined;
+    const leaving = TARGET_LEFT[this.job.type];
+    const targetIdentity = leaving ? this.job.participant?.identity : undefined;
     const onParticipantLeft = (p: RemoteParticipant) => {
-      if (publisherIdentity !== undefined && p.identity === publisherIdentity) {
-        this.#onEnd({ outcome: 'success', reason: 'publisher left' });
+      if (leaving && targetIdentity !== undefined && p.identity === targetIdentity) {
+        this.#onEnd({ outcome: 'success', reason: leaving });
       }
     };
     this.room.on(RoomEvent.Disconnected, onDisconnected);

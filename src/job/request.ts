@@ -39,6 +39,14 @@ export class JobRequest {
     return this.job.participant;
   }
 
+  /**
+   * The participant the job is for: the one that joined (PARTICIPANT jobs) or the publisher
+   * (PUBLISHER jobs); `undefined` for ROOM jobs.
+   */
+  get participant(): ParticipantInfo | undefined {
+    return this.job.participant;
+  }
+
   /** The agent name the job was dispatched to (`''` for automatic dispatch). */
   get agentName(): string {
     return this.job.agentName;

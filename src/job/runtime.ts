@@ -1,8 +1,8 @@
 /**
  * The job runtime, child side: runs one job from launch to its end and says how it ended.
  *
- * A job ends on the first of: `ctx.shutdown()`, the room disconnecting (or the publisher of a
- * PUBLISHER job leaving), the worker asking (`shutdown(reason)` on the handle), the entrypoint
+ * A job ends on the first of: `ctx.shutdown()`, the room disconnecting (or the participant a
+ * PUBLISHER or PARTICIPANT job is for leaving), the worker asking (`shutdown(reason)` on the handle), the entrypoint
  * returning without ever having connected (success), or the entrypoint throwing (failure).
  * Then the shutdown callbacks run (side by side, each within its budget, also after a throw),
  * then the room is left. The process itself is stopped by its host afterwards.

@@ -1,8 +1,9 @@
 /**
- * The `loadSampler` actor (contract: machines/loadSampler.contract.ts): calls the user's
- * `loadFnc` (or the default CPU window) on an interval and sends `LOAD_SAMPLED` to the worker
- * chart. A `loadFnc` that throws, hangs or returns
- * nonsense is logged and skipped; the worker keeps its last known load.
+ * Load sampling: calls the user's `loadFnc` (or the default CPU window) on an interval. A
+ * `loadFnc` that throws, hangs or returns nonsense is logged and skipped; the last known load
+ * stays. `startLoadSampling` is the loop itself (a `WorkerGroup` runs one for the whole
+ * process); `createLoadSampler` wraps it as the worker chart's `loadSampler` actor (contract:
+ * machines/loadSampler.contract.ts), which sends `LOAD_SAMPLED`.
  */
 import { fromCallback, type EventObject } from 'xstate';
 import type { LoadSamplerReport } from '../../machines/loadSampler.contract.ts';
@@ -18,42 +19,52 @@ export interface LoadSamplerOptions {
   intervalMs?: number;
 }
 
-export function createLoadSampler(opts: LoadSamplerOptions) {
+/** Samples until the returned stopper is called; `onSample` gets each valid value in [0, 1]. */
+export function startLoadSampling(
+  opts: LoadSamplerOptions,
+  onSample: (load: number) => void,
+): () => void {
   const every = opts.intervalMs ?? 500;
-  return fromCallback<EventObject, void>(({ sendBack }) => {
-    const cpu = opts.loadFnc ? undefined : new CpuWindow();
-    const loadFnc = opts.loadFnc ?? (() => cpu!.utilisation());
-    let inFlight: Promise<void> | undefined;
-    let stopped = false;
+  const cpu = opts.loadFnc ? undefined : new CpuWindow();
+  const loadFnc = opts.loadFnc ?? (() => cpu!.utilisation());
+  let inFlight: Promise<void> | undefined;
+  let stopped = false;
 
-    const tick = () => {
-      cpu?.sample();
-      if (inFlight) return; // a slow loadFnc never piles up calls
-      inFlight = (async () => {
-        try {
-          const value = await withDeadline(Promise.resolve(loadFnc(opts.view)), every * 4);
-          if (typeof value !== 'number' || Number.isNaN(value)) {
-            opts.logger.warn('loadFnc returned a non-number; load unchanged', {
-              value: String(value),
-            });
-            return;
-          }
-          const report: LoadSamplerReport = { type: 'LOAD_SAMPLED', load: clamp01(value) };
-          if (!stopped) sendBack(report);
-        } catch (err) {
-          opts.logger.warn('loadFnc failed; load unchanged', { error: err });
-        } finally {
-          inFlight = undefined;
+  const tick = () => {
+    cpu?.sample();
+    if (inFlight) return; // a slow loadFnc never piles up calls
+    inFlight = (async () => {
+      try {
+        const value = await withDeadline(Promise.resolve(loadFnc(opts.view)), every * 4);
+        if (typeof value !== 'number' || Number.isNaN(value)) {
+          opts.logger.warn('loadFnc returned a non-number; load unchanged', {
+            value: String(value),
+          });
+          return;
         }
-      })();
-    };
-    tick();
-    const timer = setInterval(tick, every);
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-    };
-  });
+        if (!stopped) onSample(clamp01(value));
+      } catch (err) {
+        opts.logger.warn('loadFnc failed; load unchanged', { error: err });
+      } finally {
+        inFlight = undefined;
+      }
+    })();
+  };
+  tick();
+  const timer = setInterval(tick, every);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+export function createLoadSampler(opts: LoadSamplerOptions) {
+  return fromCallback<EventObject, void>(({ sendBack }) =>
+    startLoadSampling(opts, (load) => {
+      const report: LoadSamplerReport = { type: 'LOAD_SAMPLED', load };
+      sendBack(report);
+    }),
+  );
 }
 
 function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -4,9 +4,8 @@
  * module, prewarms once, waits for a job, runs it (`src/job/runtime.ts`) and reports how it
  * ended. The process is then stopped by its host; it never runs a second job.
  */
-import { pathToFileURL } from 'node:url';
+import { importAgentModule } from '../agent-file/load.ts';
 import { JobProcess } from '../job/process.ts';
-import { registeredAgentOptions } from '../job/runtime-registry.ts';
 import { errorMessage, startJob, type RunningJob } from '../job/runtime.ts';
 import { createLogger, setLogSink } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
@@ -23,20 +22,6 @@ type AgentFunctions = Pick<WorkerOptions, 'entrypointFnc' | 'prewarmFnc'>;
 function send(m: ChildMessage): void {
   // The channel may already be closed when the host is gone; nothing useful can be done then.
   if (process.connected) process.send?.(m, undefined, {}, () => {});
-}
-
-/** Imports the agent module and finds its options: registered by `cli.runApp`/`Worker.run`, or the default export. */
-async function loadAgent(agentModule: string): Promise<AgentFunctions> {
-  const url = agentModule.startsWith('file:') ? agentModule : pathToFileURL(agentModule).href;
-  const mod = (await import(url)) as { default?: unknown };
-  const candidate = (registeredAgentOptions() ?? mod.default) as
-    Partial<AgentFunctions> | undefined;
-  if (!candidate || typeof candidate.entrypointFnc !== 'function') {
-    throw new Error(
-      `${agentModule} neither exports a WorkerOptions as default nor calls cli.runApp(opts) / new Worker(opts).run()`,
-    );
-  }
-  return candidate as AgentFunctions;
 }
 
 /** Waits for the host's first command after prewarm; pings are answered meanwhile by the listener. */
@@ -110,7 +95,7 @@ async function dialogue(
   const proc = new JobProcess(process.pid);
   let agent: AgentFunctions;
   try {
-    agent = await loadAgent(task.agentModule);
+    agent = await importAgentModule(task.agentModule);
     await agent.prewarmFnc?.(proc);
   } catch (err) {
     log.error('prewarm failed', { error: err });

@@ -14,6 +14,11 @@ export type JobProcessOptions = Pick<
   | 'shutdownProcessTimeout'
 >;
 
+/** As `JobProcessOptions`, but the module may be known only once compiled (read at each spawn). */
+type JobProcessLogicOptions = Omit<JobProcessOptions, 'agentModule'> & {
+  agentModule: string | (() => string);
+};
+
 /** Host tuning the options do not expose (tests shorten these). */
 export type ProcessHostTuning = Partial<
   Pick<
@@ -27,17 +32,17 @@ export type ProcessHostTuning = Partial<
  * (the worker chart spawns it with the input of `JobProcessMachineInput`).
  */
 export function createJobProcessLogic(
-  opts: JobProcessOptions,
+  opts: JobProcessLogicOptions,
   logger: Logger,
   tuning: ProcessHostTuning = {},
 ) {
   return jobProcessMachine.provide({
     actors: {
       processHost: createProcessHost({
-        // Resolved options always name the module (a path or a `file:` URL); the host wants a URL.
-        agentModule: opts.agentModule.startsWith('file:')
-          ? opts.agentModule
-          : pathToFileURL(opts.agentModule).href,
+        // Read at each spawn: a TypeScript module is known only once compiled. Resolved options
+        // always name the module (a path or a `file:` URL); the host wants a URL.
+        agentModule: () =>
+          toFileUrl(typeof opts.agentModule === 'function' ? opts.agentModule() : opts.agentModule),
         logger,
         // Each callback gets most of the shutdown budget, so the job reports before the kill.
         shutdownCallbackTimeout: Math.floor(opts.shutdownProcessTimeout * 0.8),
@@ -47,4 +52,8 @@ export function createJobProcessLogic(
       }),
     },
   });
+}
+
+function toFileUrl(agentModule: string): string {
+  return agentModule.startsWith('file:') ? agentModule : pathToFileURL(agentModule).href;
 }

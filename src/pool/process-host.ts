@@ -29,12 +29,14 @@ import { systemClock, type Clock } from '../clock.ts';
 import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
 import { JOB_PROCESS_ENV } from '../job/runtime-registry.ts';
 import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
+import { RUNS_FROM_SOURCE, SOURCE_CONDITION } from '../package-root.ts';
+import { relayChildOutput } from './child-output.ts';
 import { isChildMessage, type ChildMessage, type HostMessage, type JobProcessTask } from './ipc.ts';
 import { startMemoryWatch } from './memory-watch.ts';
 
 export interface ProcessHostConfig {
-  /** Absolute path or `file:` URL of the user's agent module. */
-  agentModule: string;
+  /** Absolute path or `file:` URL of the user's agent module (read when a process starts). */
+  agentModule: string | (() => string);
   /** Parent logger; child records arrive tagged with `procId`, `pid`, `jobId`, `roomName`. */
   logger: Logger;
   /** Budget of each shutdown callback in the child. */
@@ -49,7 +51,7 @@ export interface ProcessHostConfig {
   pingInterval?: number;
   /** No pong for this long means unresponsive. Default 30000. */
   pingTimeout?: number;
-  /** Node flags of the child. Default: `--import tsx`, so TypeScript agents and our sources load. */
+  /** Node flags of the child. Default: none from a build; tsx and the source condition from sources. */
   execArgv?: string[];
   /** Extra environment on top of `process.env`. */
   env?: NodeJS.ProcessEnv;
@@ -57,8 +59,15 @@ export interface ProcessHostConfig {
   clock?: Clock;
 }
 
-const JOB_ENTRY = new URL('./job-entry.ts', import.meta.url);
-const TSX = import.meta.resolve('tsx');
+// From a build the child is plain `node` running `job-entry.js`: a TypeScript agent was compiled
+// by the worker already (src/agent-file/compile-typescript.ts). Only the repo's own runs from
+// sources need tsx in the child, for agentstate's own `.ts` files.
+const JOB_ENTRY = new URL(RUNS_FROM_SOURCE ? './job-entry.ts' : './job-entry.js', import.meta.url);
+
+function defaultExecArgv(): string[] {
+  if (!RUNS_FROM_SOURCE) return [];
+  return [`--conditions=${SOURCE_CONDITION}`, '--import', import.meta.resolve('tsx')];
+}
 
 export function createProcessHost(config: ProcessHostConfig) {
   return fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack, receive, input }) => {
@@ -79,7 +88,7 @@ export function createProcessHost(config: ProcessHostConfig) {
         ...config.env,
         [JOB_PROCESS_ENV]: '1',
       },
-      execArgv: config.execArgv ?? ['--import', TSX],
+      execArgv: config.execArgv ?? defaultExecArgv(),
       serialization: 'advanced',
     });
     // Exits are learnt from the process itself; this only keeps an idle exit from being fatal.
@@ -88,7 +97,9 @@ export function createProcessHost(config: ProcessHostConfig) {
 
     let toChild: ((m: HostMessage) => void) | undefined;
     let channelOpen = true;
-    const task: JobProcessTask = { procId: input.procId, agentModule: config.agentModule };
+    const agentModule =
+      typeof config.agentModule === 'function' ? config.agentModule() : config.agentModule;
+    const task: JobProcessTask = { procId: input.procId, agentModule };
     pool
       .run(task, {
         channel: {
@@ -130,6 +141,7 @@ export function createProcessHost(config: ProcessHostConfig) {
       exited = { code: null, signal: null };
     } else {
       log = log.child({ pid });
+      relayChildOutput(child, () => log);
       child.once('exit', onExit);
       emit({ type: 'PROCESS_SPAWNED', pid });
       stopMemoryWatch = startMemoryWatch({

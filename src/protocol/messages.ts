@@ -29,6 +29,13 @@ export interface RegistrationFields {
   deployment: string;
 }
 
+/** The protocol's job type for each worker type. */
+export const JOB_TYPES: Record<WorkerType, JobType> = {
+  [WorkerType.ROOM]: JobType.JT_ROOM,
+  [WorkerType.PUBLISHER]: JobType.JT_PUBLISHER,
+  [WorkerType.PARTICIPANT]: JobType.JT_PARTICIPANT,
+};
+
 const SOURCES: Record<TrackSourceName, TrackSource> = {
   camera: TrackSource.CAMERA,
   microphone: TrackSource.MICROPHONE,
@@ -41,7 +48,7 @@ export function registerMessage(f: RegistrationFields): WorkerMessage {
     message: {
       case: 'register',
       value: new RegisterWorkerRequest({
-        type: f.workerType === WorkerType.PUBLISHER ? JobType.JT_PUBLISHER : JobType.JT_ROOM,
+        type: JOB_TYPES[f.workerType],
         agentName: f.agentName,
         version: f.version,
         deployment: f.deployment,

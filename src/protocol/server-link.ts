@@ -6,6 +6,7 @@
  * Malformed frames are logged and dropped; nothing here throws into the actor system.
  */
 import { ServerMessage, WorkerMessage, WorkerPing } from '@livekit/protocol';
+import { HttpsProxyAgent } from 'https-proxy-agent';
 import WebSocket from 'ws';
 import { fromCallback } from 'xstate';
 import type {
@@ -23,6 +24,7 @@ import {
   serverReport,
   type RegistrationFields,
 } from './messages.ts';
+import { redactProxyUrl, type ResolvedProxy } from './proxy.ts';
 import { workerToken } from './worker-token.ts';
 
 export interface ServerLinkOptions {
@@ -36,12 +38,16 @@ export interface ServerLinkOptions {
   heartbeatTimeout?: number;
   /** Bound on the HTTP upgrade. Default 10 s. */
   handshakeTimeout?: number;
+  /** Tunnel through this HTTP(S) proxy (CONNECT), see `proxy.ts`. */
+  proxy?: ResolvedProxy;
   /** Time of the heartbeat. Default: the system clock. */
   clock?: Clock;
 }
 
 /** HTTP statuses that retrying cannot fix: bad credentials or not an agent endpoint. */
 const FATAL_STATUSES = new Set([400, 401, 403, 404]);
+/** Proxy answers to CONNECT that retrying cannot fix: credentials missing or wrong, forbidden. */
+const FATAL_PROXY_STATUSES = new Set([401, 403, 407]);
 const FATAL_ERRORS = new Set(['ENOTFOUND', 'EAI_NONAME', 'ERR_INVALID_URL']);
 
 export function createServerLink(opts: ServerLinkOptions) {
@@ -78,6 +84,10 @@ export function createServerLink(opts: ServerLinkOptions) {
 
     function connect(): Connection {
       const endpoint = agentEndpoint(input.url);
+      const proxy = opts.proxy;
+      const via = proxy
+        ? ` through the proxy ${redactProxyUrl(proxy.url)} (from ${proxy.source})`
+        : '';
       const conn = new Connection();
       // Only the newest connection may report; a closed one goes quiet.
       const reportIfCurrent = (r: ServerLinkReport) => {
@@ -92,21 +102,38 @@ export function createServerLink(opts: ServerLinkOptions) {
       void workerToken(opts.apiKey, opts.apiSecret).then(
         (token) => {
           if (conn.ended) return;
+          // The proxy's answer to CONNECT, so that its refusal is not mistaken for the server's.
+          let tunnel: { status: number; text: string } | undefined;
+          let agent: HttpsProxyAgent<string> | undefined;
           let ws: WebSocket;
           try {
+            if (proxy) {
+              agent = new HttpsProxyAgent(proxy.url);
+              agent.once('proxyConnect', (res: { statusCode: number; statusText: string }) => {
+                tunnel = { status: res.statusCode, text: res.statusText };
+              });
+            }
             ws = new WebSocket(endpoint, {
               headers: { authorization: `Bearer ${token}` },
               handshakeTimeout: opts.handshakeTimeout ?? 10_000,
+              ...(agent ? { agent } : {}),
             });
           } catch (err) {
-            lose(`cannot connect to ${endpoint.href}: ${message(err)}`, true);
+            lose(`cannot connect to ${endpoint.href}${via}: ${message(err)}`, true);
             return;
           }
-          conn.attach(ws);
+          conn.attach(ws, agent);
           ws.on('unexpected-response', (req, res) => {
             const status = res.statusCode ?? 0;
             res.resume();
             req.destroy();
+            if (proxy && tunnel && tunnel.status !== 200) {
+              lose(
+                `the proxy ${redactProxyUrl(proxy.url)} (from ${proxy.source}) refused the tunnel to ${endpoint.host} [HTTP ${tunnel.status}${tunnel.text ? ` ${tunnel.text}` : ''}]${tunnel.status === 407 ? ': it wants credentials (http://user:password@host:port)' : ''}`,
+                FATAL_PROXY_STATUSES.has(tunnel.status),
+              );
+              return;
+            }
             const why =
               status === 401 || status === 403
                 ? 'the server rejected the API key/secret (check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)'
@@ -117,7 +144,7 @@ export function createServerLink(opts: ServerLinkOptions) {
           });
           ws.on('error', (err: NodeJS.ErrnoException) => {
             const fatal = !registeredOnce && FATAL_ERRORS.has(err.code ?? '');
-            lose(`connection to ${endpoint.href} failed: ${message(err)}`, fatal);
+            lose(`connection to ${endpoint.href}${via} failed: ${message(err)}`, fatal);
           });
           ws.on('close', (code, reason) => {
             lose(
@@ -184,9 +211,11 @@ class Connection {
   ended = false;
   heartbeat: Heartbeat | undefined;
   #ws: WebSocket | undefined;
+  #agent: HttpsProxyAgent<string> | undefined;
 
-  attach(ws: WebSocket): void {
+  attach(ws: WebSocket, agent: HttpsProxyAgent<string> | undefined): void {
     this.#ws = ws;
+    this.#agent = agent;
   }
 
   send(msg: WorkerMessage): boolean {
@@ -203,6 +232,9 @@ class Connection {
     if (this.ended) return;
     this.ended = true;
     this.heartbeat?.stop();
+    // One agent per connection: closing it releases its listener and any pooled proxy socket.
+    this.#agent?.removeAllListeners('proxyConnect');
+    this.#agent?.destroy();
     const ws = this.#ws;
     if (!ws) return;
     // Keep an error listener: a socket closed mid-handshake may still emit one.

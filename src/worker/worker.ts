@@ -4,20 +4,22 @@
  * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`,
  * `processes` and `on(type, fn)` (the chart's records); `actor` is for the inspector and tests.
  */
-import { createActor, type Actor, type AnyActorLogic } from 'xstate';
-import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
+import { fileURLToPath } from 'node:url';
+import type { Actor, AnyActorLogic, createActor } from 'xstate';
 import {
   activeJobs,
   statusOf,
   type ActiveJob,
   type ProcRecord,
+  type WorkerContext,
 } from '../../machines/worker.context.ts';
 import type { WorkerEmitted, WorkerStatusName } from '../../machines/worker.contract.ts';
-import { workerMachine } from '../../machines/worker.machine.ts';
+import type { workerMachine } from '../../machines/worker.machine.ts';
+import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
+import { agentModuleFor } from '../agent-file/load.ts';
 import type { Clock } from '../clock.ts';
 import { AgentStateError, ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
-import { createLoadSampler } from '../load/load-sampler.ts';
 import { createLogger, registerSecret, type Logger } from '../log.ts';
 import {
   resolveOptions,
@@ -26,12 +28,12 @@ import {
   type ResolveSources,
   type WorkerOptionsInit,
 } from '../options.ts';
-import { createServerLink } from '../protocol/server-link.ts';
-import { VERSION } from '../version.ts';
-import { chartOptionsFrom } from './chart-options.ts';
-import { createDecideRequest } from './decide-request.ts';
-import { emittedLogger } from './emitted-log.ts';
-import { createJobProcessLogic } from '../pool/job-process-logic.ts';
+import { onStopSignals } from './stop-signals.ts';
+
+// In a job process a Worker only hands its options to the job runtime (`run()` below), so the
+// chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
+// and ~30 MB — are loaded only in the worker process.
+const runtime = isJobProcess() ? undefined : await import('./worker-actor.ts');
 
 export type { ActiveJob, WorkerStatusName };
 
@@ -53,6 +55,11 @@ export interface WorkerRunConfig extends ResolveSources {
   /** Replaces the job process logic (tests, custom hosts). */
   jobProcessLogic?: AnyActorLogic;
   /**
+   * @internal Set by `WorkerGroup` for each of its agents: the process-wide load sample and
+   * capacity checks it shares with the other agents, and what its job processes must know.
+   */
+  membership?: WorkerMembership;
+  /**
    * Time of everything the worker schedules: the charts' delays, the server heartbeat, the
    * process pinger and memory watch. Default: the system clock (tests pass a simulated one).
    */
@@ -66,6 +73,21 @@ export interface WorkerRunConfig extends ResolveSources {
 }
 
 type WorkerActor = Actor<typeof workerMachine>;
+
+/** The chart's own guards a group may tighten (each implementation must include the original check). */
+type SharedGuards = {
+  [K in 'hasFreeSlot' | 'loadBelowThreshold']: (args: { context: WorkerContext }) => boolean;
+};
+
+/** @internal What a `WorkerGroup` gives each of its workers (see `src/group/`). */
+export interface WorkerMembership {
+  /** Replaces the worker's own load sampler: sends `LOAD_SAMPLED` from the shared sample. */
+  loadSampler(worker: Worker, resolved: ResolvedWorkerOptions, log: Logger): AnyActorLogic;
+  /** Process-wide limits, checked together with the worker's own. */
+  guards: SharedGuards;
+  /** Extra environment of this worker's job processes. */
+  jobEnv: NodeJS.ProcessEnv;
+}
 
 export class Worker {
   /** The options as the user gave them. */
@@ -178,6 +200,15 @@ export class Worker {
   }
 
   /**
+   * Calls `listener` after every change of the worker's state (status, load, jobs, processes)
+   * until the returned remover is called. Nothing happens before `run()`.
+   */
+  subscribe(listener: () => void): () => void {
+    const sub = this.#actor?.subscribe({ next: () => listener(), error: () => undefined });
+    return () => sub?.unsubscribe();
+  }
+
+  /**
    * Replaces every idle process with a fresh one (running jobs are untouched): what `agent dev`
    * does when the agent's files change.
    */
@@ -201,45 +232,28 @@ export class Worker {
   }
 
   #start(resolved: ResolvedWorkerOptions): Promise<void> {
+    if (!runtime) return Promise.reject(new AgentStateError('a job process cannot run a worker'));
     const log = this.#log;
-    const machine = workerMachine.provide({
-      actors: {
-        serverLink: createServerLink({
-          ...this.#config.serverLink,
-          ...(this.#config.clock ? { clock: this.#config.clock } : {}),
-          apiKey: resolved.apiKey,
-          apiSecret: resolved.apiSecret,
-          logger: log,
-          registration: {
-            workerType: resolved.workerType,
-            agentName: resolved.agentName,
-            version: VERSION,
-            permissions: resolved.permissions,
-            deployment: resolved.deployment,
-          },
-        }),
-        loadSampler: createLoadSampler({ loadFnc: resolved.loadFnc, view: this, logger: log }),
-        jobRequest: jobRequestMachine.provide({
-          actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
-        }),
-        jobProcess: (this.#config.jobProcessLogic ??
-          createJobProcessLogic(
-            resolved,
-            log,
-            this.#config.clock ? { clock: this.#config.clock } : {},
-          )) as ReturnType<typeof createJobProcessLogic>,
-      },
-    });
-    const actor = createActor(machine, {
-      input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
-      ...(this.#config.inspect ? { inspect: this.#config.inspect } : {}),
-      ...(this.#config.clock ? { clock: this.#config.clock } : {}),
+    // Job processes run plain node: a TypeScript agent module (a main script run under tsx) is
+    // compiled once, and the chart starts when it is; until then the actor exists, unstarted, so
+    // metrics and the inspector can already follow it. The `agent` bin passes compiled JS.
+    const modulePath = resolved.agentModule.startsWith('file:')
+      ? fileURLToPath(resolved.agentModule)
+      : resolved.agentModule;
+    let agentModule = modulePath;
+    const compiled = isTypeScriptFile(modulePath)
+      ? agentModuleFor(modulePath).then((m) => {
+          agentModule = m;
+        })
+      : undefined;
+    const actor = runtime.createWorkerActor({
+      resolved,
+      config: this.#config,
+      log,
+      view: this,
+      agentModule: () => agentModule,
     });
     this.#actor = actor;
-    actor.on(
-      '*',
-      emittedLogger(log, () => actor.getSnapshot().context),
-    );
     actor.on('*', (ev) => {
       for (const listener of this.#listeners) {
         // A listener's throw must not reach the chart: it is logged, the others still run.
@@ -250,7 +264,6 @@ export class Worker {
         }
       }
     });
-
     const removeSignals =
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();
     return new Promise<void>((resolve, reject) => {
@@ -267,28 +280,24 @@ export class Worker {
           reject(err instanceof Error ? err : new Error(String(err)));
         },
       });
-      actor.start();
+      if (!compiled) actor.start();
+      else
+        compiled.then(
+          () => actor.start(),
+          (err: unknown) => {
+            sub.unsubscribe();
+            removeSignals();
+            reject(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
     });
   }
 
   /** First SIGTERM/SIGINT drains, the second forces a stop. Returns the remover. */
   #onSignals(): () => void {
-    let received = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      received += 1;
-      if (received === 1) {
-        this.#log.info(`${signal} received: draining (send it again to stop at once)`);
-        this.#actor?.send({ type: 'DRAIN_REQUESTED', reason: signal });
-      } else {
-        this.#log.warn(`${signal} received again: stopping now`);
-        this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason: `second ${signal}` });
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    return () => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-    };
+    return onStopSignals(this.#log, {
+      drain: (reason) => this.#actor?.send({ type: 'DRAIN_REQUESTED', reason }),
+      stop: (reason) => this.#actor?.send({ type: 'FORCE_STOP_REQUESTED', reason }),
+    });
   }
 }

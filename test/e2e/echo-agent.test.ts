@@ -94,4 +94,8 @@ describe('echo agent on a real server', () => {
     );
     expect(agent.output()).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
   });
+
+  it("prints rtc-node's own log lines only as our records, never as raw pino JSON", () => {
+    expect(agent.output()).not.toContain('"name":"lk-rtc"');
+  });
 });

@@ -12,9 +12,13 @@ const echoAgent = fileURLToPath(new URL('../../examples/echo-agent.ts', import.m
 
 describe('cli.runApp', () => {
   it('is the command line when the agent file is the script node runs', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', echoAgent, '--help'], {
-      timeout: 30_000,
-    });
+    const { stdout } = await run(
+      process.execPath,
+      ['--conditions=agentstate-source', '--import', 'tsx', echoAgent, '--help'],
+      {
+        timeout: 30_000,
+      },
+    );
     expect(stdout).toContain('Available Commands');
     expect(stdout).toMatch(/start\s+Run the worker in production/);
   });

@@ -4,12 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { AGENT_BIN } from '../support/agent-process.ts';
+import { AGENT_COMMAND } from '../support/agent-process.ts';
 
 const AGENT = 'test/fixtures/cli/agent.ts';
 
 function run(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [AGENT_BIN, ...args], {
+  const r = spawnSync(process.execPath, [...AGENT_COMMAND, ...args], {
     encoding: 'utf8',
     timeout: 20_000,
     // No server is reachable: a usage error must be reported before any connection attempt.

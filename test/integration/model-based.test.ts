@@ -10,7 +10,7 @@
  *
  * Two worlds: in the first, prewarms succeed by themselves (one path per worker state). In the
  * second, the agent is `gated-agent.ts`: each prewarm waits until the test tells it to succeed
- * or fail, so a failed prewarm (of the spare, or of a process started for a job) is a stimulus,
+ * or fail, so a failed prewarm (of a spare, or of a process started for a queued job) is a stimulus,
  * and the respawn after the backoff delay is automatic. There, one path per way into
  * `processes.backingOff` shows the real worker backing off and recovering once a prewarm
  * succeeds again.
@@ -60,10 +60,9 @@ const EAGER: World = {
   name: 'eager prewarms',
   automatic: new Set([
     'REGISTER',
-    'SPARE_WARM_OK',
+    'PROC_WARM_OK',
     'ACCEPT',
     'ASSIGN',
-    'JOB_PROC_WARM_OK',
     'RECONNECT_DELAY',
     'DRAIN_TIMEOUT',
     'JOB_ENDS',
@@ -83,13 +82,7 @@ const GATED: World = {
     'JOB_ENDS',
     'SPAWN_RETRY',
   ]),
-  stimuli: new Set([
-    ...STIMULI,
-    'SPARE_WARM_OK',
-    'SPARE_WARM_FAIL',
-    'JOB_PROC_WARM_OK',
-    'JOB_PROC_WARM_FAIL',
-  ]),
+  stimuli: new Set([...STIMULI, 'PROC_WARM_OK', 'PROC_WARM_FAIL']),
 };
 
 /** Whether the real system takes this automatic event by itself in model state `s`. */
@@ -178,7 +171,7 @@ function pathsIntoBackoff(): TestPath[] {
   return [...best.values()].map((events) => {
     let out = runOut(GATED, events);
     const last = gatedModel.getPathsFromEvents(out.map((type) => ({ type })))[0]!.state;
-    if (takes(GATED, last, 'SPARE_WARM_OK')) out = runOut(GATED, [...out, 'SPARE_WARM_OK']);
+    if (takes(GATED, last, 'PROC_WARM_OK')) out = runOut(GATED, [...out, 'PROC_WARM_OK']);
     return gatedModel.getPathsFromEvents(out.map((type) => ({ type })))[0]!;
   });
 }
@@ -255,22 +248,23 @@ function runPath(path: TestPath, world: World) {
     const jobPid = () => worker.activeJobs[0]?.pid;
     const sparePid = () =>
       Object.values(real().context.procs).find((p) => !p.jobId && p.phase === 'idle')?.pid;
-    /** The pid of the process still prewarming, as a spare or for the job. */
-    const prewarmingPid = (forJob: boolean) => {
-      const proc = Object.values(real().context.procs).find(
-        (p) => Boolean(p.jobId) === forJob && p.phase === 'prewarming',
-      );
+    /** The pid of a process still prewarming (processes start without a job). */
+    const prewarmingPid = () => {
+      const proc = Object.values(real().context.procs).find((p) => p.phase === 'prewarming');
       const actor = proc && worker.actor!.system.get(proc.procId);
       const pid = (actor?.getSnapshot() as { context?: { pid?: number } } | undefined)?.context
         ?.pid;
-      if (pid === undefined) throw new Error(`no ${forJob ? 'job' : 'spare'} process prewarming`);
+      if (pid === undefined) throw new Error('no process prewarming');
       pids.add(pid);
       return pid;
     };
-    /** The real spare's phase and the one job's phase, in the model's vocabulary. */
+    /** The processes without a job and the one job's phase, in the model's vocabulary. */
     const realSpare = () =>
-      Object.values(real().context.procs).find((p) => !p.jobId && p.phase !== 'exiting')?.phase ??
-      'none';
+      Object.values(real().context.procs)
+        .filter((p) => !p.jobId && p.phase !== 'exiting')
+        .map((p) => p.phase)
+        .sort()
+        .join(',');
     const realJob = () => Object.values(real().context.jobs)[0]?.phase ?? 'none';
 
     const stimuli: Partial<Record<WorkerModelEventType, () => Promise<void> | void>> = {
@@ -299,10 +293,8 @@ function runPath(path: TestPath, world: World) {
       SPARE_CRASH: () => {
         process.kill(sparePid()!, 'SIGKILL');
       },
-      SPARE_WARM_OK: () => gate!.verdict(prewarmingPid(false), 'ok'),
-      SPARE_WARM_FAIL: () => gate!.verdict(prewarmingPid(false), 'fail'),
-      JOB_PROC_WARM_OK: () => gate!.verdict(prewarmingPid(true), 'ok'),
-      JOB_PROC_WARM_FAIL: () => gate!.verdict(prewarmingPid(true), 'fail'),
+      PROC_WARM_OK: () => gate!.verdict(prewarmingPid(), 'ok'),
+      PROC_WARM_FAIL: () => gate!.verdict(prewarmingPid(), 'fail'),
     };
 
     try {
@@ -326,7 +318,11 @@ function runPath(path: TestPath, world: World) {
         const wantEnds = `success ${count('job:success')}, failed ${count('job:failed')}`;
         const want = JSON.stringify(model.value);
         const status = model.status === 'done' ? 'done' : 'active';
-        const { job, spare } = model.context;
+        const { job, starting, idle } = model.context;
+        const spare = [
+          ...Array.from({ length: idle }, () => 'idle'),
+          ...Array.from({ length: starting }, () => 'prewarming'),
+        ].join(',');
         const wantJob = job === 'endingJob' ? 'running' : job;
         // A stopped worker's process records are left as they were (its actors are gone).
         const spareMatters = status === 'active';

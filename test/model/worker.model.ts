@@ -1,13 +1,18 @@
 /**
  * An abstract model of the worker, written from docs/architecture.md §2 and the README (not from the
  * chart), for a worker configured with one job slot (`maxJobs: 1`) and one warm spare process
- * (`numIdleProcesses: 1`). It states what must be true after each stimulus:
+ * (`numIdleProcesses: 1`), starts unbounded and always in time. It states what must be true
+ * after each stimulus:
  *
  * - where the worker is (`connecting`, `registered.available|full`, `reconnecting`,
  *   `draining.waitingForJobs|endingJobs`, `stopped`; processes `warming|backingOff|closed`);
  * - whether an offer may be accepted: registered, load below the threshold, the slot free, and a
  *   warm process or the right to start one (not backing off after failed prewarms);
- * - the one job's phase, the spare process's phase, and the load;
+ * - the pool: processes are counted, not named. While warming it wants one spare plus one
+ *   process per queued job; while draining only the queued job's; backing off, none. A process
+ *   that gets warm runs the queued job if there is one, else it is idle;
+ * - the one job's phase (an assigned job with no idle process is `queued` until a process gets
+ *   warm or its start deadline passes), the processes starting and idle, and the load;
  * - what the server and the processes must have been told in that step (`effects`):
  *   `connect`, `disconnect`, `accept`, `decline`, `job:running|success|failed`, `simulate`,
  *   `launch` and `shutdownJob` (to a process), `spawn` (a new process).
@@ -16,12 +21,14 @@
  */
 import { and, assign, not, or, setup, stateIn } from 'xstate';
 
-export type ModelJob = 'none' | 'deciding' | 'accepted' | 'launching' | 'running' | 'endingJob';
-export type ModelSpare = 'none' | 'prewarming' | 'idle';
+export type ModelJob = 'none' | 'deciding' | 'accepted' | 'queued' | 'running' | 'endingJob';
 
 export interface WorkerModelContext {
   job: ModelJob;
-  spare: ModelSpare;
+  /** Processes prewarming (none of them has a job: jobs go to warm processes only). */
+  starting: number;
+  /** Warm processes without a job. */
+  idle: number;
   load: 'low' | 'high';
   effects: string[];
 }
@@ -49,18 +56,19 @@ export type WorkerModelEventType =
   | 'STRAY_ASSIGN'
   | 'ASSIGNMENT_TIMEOUT'
   | 'TERMINATE'
+  | 'START_DEADLINE'
   | 'JOB_ENDS'
   | 'JOB_CRASH'
-  | 'JOB_PROC_WARM_OK'
-  | 'JOB_PROC_WARM_FAIL'
-  | 'SPARE_WARM_OK'
-  | 'SPARE_WARM_FAIL'
+  | 'PROC_WARM_OK'
+  | 'PROC_WARM_FAIL'
   | 'SPARE_CRASH'
   | 'SPAWN_RETRY'
   | 'RECYCLE';
 export type WorkerModelEvent = { type: WorkerModelEventType };
 
 type Ctx = WorkerModelContext;
+
+const spawns = (n: number): string[] => Array.from({ length: Math.max(0, n) }, () => 'spawn');
 
 export const workerModel = setup({
   types: { context: {} as Ctx, events: {} as WorkerModelEvent },
@@ -72,9 +80,10 @@ export const workerModel = setup({
       or(['spareIdle', not(stateIn({ processes: 'backingOff' }))]),
     ]),
     lowLoadAndFreeSlot: ({ context }) => context.load === 'low' && context.job === 'none',
-    spareIdle: ({ context }) => context.spare === 'idle',
+    spareIdle: ({ context }) => context.idle > 0,
     jobIs: ({ context }, p: { phases: ModelJob[] }) => p.phases.includes(context.job),
-    spareIs: ({ context }, p: { phases: ModelSpare[] }) => p.phases.includes(context.spare),
+    anyStarting: ({ context }) => context.starting > 0,
+    anyIdle: ({ context }) => context.idle > 0,
     loadIs: ({ context }, p: { load: 'low' | 'high' }) => context.load === p.load,
     noJob: ({ context }) => context.job === 'none',
   },
@@ -94,33 +103,48 @@ export const workerModel = setup({
         ? { job: 'none' as const, effects: ['decline'] }
         : { effects: [] as string[] },
     ),
-    /** Drain deadline: a running job is asked to end; a job still waiting for its process fails. */
+    /** Drain deadline: a running job is asked to end; a job still queued fails. */
     endJobsAtDeadline: assign(({ context }) => {
       if (context.job === 'running') return { job: 'endingJob' as const, effects: ['shutdownJob'] };
-      if (context.job === 'launching') return { job: 'none' as const, effects: ['job:failed'] };
+      if (context.job === 'queued') return { job: 'none' as const, effects: ['job:failed'] };
       return { effects: [] as string[] };
     }),
-    /** The server ends a job: a running one is asked to end; one not yet running is dropped. */
+    /** The server ends a job: a running one is asked to end; a queued one fails; else dropped. */
     terminateJob: assign(({ context }) => {
       if (context.job === 'running') return { job: 'endingJob' as const, effects: ['shutdownJob'] };
-      if (context.job === 'launching') return { job: 'none' as const, effects: ['job:failed'] };
+      if (context.job === 'queued') return { job: 'none' as const, effects: ['job:failed'] };
       return { job: 'none' as const, effects: [] as string[] };
     }),
-    /** The assignment arrives: the warm spare takes the job, or a process is started for it. */
+    /** The assignment arrives: an idle process takes the job, or the job is queued. */
     assignJob: assign(({ context }) =>
-      context.spare === 'idle'
-        ? { job: 'running' as const, spare: 'none' as const, effects: ['launch', 'job:running'] }
-        : { job: 'launching' as const, effects: ['spawn'] },
+      context.idle > 0
+        ? { job: 'running' as const, idle: context.idle - 1, effects: ['launch', 'job:running'] }
+        : { job: 'queued' as const, effects: [] as string[] },
     ),
-    /** The pool keeps one spare while it may start processes. */
-    refillSpare: assign(({ context }) =>
-      context.spare === 'none'
-        ? { spare: 'prewarming' as const, effects: [...context.effects, 'spawn'] }
-        : {},
+    /** Starts what the pool lacks: one per queued job, plus one spare when `spares`. */
+    fillPool: assign(({ context }, p: { spares: boolean }) => {
+      const wanted = (context.job === 'queued' ? 1 : 0) + (p.spares ? 1 : 0);
+      const missing = wanted - context.starting - context.idle;
+      if (missing <= 0) return {};
+      return {
+        starting: context.starting + missing,
+        effects: [...context.effects, ...spawns(missing)],
+      };
+    }),
+    /** A process gets warm: it runs the queued job, or is idle. */
+    processWarm: assign(({ context }) =>
+      context.job === 'queued'
+        ? {
+            starting: context.starting - 1,
+            job: 'running' as const,
+            effects: ['launch', 'job:running'],
+          }
+        : { starting: context.starting - 1, idle: context.idle + 1, effects: [] as string[] },
     ),
-    spareGone: assign({ spare: 'none' as const, effects: [] }),
-    /** Recycle: the spare is replaced by a fresh one. */
-    replaceSpare: assign({ spare: 'prewarming' as const, effects: ['spawn'] }),
+    processFailed: assign(({ context }) => ({ starting: context.starting - 1, effects: [] })),
+    idleCrashed: assign(({ context }) => ({ idle: context.idle - 1, effects: [] })),
+    /** Recycle: every process without a job is let go (new ones follow). */
+    dropSpares: assign({ starting: 0, idle: 0, effects: [] }),
     clearEffects: assign({ effects: [] }),
     /**
      * Stopping: the server hears at once about a job still held (its process dies with the
@@ -131,7 +155,7 @@ export const workerModel = setup({
         none: [],
         deciding: ['decline'],
         accepted: ['job:failed'],
-        launching: ['job:failed'],
+        queued: ['job:failed'],
         running: ['job:failed'],
         endingJob: ['job:failed'],
       };
@@ -141,7 +165,7 @@ export const workerModel = setup({
 }).createMachine({
   id: 'workerModel',
   type: 'parallel',
-  context: { job: 'none', spare: 'prewarming', load: 'low', effects: ['connect', 'spawn'] },
+  context: { job: 'none', starting: 1, idle: 0, load: 'low', effects: ['connect', 'spawn'] },
   states: {
     lifecycle: {
       initial: 'connecting',
@@ -183,15 +207,9 @@ export const workerModel = setup({
           guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
           actions: { type: 'setJob', params: { job: 'none', effects: ['job:failed'] } },
         },
-        JOB_PROC_WARM_OK: {
-          guard: { type: 'jobIs', params: { phases: ['launching'] } },
-          actions: {
-            type: 'setJob',
-            params: { job: 'running', effects: ['launch', 'job:running'] },
-          },
-        },
-        JOB_PROC_WARM_FAIL: {
-          guard: { type: 'jobIs', params: { phases: ['launching'] } },
+        // Every queued job has a deadline: no process warm in time fails it.
+        START_DEADLINE: {
+          guard: { type: 'jobIs', params: { phases: ['queued'] } },
           actions: { type: 'setJob', params: { job: 'none', effects: ['job:failed'] } },
         },
         // Offers outside `registered` are answered at once: no.
@@ -232,7 +250,7 @@ export const workerModel = setup({
             TERMINATE: {
               guard: {
                 type: 'jobIs',
-                params: { phases: ['deciding', 'accepted', 'launching', 'running'] },
+                params: { phases: ['deciding', 'accepted', 'queued', 'running'] },
               },
               actions: 'terminateJob',
             },
@@ -276,7 +294,7 @@ export const workerModel = setup({
               actions: 'assignJob',
             },
             TERMINATE: {
-              guard: { type: 'jobIs', params: { phases: ['accepted', 'launching', 'running'] } },
+              guard: { type: 'jobIs', params: { phases: ['accepted', 'queued', 'running'] } },
               actions: 'terminateJob',
             },
           },
@@ -297,69 +315,71 @@ export const workerModel = setup({
     processes: {
       initial: 'warming',
       on: {
-        // Draining: no new processes.
+        // Draining: no new spares.
         DRAIN: '.closed',
-        SPARE_WARM_OK: {
-          guard: { type: 'spareIs', params: { phases: ['prewarming'] } },
-          actions: assign({ spare: 'idle' as const, effects: [] }),
-        },
       },
       states: {
         warming: {
           // Stopped: no new processes.
           always: { guard: stateIn({ lifecycle: 'stopped' }), target: 'closed' },
           on: {
-            // The lifecycle region (first) has just handed the spare a job: start a new spare.
+            // The lifecycle region (first) has just used an idle process or queued the job.
             ASSIGN: {
               guard: and([
                 { type: 'jobIs', params: { phases: ['accepted'] } },
                 stateIn({ lifecycle: 'registered' }),
               ]),
-              actions: 'refillSpare',
+              actions: { type: 'fillPool', params: { spares: true } },
             },
-            SPARE_WARM_FAIL: {
-              guard: { type: 'spareIs', params: { phases: ['prewarming'] } },
-              target: 'backingOff',
-              actions: 'spareGone',
+            PROC_WARM_OK: {
+              guard: 'anyStarting',
+              actions: ['processWarm', { type: 'fillPool', params: { spares: true } }],
             },
-            // A process started for a job that fails its prewarm fails that job (the lifecycle
-            // region reports it) and is a failed prewarm like any other: back off.
-            JOB_PROC_WARM_FAIL: {
-              guard: { type: 'jobIs', params: { phases: ['launching'] } },
+            // A failed start fails no job by itself; the pool backs off before the next.
+            PROC_WARM_FAIL: {
+              guard: 'anyStarting',
               target: 'backingOff',
+              actions: 'processFailed',
             },
             SPARE_CRASH: {
-              guard: { type: 'spareIs', params: { phases: ['idle'] } },
-              actions: ['spareGone', 'refillSpare'],
+              guard: 'anyIdle',
+              actions: ['idleCrashed', { type: 'fillPool', params: { spares: true } }],
             },
-            RECYCLE: { actions: 'replaceSpare' },
+            RECYCLE: { actions: ['dropSpares', { type: 'fillPool', params: { spares: true } }] },
           },
         },
         backingOff: {
           always: { guard: stateIn({ lifecycle: 'stopped' }), target: 'closed' },
           on: {
-            SPAWN_RETRY: { target: 'warming', actions: ['clearEffects', 'refillSpare'] },
-            RECYCLE: { target: 'warming', actions: 'replaceSpare' },
-            SPARE_WARM_FAIL: {
-              guard: { type: 'spareIs', params: { phases: ['prewarming'] } },
-              actions: 'spareGone',
+            SPAWN_RETRY: {
+              target: 'warming',
+              actions: ['clearEffects', { type: 'fillPool', params: { spares: true } }],
             },
-            SPARE_CRASH: {
-              guard: { type: 'spareIs', params: { phases: ['idle'] } },
-              actions: 'spareGone',
+            RECYCLE: {
+              target: 'warming',
+              actions: ['dropSpares', { type: 'fillPool', params: { spares: true } }],
             },
+            PROC_WARM_OK: { guard: 'anyStarting', actions: 'processWarm' },
+            PROC_WARM_FAIL: { guard: 'anyStarting', actions: 'processFailed' },
+            SPARE_CRASH: { guard: 'anyIdle', actions: 'idleCrashed' },
           },
         },
+        // Draining or stopped: only a queued job still gets a process started for it.
         closed: {
           type: 'final',
           on: {
-            SPARE_WARM_FAIL: {
-              guard: { type: 'spareIs', params: { phases: ['prewarming'] } },
-              actions: 'spareGone',
+            ASSIGN: {
+              guard: { type: 'jobIs', params: { phases: ['accepted'] } },
+              actions: { type: 'fillPool', params: { spares: false } },
             },
+            PROC_WARM_OK: {
+              guard: 'anyStarting',
+              actions: ['processWarm', { type: 'fillPool', params: { spares: false } }],
+            },
+            PROC_WARM_FAIL: { guard: 'anyStarting', actions: 'processFailed' },
             SPARE_CRASH: {
-              guard: { type: 'spareIs', params: { phases: ['idle'] } },
-              actions: 'spareGone',
+              guard: 'anyIdle',
+              actions: ['idleCrashed', { type: 'fillPool', params: { spares: false } }],
             },
           },
         },
@@ -370,6 +390,6 @@ export const workerModel = setup({
 
 /** A model state's identity: where it is and what it holds; never the effects. */
 export function serializeWorkerModel(s: { value: unknown; context: WorkerModelContext }): string {
-  const { job, spare, load } = s.context;
-  return JSON.stringify([s.value, job, spare, load]);
+  const { job, starting, idle, load } = s.context;
+  return JSON.stringify([s.value, job, starting, idle, load]);
 }

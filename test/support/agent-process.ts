@@ -5,7 +5,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const AGENT_BIN = fileURLToPath(new URL('../../bin/agent.js', import.meta.url));
+/**
+ * The `agent` command from this repo's sources: what `bin/agent.js` runs from the build, run
+ * under tsx with agentstate resolved to its sources. The shipped bin itself is tested from a
+ * packed tarball (test/package).
+ */
+export const AGENT_COMMAND: readonly string[] = [
+  '--conditions=agentstate-source',
+  '--import',
+  'tsx',
+  fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)),
+];
 
 export interface LogRecord {
   level: string;
@@ -27,13 +37,24 @@ export interface AgentProcess {
 
 const running = new Set<AgentProcess>();
 
+/** Where and how to run the command: by default the repo's sources from the repo root. */
+export interface StartAgentOptions {
+  /** Node arguments before `args` (default AGENT_COMMAND); e.g. an installed `node_modules/.bin/agent`. */
+  command?: readonly string[];
+  cwd?: string;
+  /** `false`: the child gets exactly `env`, nothing of this process's environment. Default true. */
+  inheritEnv?: boolean;
+}
+
 export function startAgent(
   args: string[],
   env: Record<string, string | undefined> = {},
+  options: StartAgentOptions = {},
 ): AgentProcess {
-  const child = spawn(process.execPath, [AGENT_BIN, ...args], {
-    env: { ...process.env, ...env },
+  const child = spawn(process.execPath, [...(options.command ?? AGENT_COMMAND), ...args], {
+    env: options.inheritEnv === false ? env : { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   const records: LogRecord[] = [];
   let out = '';

@@ -24,14 +24,21 @@ export interface JobReport extends LogRecord {
   agentName: string;
   metadata: string;
   publisher: string | null;
+  /** `ctx.participant?.identity` (PARTICIPANT and PUBLISHER jobs). */
+  participant: string | null;
+  /** Whether `ctx.participant` was the live rtc-node `RemoteParticipant`. */
+  participantLive: boolean;
+  participantAttributes: Record<string, string> | null;
+  /** The job's protocol `JobType` (0 room, 1 publisher, 2 participant). */
+  jobType: number;
   userdata: Record<string, unknown>;
   procPid: number;
   pid: number;
 }
 
 export interface FixtureWorkerOptions {
-  /** The fixture's `E2E_*` settings. */
-  env?: Record<string, string>;
+  /** The fixture's `E2E_*` settings (and any other variable; `undefined` removes one). */
+  env?: Record<string, string | undefined>;
   /** Extra CLI flags. */
   args?: string[];
   /** `--num-idle-processes`; default 1. A worker that never runs a job can use 0 (less CPU). */

@@ -7,14 +7,19 @@
  * Each server gets its own free loopback ports (HTTP/WS, RTC TCP, RTC UDP) so test files can run in
  * parallel, logs to `test-artifacts/livekit-server/`, and is stopped on every path: `stop()`
  * (idempotent), process exit, or a terminating signal. A missing binary is an error, never a skip.
+ * With `redisAddress` it is one node of a cluster (see livekit-cluster.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  freeTcpPort,
+  freeUdpPort,
+  safeTail,
+  sleep,
+  startManagedProcess,
+} from './managed-process.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -37,6 +42,11 @@ export interface LiveKitServerOptions {
   emptyTimeoutSeconds?: number;
   /** `room.departure_timeout` in seconds. */
   departureTimeoutSeconds?: number;
+  /**
+   * `host:port` of a Redis the node shares with other nodes: with it the server runs multi-node
+   * (rooms, agent workers and job routing shared over Redis); without it, single-node.
+   */
+  redisAddress?: string;
   /** Extra YAML appended to the generated config body (top-level keys not set above). */
   extraConfigYaml?: string;
   /** How long to wait for the HTTP port to answer. */
@@ -54,10 +64,14 @@ export interface LiveKitServer {
   apiSecret: string;
   ports: { http: number; rtcTcp: number; rtcUdp: number };
   pid: number;
+  /** The node's id (`ND_…`), as it logged it at start; `CreateRoom`'s `nodeId` pins a room to it. */
+  nodeId: string;
   /** Absolute path of the server's combined stdout/stderr. */
   logFile: string;
   /** SIGTERM, then SIGKILL after `stopTimeoutMs`. Safe to call any number of times. */
   stop(): Promise<void>;
+  /** SIGKILL now: the node crashes (for node-loss tests); resolves once it has exited. */
+  kill(): Promise<void>;
 }
 
 /** Thrown when the binary is missing or the server does not come up. */
@@ -121,71 +135,33 @@ async function startOnce(binary: string, options: LiveKitServerOptions): Promise
     rtcUdp: await freeUdpPort(),
   };
   const name = (options.name ?? 'livekit-server').replace(/[^\w.-]+/g, '_');
-  const logDir = join(repoRoot, 'test-artifacts', 'livekit-server');
-  mkdirSync(logDir, { recursive: true });
-  const logFile = join(logDir, `${name}-${ports.http}.log`);
-
-  // The child writes straight to the file (no pipe through this process), so a chatty debug log can
-  // never fill a pipe buffer and stall the server while a test is blocked.
-  const logFd = openSync(logFile, 'w');
-  let child: ChildProcess;
-  try {
-    child = spawn(
-      binary,
-      ['--dev', '--bind', '127.0.0.1', '--config-body', configBody(ports, options)],
-      {
-        stdio: ['ignore', logFd, logFd],
-      },
-    );
-  } finally {
-    closeSync(logFd);
-  }
-
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
-    child.once('exit', (code, signal) => done({ code, signal }));
-  });
-  let hasExited = false;
-  void exited.then(() => {
-    hasExited = true;
-    liveChildren.delete(child);
-  });
-  const spawnError = new Promise<Error>((done) => child.once('error', done));
-  liveChildren.add(child);
-  installExitGuards();
-
-  let stopping: Promise<void> | undefined;
-  const stopTimeoutMs = options.stopTimeoutMs ?? 5_000;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (hasExited) return;
-      child.kill('SIGTERM');
-      if (await settlesWithin(exited, stopTimeoutMs)) return;
-      child.kill('SIGKILL');
-      if (!(await settlesWithin(exited, 2_000))) {
-        throw new LiveKitServerError(`livekit-server pid ${child.pid} survived SIGKILL`);
-      }
-    })();
-    return stopping;
-  };
+  const logFile = join(repoRoot, 'test-artifacts', 'livekit-server', `${name}-${ports.http}.log`);
+  const proc = startManagedProcess(
+    binary,
+    ['--dev', '--bind', '127.0.0.1', '--config-body', configBody(ports, options)],
+    { logFile, stopTimeoutMs: options.stopTimeoutMs },
+  );
 
   const httpUrl = `http://127.0.0.1:${ports.http}`;
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  let nodeId: string;
   try {
     await Promise.race([
       waitForHttp(httpUrl, readyTimeoutMs),
-      exited.then(({ code, signal }) => {
+      proc.exited.then(({ code, signal }) => {
         const log = safeTail(logFile);
         const message = `livekit-server exited before it was ready (code ${code}, signal ${signal}); log ${logFile}:\n${log}`;
         throw /address already in use/i.test(log)
           ? new PortInUseError(message)
           : new LiveKitServerError(message);
       }),
-      spawnError.then((error) => {
+      proc.spawnFailed.then((error) => {
         throw new LiveKitServerError(`cannot start ${binary}: ${error.message}`, { cause: error });
       }),
     ]);
+    nodeId = readNodeId(logFile);
   } catch (error) {
-    await stop();
+    await proc.stop();
     if (error instanceof LiveKitServerError) throw error;
     throw new LiveKitServerError(
       `livekit-server did not answer on ${httpUrl} within ${readyTimeoutMs} ms; log ${logFile}:\n${safeTail(logFile)}`,
@@ -199,10 +175,23 @@ async function startOnce(binary: string, options: LiveKitServerOptions): Promise
     apiKey: DEV_API_KEY,
     apiSecret: DEV_API_SECRET,
     ports,
-    pid: child.pid ?? -1,
+    pid: proc.pid,
+    nodeId,
     logFile,
-    stop,
+    stop: proc.stop,
+    kill: proc.kill,
   };
+}
+
+/** The node id (`ND_…`) the server logs as it starts, before its HTTP port answers. */
+function readNodeId(logFile: string): string {
+  const match = /"nodeID": "(ND_\w+)"/.exec(readFileSync(logFile, 'utf8'));
+  if (!match) {
+    throw new LiveKitServerError(
+      `livekit-server logged no nodeID before answering; log ${logFile}:\n${safeTail(logFile)}`,
+    );
+  }
+  return match[1]!;
 }
 
 function configBody(
@@ -227,6 +216,7 @@ function configBody(
     'agents:',
     `  target_load: ${options.targetLoad ?? 0.7}`,
   ];
+  if (options.redisAddress) lines.push('redis:', `  address: ${options.redisAddress}`);
   if (options.extraConfigYaml) lines.push(options.extraConfigYaml);
   return lines.join('\n') + '\n';
 }
@@ -246,79 +236,4 @@ async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
     await sleep(100);
   }
   throw new Error(`no answer from ${url} within ${timeoutMs} ms`, { cause: lastError });
-}
-
-function freeTcpPort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') done(address.port);
-        else fail(new Error('no port from listen(0)'));
-      });
-    });
-  });
-}
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const socket = createSocket('udp4');
-    socket.once('error', fail);
-    // The server binds its UDP port on every interface, so probe the wildcard address.
-    socket.bind(0, () => {
-      const { port } = socket.address();
-      socket.close(() => done(port));
-    });
-  });
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((done) => {
-    timer = setTimeout(() => done(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
-
-function safeTail(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(log unreadable)';
-  }
-}
-
-// Servers still running in this process. A test process that dies without running `afterAll`
-// (crash, Ctrl-C, a runner killing its worker) must not leave servers behind.
-const liveChildren = new Set<ChildProcess>();
-let guardsInstalled = false;
-
-function killAllNow(): void {
-  for (const child of liveChildren) child.kill('SIGKILL');
-  liveChildren.clear();
-}
-
-function installExitGuards(): void {
-  if (guardsInstalled) return;
-  guardsInstalled = true;
-  process.once('exit', killAllNow);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      killAllNow();
-      // Adding a listener replaced Node's default "die on this signal"; restore it unless
-      // someone else (the test runner) handles the signal.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    };
-    process.once(signal, onSignal);
-  }
 }

@@ -34,6 +34,7 @@ export interface FakeHost {
 }
 
 export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChartOptions => ({
+  agentName: '',
   loadThreshold: 0.7,
   maxJobs: Infinity,
   numIdleProcesses: 2,
@@ -48,7 +49,10 @@ export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChar
   reconnectMaxDelay: 30_000,
   spawnBaseDelay: 1_000,
   spawnMaxDelay: 30_000,
-  maxConcurrentPrewarms: Infinity,
+  maxConcurrentStarts: Infinity,
+  jobStartBudget: 10_000,
+  initialStartEstimate: 1_000,
+  now: () => 0,
   random: () => 1,
   ...over,
 });
@@ -119,7 +123,10 @@ export function startWorkerChart(h: HarnessOptions = {}) {
   });
   const actor = createActor(machine, {
     clock,
-    input: { options: chartOptions(h.options), serverUrl: 'ws://server.test' },
+    input: {
+      options: chartOptions({ now: () => clock.now(), ...h.options }),
+      serverUrl: 'ws://server.test',
+    },
     ...(h.inspect ? { inspect: h.inspect } : {}),
   });
   actor.on('*', (e) => emitted.push(e));

@@ -87,6 +87,42 @@ describe('job runtime', () => {
     expect(await job.done).toEqual({ outcome: 'success', reason: 'publisher left' });
   });
 
+  it('ends a PARTICIPANT job when the participant it is for leaves, and only then', async () => {
+    const { room, job } = run((ctx) => ctx.connect(), {
+      type: 'JT_PARTICIPANT',
+      participant: { identity: 'jane' },
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    let ended = false;
+    void job.done.then(() => (ended = true));
+    room.emit(RoomEvent.ParticipantDisconnected, participant('someone-else'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ended).toBe(false);
+    room.emit(RoomEvent.ParticipantDisconnected, participant('jane'));
+    expect(await job.done).toEqual({ outcome: 'success', reason: 'participant left' });
+  });
+
+  it('gives a PARTICIPANT job ctx.participant: the job’s ParticipantInfo, then the live participant once in the room', async () => {
+    const seen: unknown[] = [];
+    let ctx!: JobContext;
+    const { room, job } = run(
+      async (c) => {
+        ctx = c;
+        seen.push(c.participant);
+        await c.connect();
+      },
+      { type: 'JT_PARTICIPANT', participant: { identity: 'jane', attributes: { tier: 'gold' } } },
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen[0]).toMatchObject({ identity: 'jane', attributes: { tier: 'gold' } });
+    const live = participant('jane');
+    room.remoteParticipants.set('jane', live);
+    expect(ctx.participant).toBe(live);
+    expect(ctx.participantInfo).toMatchObject({ identity: 'jane', attributes: { tier: 'gold' } });
+    job.shutdown('test over');
+    await job.done;
+  });
+
   it('fails a throwing entrypoint and still runs every callback, each within its budget', async () => {
     const ran: string[] = [];
     const { job } = run((ctx) => {

@@ -32,9 +32,9 @@ describe('WorkerOptions', () => {
       drainTimeout: 30 * 60_000,
       workerType: WorkerType.ROOM,
       loadThreshold: 0.7,
-      agentName: '',
       maxJobs: Infinity,
       initializeProcessTimeout: 10_000,
+      jobStartBudget: 10_000,
       shutdownProcessTimeout: 60_000,
       jobMemoryLimitMb: 0,
       port: 8081,
@@ -61,6 +61,8 @@ describe('WorkerOptions', () => {
     ['numIdleProcesses', { numIdleProcesses: 1.5 }],
     ['maxJobs', { maxJobs: 0 }],
     ['requestTimeout', { requestTimeout: 5_000 }],
+    ['jobStartBudget', { jobStartBudget: -1 }],
+    ['jobStartBudget', { jobStartBudget: Infinity }],
     ['workerType', { workerType: 'rooms' as never }],
     ['requestFnc', { requestFnc: 'yes' as never }],
     ['wsUrl', { wsUrl: 'not a url' }],
@@ -70,6 +72,13 @@ describe('WorkerOptions', () => {
   ])('rejects an invalid %s with an error naming it', (option, init) => {
     expect(invalid(init).option).toBe(option);
   });
+
+  it.each([WorkerType.ROOM, WorkerType.PUBLISHER, WorkerType.PARTICIPANT])(
+    'accepts the %s worker type',
+    (workerType) => {
+      expect(new WorkerOptions({ entrypointFnc, workerType }).workerType).toBe(workerType);
+    },
+  );
 
   it('accepts Infinity as a load threshold that never reports full because of load', () => {
     expect(new WorkerOptions({ entrypointFnc, loadThreshold: Infinity }).loadThreshold).toBe(
@@ -125,6 +134,14 @@ describe('resolveOptions', () => {
     expect(r).toMatchObject({ wsUrl: 'wss://flag.test', apiKey: 'optkey', drainTimeout: 5 });
   });
 
+  it('lets --max-jobs override maxJobs (Infinity: no cap) and names it when invalid', () => {
+    const o = new WorkerOptions({ entrypointFnc, maxJobs: 4 });
+    expect(resolveOptions(o, { env }).maxJobs).toBe(4);
+    expect(resolveOptions(o, { env, overrides: { maxJobs: 2 } }).maxJobs).toBe(2);
+    expect(resolveOptions(o, { env, overrides: { maxJobs: Infinity } }).maxJobs).toBe(Infinity);
+    expect(() => resolveOptions(o, { env, overrides: { maxJobs: 0 } })).toThrow(/`maxJobs`/);
+  });
+
   it('names the missing credential', () => {
     const o = new WorkerOptions({ entrypointFnc });
     expect(() => resolveOptions(o, { env: {} })).toThrow(/`wsUrl`.*LIVEKIT_URL/);
@@ -132,6 +149,43 @@ describe('resolveOptions', () => {
     expect(() =>
       resolveOptions(o, { env: { LIVEKIT_URL: 'ws://x', LIVEKIT_API_KEY: 'k' } }),
     ).toThrow(/`apiSecret`/);
+  });
+
+  it('registers without a name (automatic dispatch) when neither the option nor the environment names the agent', () => {
+    expect(resolveOptions(new WorkerOptions({ entrypointFnc }), { env }).agentName).toBe('');
+  });
+
+  it('takes the agent name from LIVEKIT_AGENT_NAME when the option is not given', () => {
+    const o = new WorkerOptions({ entrypointFnc });
+    expect(resolveOptions(o, { env: { ...env, LIVEKIT_AGENT_NAME: 'from-env' } }).agentName).toBe(
+      'from-env',
+    );
+  });
+
+  it('lets the agentName option beat LIVEKIT_AGENT_NAME, an explicit empty name included', () => {
+    const named = new WorkerOptions({ entrypointFnc, agentName: 'support' });
+    const unnamed = new WorkerOptions({ entrypointFnc, agentName: '' });
+    const withEnv = { ...env, LIVEKIT_AGENT_NAME: 'from-env' };
+    expect(resolveOptions(named, { env: withEnv }).agentName).toBe('support');
+    expect(resolveOptions(unnamed, { env: withEnv }).agentName).toBe('');
+  });
+
+  it('lets LIVEKIT_AGENT_NAME_OVERRIDE beat the option and LIVEKIT_AGENT_NAME', () => {
+    const o = new WorkerOptions({ entrypointFnc, agentName: 'support' });
+    const r = resolveOptions(o, {
+      env: { ...env, LIVEKIT_AGENT_NAME: 'plain', LIVEKIT_AGENT_NAME_OVERRIDE: 'override' },
+    });
+    expect(r.agentName).toBe('override');
+    expect(o.agentName).toBe('support');
+  });
+
+  it('treats an empty LIVEKIT_AGENT_NAME_OVERRIDE or LIVEKIT_AGENT_NAME as unset', () => {
+    const o = new WorkerOptions({ entrypointFnc, agentName: 'support' });
+    expect(resolveOptions(o, { env: { ...env, LIVEKIT_AGENT_NAME_OVERRIDE: '' } }).agentName).toBe(
+      'support',
+    );
+    const bare = new WorkerOptions({ entrypointFnc });
+    expect(resolveOptions(bare, { env: { ...env, LIVEKIT_AGENT_NAME: '' } }).agentName).toBe('');
   });
 
   it('keeps one warm process in development and up to four in production', () => {

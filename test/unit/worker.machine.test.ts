@@ -339,44 +339,229 @@ describe('worker chart', () => {
     ]);
   });
 
-  it('backs off when a process started on demand for a job fails its prewarm', async () => {
+  it('queues an assigned job with no warm process and runs it on the next one to get warm', async () => {
     const w = startWorkerChart({ options: { numIdleProcesses: 0 }, autoPrewarm: false });
     w.server(register);
     await acceptAndAssign(w, 'AJ_1');
+    expect(w.actor.getSnapshot().context.jobs['AJ_1']).toMatchObject({
+      phase: 'queued',
+      procId: undefined,
+    });
     const [host] = [...w.hosts.values()];
-    host!.send({ type: 'PREWARM_FAILED', error: 'model missing' });
+    host!.send({ type: 'PREWARM_SUCCEEDED' });
     await w.flush();
-    expect(w.jobStatuses().at(-1)).toMatchObject({ jobId: 'AJ_1', outcome: 'failed' });
-    expect(w.lifecycle().processes).toBe('backingOff');
-    expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
+    expect(host!.commands).toContainEqual(
+      expect.objectContaining({
+        type: 'LAUNCH_JOB',
+        job: expect.objectContaining({ jobId: 'AJ_1' }),
+      }),
+    );
+    expect(w.jobStatuses().at(-1)).toMatchObject({ jobId: 'AJ_1', outcome: 'running' });
+    expect(pendingStartDeadlines(w)).toEqual([]);
   });
 
-  it('is full while as many processes are starting for jobs as it may start at once, and no idle one is left', async () => {
+  it('retries a queued job on another process when a start fails, after the backoff', async () => {
+    const w = startWorkerChart({ options: { numIdleProcesses: 0 }, autoPrewarm: false });
+    w.server(register);
+    await acceptAndAssign(w, 'AJ_1');
+    const [first] = [...w.hosts.values()];
+    first!.send({ type: 'PREWARM_FAILED', error: 'model missing' });
+    await w.flush();
+    // The job is not failed by its process's failure: it waits for the next one.
+    expect(w.jobStatuses()).toEqual([]);
+    expect(w.actor.getSnapshot().context.jobs['AJ_1']?.phase).toBe('queued');
+    expect(w.lifecycle().processes).toBe('backingOff');
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
+    w.clock.increment(1_000);
+    const [second] = [...w.hosts.values()];
+    expect(second?.procId).not.toBe(first!.procId);
+    second!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    expect(w.jobStatuses()).toEqual([
+      expect.objectContaining({ jobId: 'AJ_1', outcome: 'running' }),
+    ]);
+  });
+
+  it('fails a queued job, with the reason, when no process gets warm before its deadline', async () => {
     const w = startWorkerChart({
-      options: { numIdleProcesses: 1, maxConcurrentPrewarms: 2 },
+      options: { numIdleProcesses: 0, jobStartBudget: 3_000, initializeProcessTimeout: 10_000 },
       autoPrewarm: false,
     });
     w.server(register);
-    [...w.hosts.values()][0]!.send({ type: 'PREWARM_SUCCEEDED' });
-    // The warm spare takes the first job; its replacement warms in the background (not counted).
+    await acceptAndAssign(w, 'AJ_1');
+    // Every start fails; the backoff doubles (1 s, 2 s, 4 s, …) and the job keeps waiting.
+    for (const wait of [1_000, 2_000, 4_000]) {
+      [...w.hosts.values()].at(-1)!.send({ type: 'PREWARM_FAILED', error: 'model missing' });
+      await w.flush();
+      expect(w.jobStatuses()).toEqual([]);
+      w.clock.increment(wait);
+    }
+    w.clock.increment(13_000 - 7_000 - 1);
+    expect(w.jobStatuses()).toEqual([]);
+    w.clock.increment(1);
+    expect(w.jobStatuses()).toEqual([
+      {
+        type: 'JOB_STATUS_REPORTED',
+        jobId: 'AJ_1',
+        outcome: 'failed',
+        error:
+          'no job process was ready within 13000 ms (last failed start: prewarm failed: model missing)',
+      },
+    ]);
+    expect(w.emitted).toContainEqual(
+      expect.objectContaining({ type: 'jobEnded', jobId: 'AJ_1', outcome: 'failed' }),
+    );
+    expect(w.actor.getSnapshot().context.jobs).toEqual({});
+  });
+
+  it('starts at most maxConcurrentStarts processes at once, serves a burst in order and refills the spares', async () => {
+    const w = startWorkerChart({
+      options: { numIdleProcesses: 1, maxConcurrentStarts: 2 },
+      autoPrewarm: false,
+    });
+    w.server(register);
+    const prewarming = () =>
+      Object.values(w.actor.getSnapshot().context.procs).filter((p) => p.phase === 'prewarming');
+    expect(prewarming()).toHaveLength(1);
+    for (const id of ['AJ_1', 'AJ_2', 'AJ_3', 'AJ_4']) await acceptAndAssign(w, id);
+    // Four jobs and a spare want five processes; two start, the rest wait for a start slot.
+    expect(prewarming()).toHaveLength(2);
+    const phases = () => Object.values(w.actor.getSnapshot().context.jobs).map((j) => j.phase);
+    expect(phases()).toEqual(['queued', 'queued', 'queued', 'queued']);
+    const launched: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      expect(prewarming().length).toBeLessThanOrEqual(2);
+      const next = prewarming()[0]!;
+      w.hosts.get(next.procId)!.send({ type: 'PREWARM_SUCCEEDED' });
+      await w.flush();
+    }
+    for (const e of w.emitted) if (e.type === 'jobLaunched') launched.push(e.jobId);
+    expect(launched).toEqual(['AJ_1', 'AJ_2', 'AJ_3', 'AJ_4']);
+    expect(phases()).toEqual(['running', 'running', 'running', 'running']);
+    const procs = Object.values(w.actor.getSnapshot().context.procs);
+    expect(procs.filter((p) => p.phase === 'idle')).toHaveLength(1);
+    expect(procs).toHaveLength(5);
+    expect(pendingStartDeadlines(w)).toEqual([]);
+  });
+
+  it('declines an offer its policy allows only when the expected start delay is over budget', async () => {
+    const w = startWorkerChart({
+      options: {
+        numIdleProcesses: 0,
+        maxConcurrentStarts: 1,
+        initialStartEstimate: 1_000,
+        jobStartBudget: 2_500,
+      },
+      autoPrewarm: false,
+    });
+    w.server(register);
+    // One start at a time, 1 s each: the first two jobs start within 2.5 s, a third would not.
     await acceptAndAssign(w, 'AJ_1');
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
-    // Two more jobs need processes of their own: 2 of 2 starting for jobs, none idle.
     await acceptAndAssign(w, 'AJ_2');
-    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
-    await acceptAndAssign(w, 'AJ_3');
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
-    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_4') });
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_3') });
     expect(w.answers().at(-1)).toEqual({
       type: 'AVAILABILITY_ANSWERED',
-      jobId: 'AJ_4',
+      jobId: 'AJ_3',
       acceptArguments: undefined,
     });
-    // One of them gets warm and runs its job: a process can be started for a job again.
-    const procs = Object.values(w.actor.getSnapshot().context.procs);
-    const forJob2 = procs.find((p) => p.jobId === 'AJ_2')!;
-    w.hosts.get(forJob2.procId)!.send({ type: 'PREWARM_SUCCEEDED' });
+    expect(w.emitted.filter((e) => e.type === 'requestAnswered').at(-1)).toEqual({
+      type: 'requestAnswered',
+      jobId: 'AJ_3',
+      decision: 'startDelay',
+      reason: 'expected start delay 3000 ms is over jobStartBudget (2500 ms)',
+    });
+    // Load at the threshold is the user's policy saying no: that stays `full`.
+    w.server({ type: 'LOAD_SAMPLED', load: 0.8 } as never);
+    w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_4') });
+    expect(w.emitted.filter((e) => e.type === 'requestAnswered').at(-1)).toMatchObject({
+      jobId: 'AJ_4',
+      decision: 'full',
+    });
+  });
+
+  it('measures process starts with the chart clock and decides with the measurement', async () => {
+    const w = startWorkerChart({
+      options: { numIdleProcesses: 1, initialStartEstimate: 1_000 },
+      autoPrewarm: false,
+    });
+    w.server(register);
+    w.clock.increment(200);
+    [...w.hosts.values()][0]!.send({ type: 'PREWARM_SUCCEEDED' });
+    // A moving average: 0.7 × 1000 + 0.3 × 200.
+    expect(w.actor.getSnapshot().context.startEstimate).toBe(760);
+  });
+
+  it('ends a queued job the server terminates, reported, with no deadline left behind', async () => {
+    const w = startWorkerChart({ options: { numIdleProcesses: 0 }, autoPrewarm: false });
+    w.server(register);
+    await acceptAndAssign(w, 'AJ_1');
+    expect(pendingStartDeadlines(w)).toHaveLength(1);
+    w.server({ type: 'JOB_TERMINATED', jobId: 'AJ_1' });
+    expect(w.jobStatuses()).toEqual([
+      {
+        type: 'JOB_STATUS_REPORTED',
+        jobId: 'AJ_1',
+        outcome: 'failed',
+        error: 'terminated by the server while queued',
+      },
+    ]);
+    expect(pendingStartDeadlines(w)).toEqual([]);
+    // Its process, started for the queue, becomes an ordinary idle one.
+    [...w.hosts.values()][0]!.send({ type: 'PREWARM_SUCCEEDED' });
+    expect(Object.values(w.actor.getSnapshot().context.procs).map((p) => p.phase)).toEqual([
+      'idle',
+    ]);
+  });
+
+  it('still starts processes for jobs queued before a drain, but no spares', async () => {
+    const w = startWorkerChart({
+      options: { numIdleProcesses: 0, maxConcurrentStarts: 1 },
+      autoPrewarm: false,
+    });
+    w.server(register);
+    await acceptAndAssign(w, 'AJ_1');
+    await acceptAndAssign(w, 'AJ_2');
+    // One start slot: AJ_2's process waits for AJ_1's to finish starting.
+    expect(w.hosts.size).toBe(1);
+    w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
+    [...w.hosts.values()][0]!.send({ type: 'PREWARM_SUCCEEDED' });
     await w.flush();
-    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
+    expect(w.hosts.size).toBe(2);
+    [...w.hosts.values()][1]!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    expect(w.jobStatuses().map((s) => s.type === 'JOB_STATUS_REPORTED' && s.jobId)).toEqual([
+      'AJ_1',
+      'AJ_2',
+    ]);
+    expect(w.hosts.size).toBe(2);
+    expect(w.lifecycle()).toEqual({
+      lifecycle: { draining: 'waitingForJobs' },
+      processes: 'closed',
+    });
+  });
+
+  it('fails jobs still queued when the drain deadline passes, and stops', async () => {
+    const w = startWorkerChart({
+      options: { numIdleProcesses: 0, drainTimeout: 1_000 },
+      autoPrewarm: false,
+    });
+    w.server(register);
+    await acceptAndAssign(w, 'AJ_1');
+    w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
+    w.clock.increment(1_000);
+    expect(w.jobStatuses()).toEqual([
+      { type: 'JOB_STATUS_REPORTED', jobId: 'AJ_1', outcome: 'failed', error: 'drain timeout' },
+    ]);
+    expect(w.actor.getSnapshot().status).toBe('done');
   });
 });
+
+/** Start deadlines still armed (delayed events the chart would have to cancel). */
+function pendingStartDeadlines(w: ReturnType<typeof startWorkerChart>): string[] {
+  const scheduled = w.actor.system.getSnapshot()._scheduledEvents;
+  return Object.values(scheduled)
+    .map((e) => e.id)
+    .filter((id): id is string => typeof id === 'string' && id.startsWith('start-deadline-'));
+}

@@ -58,6 +58,8 @@ const MS = {
   request: 2_000,
   assignment: 7_500,
   initialize: 15_000,
+  startBudget: 30_000,
+  startDeadline: 45_000, // startBudget + initialize
 } as const;
 
 const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
@@ -136,8 +138,10 @@ function startWorker() {
     shutdownProcessTimeout: MS.shutdownProcess,
     spawnBaseDelay: MS.spawnRetry,
     spawnMaxDelay: MS.spawnRetry,
-    // One slot and one spare never reach a prewarm cap; it has its own chart tests.
-    maxConcurrentPrewarms: Infinity,
+    // One slot and one spare: starts are never bounded and never too slow (own chart tests).
+    maxConcurrentStarts: Infinity,
+    jobStartBudget: MS.startBudget,
+    now: () => clock.now(),
     requestTimeout: MS.request,
     assignmentTimeout: MS.assignment,
     initializeProcessTimeout: MS.initialize,
@@ -232,10 +236,9 @@ function startWorker() {
     JOB_ENDS: () =>
       procOfJob().send({ type: 'JOB_RETURNED', outcome: 'success', reason: 'room closed' }),
     JOB_CRASH: () => procOfJob().send({ type: 'CHILD_EXITED', code: 1, signal: null }),
-    JOB_PROC_WARM_OK: () => procOfJob().send({ type: 'PREWARM_SUCCEEDED' }),
-    JOB_PROC_WARM_FAIL: () => procOfJob().send({ type: 'PREWARM_FAILED', error: 'no model' }),
-    SPARE_WARM_OK: () => spareHost('prewarming').send({ type: 'PREWARM_SUCCEEDED' }),
-    SPARE_WARM_FAIL: () =>
+    START_DEADLINE: () => deadline(MS.startDeadline, 'the start deadline'),
+    PROC_WARM_OK: () => spareHost('prewarming').send({ type: 'PREWARM_SUCCEEDED' }),
+    PROC_WARM_FAIL: () =>
       spareHost('prewarming').send({ type: 'PREWARM_FAILED', error: 'no model' }),
     SPARE_CRASH: () => spareHost('idle').send({ type: 'CHILD_EXITED', code: 1, signal: null }),
     SPAWN_RETRY: () => deadline(MS.spawnRetry, 'the spawn retry delay'),
@@ -283,7 +286,7 @@ type Sut = ReturnType<typeof startWorker>;
 const JOB_PHASE: Record<Exclude<ModelJob, 'none'>, string> = {
   deciding: 'deciding',
   accepted: 'accepted',
-  launching: 'launching',
+  queued: 'queued',
   running: 'running',
   endingJob: 'running',
 };
@@ -304,15 +307,21 @@ function checkState(sut: Sut, model: ModelSnap, statusesBefore: number) {
     return;
   }
   const jobs = Object.values(sut.ctx().jobs);
-  const { job, spare } = model.context;
+  const { job, starting, idle } = model.context;
   expect(
     jobs.map((j) => j.phase),
     'jobs held',
   ).toEqual(job === 'none' ? [] : [JOB_PHASE[job]]);
   expect(
-    sut.spare().map((p) => p.phase),
-    'spare process',
-  ).toEqual(spare === 'none' ? [] : [spare]);
+    sut
+      .spare()
+      .map((p) => p.phase)
+      .sort(),
+    'processes without a job',
+  ).toEqual([
+    ...Array.from({ length: idle }, () => 'idle'),
+    ...Array.from({ length: starting }, () => 'prewarming'),
+  ]);
   const last = sut.statuses().at(-1);
   if (model.matches({ lifecycle: 'registered' })) {
     const available = model.matches({ lifecycle: { registered: 'available' } });

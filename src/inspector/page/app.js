@@ -4,7 +4,7 @@
  * and re-renders on the next animation frame. Every message is idempotent, so a page that
  * reconnects simply receives the whole picture again.
  */
-import { renderCapacity, renderCharts, renderHeader, renderActors } from './views.js';
+import { renderAgents, renderCapacity, renderCharts, renderHeader, renderActors } from './views.js';
 import { renderTimeline, initTimeline } from './timeline.js';
 
 const MAX_EVENTS = 2000;
@@ -18,6 +18,8 @@ export const store = {
   lastSeq: 0,
   /** The job process whose chart is shown; `undefined` follows the busiest one. */
   pinnedProc: undefined,
+  /** With several agents: the worker whose charts are shown; `undefined` is the first. */
+  selectedRoot: undefined,
 };
 
 let scheduled = false;
@@ -27,11 +29,18 @@ export function render() {
   requestAnimationFrame(() => {
     scheduled = false;
     renderHeader(store);
+    renderAgents(store, selectRoot);
     renderCapacity(store);
     renderActors(store, selectProc);
     renderCharts(store);
     renderTimeline(store);
   });
+}
+
+function selectRoot(sessionId) {
+  store.selectedRoot = sessionId;
+  store.pinnedProc = undefined;
+  render();
 }
 
 function selectProc(sessionId) {
@@ -56,6 +65,7 @@ function apply(m) {
       store.actors.delete(m.sessionId);
       store.snapshots.delete(m.sessionId);
       if (store.pinnedProc === m.sessionId) store.pinnedProc = undefined;
+      if (store.selectedRoot === m.sessionId) store.selectedRoot = undefined;
       break;
     case 'snapshot':
       store.snapshots.set(m.snapshot.sessionId, m.snapshot);

@@ -7,14 +7,53 @@
 
 const CHIP_FLASH_MS = 1500;
 
+/** Every worker chart of the process: one, or one per agent of a `WorkerGroup`. */
+export function rootActors(store) {
+  return [...store.actors.values()].filter((a) => !a.parentId && a.machineId);
+}
+
+/** The worker being shown: the one picked in the agent tabs, else the first. */
 export function rootActor(store) {
-  for (const a of store.actors.values()) if (!a.parentId && a.machineId) return a;
-  return undefined;
+  const roots = rootActors(store);
+  return roots.find((a) => a.sessionId === store.selectedRoot) ?? roots[0];
 }
 
 function workerContext(store) {
   const root = rootActor(store);
   return root ? store.snapshots.get(root.sessionId)?.context : undefined;
+}
+
+/** What a worker chart is called in the tabs: its agent name (or "automatic"). */
+export function agentLabel(store, root) {
+  const name = store.snapshots.get(root.sessionId)?.context?.options?.agentName;
+  return name ? name : 'automatic';
+}
+
+/** One tab per agent when the process serves several; picking one shows its charts. */
+export function renderAgents(store, onSelect) {
+  const box = document.getElementById('agents');
+  const roots = rootActors(store);
+  if (roots.length < 2) {
+    box.replaceChildren();
+    return;
+  }
+  const shown = rootActor(store);
+  box.replaceChildren(
+    ...roots.map((root) => {
+      const tab = document.createElement('button');
+      const state = lifecycleState(store.snapshots.get(root.sessionId));
+      tab.className = `agent-tab ${root.sessionId === shown?.sessionId ? 'selected' : ''}`;
+      tab.dataset.agent = agentLabel(store, root);
+      const name = document.createElement('span');
+      name.textContent = agentLabel(store, root);
+      const pill = document.createElement('span');
+      pill.className = `pill ${state}`;
+      pill.textContent = state;
+      tab.append(name, pill);
+      tab.addEventListener('click', () => onSelect(root.sessionId));
+      return tab;
+    }),
+  );
 }
 
 /** `{ lifecycle: { registered: 'available' }, processes: 'warming' }` → `registered.available ‖ warming` */
@@ -86,7 +125,8 @@ export function renderCapacity(store) {
 
 /** What the worker knows about a process actor: pid, job and room. */
 function procDetail(store, actor) {
-  const ctx = workerContext(store);
+  // The process's own worker: with several agents, not necessarily the one shown.
+  const ctx = store.snapshots.get(actor.parentId)?.context ?? workerContext(store);
   const proc = ctx?.procs?.[actor.id];
   const own = store.snapshots.get(actor.sessionId)?.context;
   const pid = proc?.pid ?? own?.pid;
@@ -123,7 +163,10 @@ export function renderActors(store, onSelect) {
     row.dataset.actor = actor.id;
     const name = document.createElement('span');
     name.className = 'name';
-    name.textContent = actor.id;
+    name.textContent =
+      !actor.parentId && rootActors(store).length > 1
+        ? `${actor.id} · ${agentLabel(store, actor)}`
+        : actor.id;
     const state = document.createElement('span');
     const value = actor.machineId ? flatValue(snap?.value) : (snap?.status ?? '');
     state.className = `state ${value.startsWith('running') ? 'running' : ''}`;
@@ -148,9 +191,15 @@ export function renderActors(store, onSelect) {
   box.replaceChildren(...rows);
 }
 
-/** The pinned process, else a running one, else the newest live one, else the newest. */
+/**
+ * The pinned process, else a running one, else the newest live one, else the newest — among
+ * the shown worker's processes.
+ */
 export function shownProc(store) {
-  const procs = [...store.actors.values()].filter((a) => a.machineId === 'jobProcess');
+  const root = rootActor(store);
+  const procs = [...store.actors.values()].filter(
+    (a) => a.machineId === 'jobProcess' && (!root || a.parentId === root.sessionId),
+  );
   const pinned = store.actors.get(store.pinnedProc);
   if (pinned) return pinned;
   const snap = (a) => store.snapshots.get(a.sessionId);
@@ -206,6 +255,9 @@ export function renderCharts(store) {
 
   const proc = shownProc(store);
   const title = document.getElementById('proc-chart-title');
+  const workerTitle = document.getElementById('worker-chart-title');
+  const roots = rootActors(store);
+  text(workerTitle, root && roots.length > 1 ? `worker · ${agentLabel(store, root)}` : 'worker');
   if (!proc) return;
   const snap = store.snapshots.get(proc.sessionId);
   title.replaceChildren(`job process ${proc.id}`);

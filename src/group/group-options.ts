@@ -1,0 +1,83 @@
+/**
+ * `WorkerGroupOptions`: the process-wide policy of a `WorkerGroup` (several agents served by one
+ * worker process). Each agent keeps its own `WorkerOptions`; these are what the agents share.
+ * Validated at construction, like `WorkerOptions`; the caller's object is never mutated.
+ */
+import { InvalidOptionError } from '../errors.ts';
+import type { WorkerLoadView } from '../options.ts';
+
+/** Set in each job process of a group's agent: its index, for a module that defines several. */
+export const GROUP_MEMBER_ENV = 'AGENTSTATE_GROUP_MEMBER';
+
+/** Everything a user may pass as the second argument of `new WorkerGroup(agents, …)`. */
+export interface WorkerGroupOptionsInit {
+  /**
+   * Cap on concurrent jobs of all agents together (each agent's own `maxJobs` still applies).
+   * Default: no cap.
+   */
+  maxJobs?: number;
+  /**
+   * At or above this machine load every agent reports itself full. Default 0.7. `Infinity`:
+   * only each agent's own `loadThreshold` applies.
+   */
+  loadThreshold?: number;
+  /**
+   * The machine's load in [0, 1], sampled once for the whole process (every agent gets the same
+   * sample). Gets the jobs of all agents. Default: CPU utilisation over 5 s (cgroup aware). An
+   * agent that has its own `loadFnc` reports and compares that instead, for its own threshold.
+   */
+  loadFnc?: (group: WorkerLoadView) => number | Promise<number>;
+  /** Health/metrics HTTP host of the process. Default `0.0.0.0`. */
+  host?: string;
+  /** Health/metrics HTTP port of the process. Default 8081; `0` picks a free one. */
+  port?: number;
+}
+
+/** The group's policy, validated; every field names itself in errors as `group.<field>`. */
+export class WorkerGroupOptions {
+  readonly maxJobs: number;
+  readonly loadThreshold: number;
+  readonly loadFnc: WorkerGroupOptionsInit['loadFnc'];
+  readonly host: string;
+  readonly port: number;
+
+  constructor(init: WorkerGroupOptionsInit = {}) {
+    if (init === null || typeof init !== 'object') {
+      throw new InvalidOptionError('group', 'expected an object');
+    }
+    const m = init.maxJobs;
+    if (m === undefined || m === Infinity) this.maxJobs = Infinity;
+    else if (typeof m !== 'number' || !Number.isInteger(m) || m < 1 || m > 100_000) {
+      throw new InvalidOptionError(
+        'group.maxJobs',
+        `expected an integer in [1, 100000], got ${String(m)}`,
+      );
+    } else this.maxJobs = m;
+    const t = init.loadThreshold;
+    if (t === undefined) this.loadThreshold = 0.7;
+    else if (t === Infinity) this.loadThreshold = Infinity;
+    else if (typeof t !== 'number' || Number.isNaN(t) || t < 0 || t > 1) {
+      throw new InvalidOptionError(
+        'group.loadThreshold',
+        `expected a number in [0, 1], or Infinity, got ${String(t)}`,
+      );
+    } else this.loadThreshold = t;
+    if (init.loadFnc !== undefined && typeof init.loadFnc !== 'function') {
+      throw new InvalidOptionError('group.loadFnc', 'must be a function');
+    }
+    this.loadFnc = init.loadFnc;
+    if (init.host !== undefined && typeof init.host !== 'string') {
+      throw new InvalidOptionError('group.host', 'must be a string');
+    }
+    this.host = init.host ?? '0.0.0.0';
+    const p = init.port;
+    if (p !== undefined && (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > 65535)) {
+      throw new InvalidOptionError(
+        'group.port',
+        `expected an integer in [0, 65535], got ${String(p)}`,
+      );
+    }
+    this.port = p ?? 8081;
+    Object.freeze(this);
+  }
+}

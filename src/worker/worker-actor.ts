@@ -1,0 +1,84 @@
+/**
+ * The worker chart wired to its real effects: the server link, the load sampler, request
+ * decisions and job processes. Loaded only in the worker process (src/worker/worker.ts imports it
+ * lazily), so a job process, which imports the same agent file and so `agentstate`, never loads
+ * xstate's charts, the WebSocket client or the process pool.
+ */
+import { createActor, type Actor } from 'xstate';
+import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
+import { workerMachine } from '../../machines/worker.machine.ts';
+import { createLoadSampler } from '../load/load-sampler.ts';
+import type { Logger } from '../log.ts';
+import type { ResolvedWorkerOptions, WorkerLoadView } from '../options.ts';
+import { createJobProcessLogic } from '../pool/job-process-logic.ts';
+import { proxyEnvForJobs } from '../protocol/proxy.ts';
+import { createServerLink } from '../protocol/server-link.ts';
+import { VERSION } from '../version.ts';
+import { chartOptionsFrom } from './chart-options.ts';
+import { createDecideRequest } from './decide-request.ts';
+import { emittedLogger } from './emitted-log.ts';
+import type { Worker, WorkerRunConfig } from './worker.ts';
+
+export interface WorkerActorInput {
+  resolved: ResolvedWorkerOptions;
+  config: WorkerRunConfig;
+  log: Logger;
+  /** What `loadFnc` is given (and, in a `WorkerGroup`, whose shared sample it gets). */
+  view: Worker & WorkerLoadView;
+  /** The module job processes import, read at each spawn (a TypeScript agent is compiled first). */
+  agentModule: () => string;
+}
+
+/** The worker chart provided with its effects, as an actor (not started), its events logged. */
+export function createWorkerActor({
+  resolved,
+  config,
+  log,
+  view,
+  agentModule,
+}: WorkerActorInput): Actor<typeof workerMachine> {
+  const membership = config.membership;
+  const machine = workerMachine.provide({
+    actors: {
+      serverLink: createServerLink({
+        ...config.serverLink,
+        apiKey: resolved.apiKey,
+        apiSecret: resolved.apiSecret,
+        logger: log,
+        proxy: resolved.proxy,
+        ...(config.clock ? { clock: config.clock } : {}),
+        registration: {
+          workerType: resolved.workerType,
+          agentName: resolved.agentName,
+          version: VERSION,
+          permissions: resolved.permissions,
+          deployment: resolved.deployment,
+        },
+      }),
+      loadSampler: (membership?.loadSampler(view, resolved, log) ??
+        createLoadSampler({ loadFnc: resolved.loadFnc, view, logger: log })) as ReturnType<
+        typeof createLoadSampler
+      >,
+      jobRequest: jobRequestMachine.provide({
+        actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
+      }),
+      jobProcess: (config.jobProcessLogic ??
+        createJobProcessLogic({ ...resolved, agentModule }, log, {
+          env: { ...proxyEnvForJobs(resolved.httpProxy), ...membership?.jobEnv },
+          ...(config.clock ? { clock: config.clock } : {}),
+        })) as ReturnType<typeof createJobProcessLogic>,
+    },
+    // A group's process-wide limits, checked by the chart's own guards beside the agent's.
+    ...(membership ? { guards: membership.guards } : {}),
+  });
+  const actor = createActor(machine, {
+    input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
+    ...(config.inspect ? { inspect: config.inspect } : {}),
+    ...(config.clock ? { clock: config.clock } : {}),
+  });
+  actor.on(
+    '*',
+    emittedLogger(log, () => actor.getSnapshot().context),
+  );
+  return actor;
+}

@@ -1,0 +1,67 @@
+/**
+ * The installed package imports under plain `node` (no loader, no flags), from an ES module, with
+ * the public names in place, and loads no TypeScript tooling by being imported.
+ */
+import { execFileSync } from 'node:child_process';
+import { describe, expect, inject, it } from 'vitest';
+
+const app = inject('packedProject');
+
+function nodeEval(code: string): string {
+  return execFileSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: app,
+    encoding: 'utf8',
+    timeout: 30_000,
+    // Nothing inherited may sneak a loader in.
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+}
+
+describe('the installed package', () => {
+  it('imports agentstate, agentstate/testing and agentstate/charts with plain node', () => {
+    const out = nodeEval(`
+      const a = await import('agentstate');
+      const t = await import('agentstate/testing');
+      const c = await import('agentstate/charts');
+      console.log(JSON.stringify({
+        main: ['WorkerOptions', 'WorkerPermissions', 'WorkerType', 'Worker', 'JobRequest', 'JobContext',
+               'JobProcess', 'cli', 'runApp', 'configureLogging', 'createLogger', 'startHealthServer',
+               'VERSION'].filter((n) => !(n in a)),
+        testing: ['startEmulator'].filter((n) => !(n in t)),
+        charts: ['workerMachine', 'jobProcessMachine', 'jobRequestMachine'].filter((n) => !(n in c)),
+        version: a.VERSION,
+        type: typeof new a.WorkerOptions({ entrypointFnc: () => {} }).entrypointFnc,
+      }));
+    `);
+    const r = JSON.parse(out) as {
+      main: string[];
+      testing: string[];
+      version: string;
+      type: string;
+    };
+    expect(r.main).toEqual([]);
+    expect(r.testing).toEqual([]);
+    expect(r.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(r.type).toBe('function');
+  });
+
+  it('loads neither tsx nor esbuild when imported', () => {
+    const out = nodeEval(`
+      import { Session } from 'node:inspector/promises';
+      await import('agentstate');
+      await import('agentstate/testing');
+      const s = new Session();
+      s.connect();
+      const urls = [];
+      s.on('Debugger.scriptParsed', (m) => urls.push(m.params.url));
+      await s.post('Debugger.enable');
+      console.log(JSON.stringify(urls.filter((u) => /node_modules\\/(tsx|esbuild)\\//.test(u))));
+    `);
+    expect(JSON.parse(out)).toEqual([]);
+  });
+
+  it('runs from dist/, compiled JavaScript, not from TypeScript sources', () => {
+    const out = nodeEval(`console.log(import.meta.resolve('agentstate'))`);
+    expect(out.trim()).toMatch(/node_modules\/agentstate\/dist\/src\/index\.js$/);
+  });
+});
