@@ -81,8 +81,7 @@ export async function startHealthServer(
   target: Worker | WorkerGroup,
   options: HealthServerOptions = {},
 ): Promise<HealthServer> {
-  const defaults =
-    target instanceof WorkerGroup ? target.options : target.resolvedOptions;
+  const defaults = target instanceof WorkerGroup ? target.options : target.resolvedOptions;
   const server = await bindHealthServer({
     host: options.host ?? defaults.host,
     port: options.port ?? defaults.port,

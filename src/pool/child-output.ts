@@ -36,7 +36,7 @@ export function thirdPartyRecord(
   if (rec.name !== 'lk-rtc') return undefined;
   const fields: LogFields = { source: 'lk-rtc' };
   for (const [k, v] of Object.entries(rec)) if (!PINO_HOUSEKEEPING.has(k)) fields[k] = v;
-  return { level: levelOf(rec.level), message: String(rec.msg ?? ''), fields };
+  return { level: levelOf(rec.level), message: messageOf(rec.msg), fields };
 }
 
 /**
@@ -74,4 +74,10 @@ function relay(from: Readable | null, to: Writable, log: () => Logger): void {
   from.on('data', onData);
   from.on('end', onEnd);
   from.on('close', onEnd);
+}
+
+/** pino's `msg` is a string; anything else is shown as JSON rather than `[object Object]`. */
+function messageOf(msg: unknown): string {
+  if (msg === undefined || msg === null) return '';
+  return typeof msg === 'string' ? msg : JSON.stringify(msg);
 }

@@ -178,8 +178,8 @@ async function startOnce(binary: string, options: LiveKitServerOptions): Promise
     pid: proc.pid,
     nodeId,
     logFile,
-    stop: proc.stop,
-    kill: proc.kill,
+    stop: () => proc.stop(),
+    kill: () => proc.kill(),
   };
 }
 

@@ -90,7 +90,7 @@ export async function startRedisServer(
     pid: proc.pid,
     logFile,
     command: (line) => inlineCommand(port, line),
-    stop: proc.stop,
+    stop: () => proc.stop(),
   };
 }
 
