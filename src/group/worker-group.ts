@@ -12,7 +12,6 @@ import { InvalidOptionError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
 import { createLogger, type Logger } from '../log.ts';
 import {
-  resolveOptions,
   WorkerOptions,
   WorkerType,
   type ResolvedWorkerOptions,
@@ -108,8 +107,9 @@ export class WorkerGroup implements WorkerLoadView {
       agentLabels: _labels,
       ...common
     } = config;
+    // Annotated: `Array.isArray` above narrows a readonly array's elements to `any`.
     this.workers = agents.map(
-      (agent, index) =>
+      (agent: WorkerOptions | WorkerOptionsInit, index) =>
         new Worker(agent instanceof WorkerOptions ? agent : new WorkerOptions(agent), {
           ...common,
           logger: this.#log,
@@ -119,11 +119,13 @@ export class WorkerGroup implements WorkerLoadView {
     );
   }
 
-  /** Each agent with its status; names are resolved once `run()` has started. */
+  /** Each agent with its status and resolved name (a job process resolves none: the given name). */
   get agents(): readonly WorkerGroupAgent[] {
     return this.workers.map((worker) => ({
       worker,
-      agentName: worker.resolvedOptions?.agentName ?? worker.options.agentName ?? '',
+      agentName: isJobProcess()
+        ? (worker.options.agentName ?? '')
+        : worker.resolvedOptions.agentName,
       workerType: worker.options.workerType,
       status: worker.status,
     }));
@@ -173,7 +175,8 @@ export class WorkerGroup implements WorkerLoadView {
    */
   validate(): void {
     checkDistinct(
-      this.workers.map((w) => resolveOptions(w.options, this.#config)),
+      // Each Worker resolved its options at construction; they are not resolved again.
+      this.workers.map((w) => w.resolvedOptions),
       this.#config.agentLabels,
     );
   }
