@@ -453,7 +453,7 @@ function buildFigures(
       frameworks: per((fw) => summarize(idle.get(fw)?.idleProcessRssMb ?? [])),
       note:
         'Distribution over the warm processes. Python forks them from a forkserver, so much of their RSS is shared copy-on-write (see the PSS figure); agents-js also keeps an inference process ' +
-        'and Python a forkserver and a resource tracker beside the warm processes, agentstate the esbuild service of tsx (raw.idle.*.helpers).',
+        'and Python a forkserver and a resource tracker beside the warm processes; agentstate keeps none (raw.idle.*.helpers).',
     }),
     withRatios({
       id: 'idle_tree_pss',
