@@ -11,6 +11,8 @@ export interface JobProcessTask {
   procId: string;
   /** Absolute path or `file:` URL of the user's agent module. */
   agentModule: string;
+  /** If the host goes away, how long the process may take to end its job before it exits. */
+  orphanGraceMs: number;
 }
 
 /** Host → child. */

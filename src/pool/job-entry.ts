@@ -75,7 +75,12 @@ export default async function runJobProcess(task: JobProcessTask): Promise<strin
     send({ type: 'log', level: level as 'info', message, fields }),
   );
   const inbox = new Inbox();
-  const onDisconnect = () => inbox.hostGone();
+  const onDisconnect = () => {
+    inbox.hostGone();
+    // No host is left to enforce the shutdown deadline, and leaving a room whose server is gone
+    // too can wait forever: an orphan ends itself once its callbacks have had their budget.
+    setTimeout(() => process.exit(1), task.orphanGraceMs).unref();
+  };
   process.on('message', inbox.listener);
   process.on('disconnect', onDisconnect);
   try {

@@ -99,7 +99,12 @@ export function createProcessHost(config: ProcessHostConfig) {
     let channelOpen = true;
     const agentModule =
       typeof config.agentModule === 'function' ? config.agentModule() : config.agentModule;
-    const task: JobProcessTask = { procId: input.procId, agentModule };
+    const task: JobProcessTask = {
+      procId: input.procId,
+      agentModule,
+      // The callbacks' own budget, plus time to leave the room and report.
+      orphanGraceMs: config.shutdownCallbackTimeout + 5_000,
+    };
     pool
       .run(task, {
         channel: {
