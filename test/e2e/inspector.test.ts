@@ -136,7 +136,9 @@ describe('inspector page (headless Chromium, dev worker on the emulator)', () =>
       // A browser that joins late gets the current picture at once.
       const late = await openPage();
       await statusIs(late, 'available', 10_000);
-      await expect.poll(() => late.locator('#events li').count()).toBeGreaterThan(5);
+      await expect
+        .poll(() => late.locator('#events li').count(), { timeout: 10_000 })
+        .toBeGreaterThan(5);
 
       const html = (await page.content()) + (await late.content());
       expect(html).not.toContain(API_SECRET);
