@@ -4,7 +4,8 @@
  * Screenshots go to test-artifacts/inspector/.
  */
 import { mkdir } from 'node:fs/promises';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInspector, type Inspector } from '../../src/inspector/index.ts';
 import { WorkerGroup, WorkerOptions } from '../../src/index.ts';
@@ -21,18 +22,7 @@ beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   emu = await startEmulator({ defaultWaitMs: 20_000 });
   inspector = await startInspector();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -3,7 +3,8 @@
  * emulator, watched through the page. Screenshots go to test-artifacts/inspector/.
  */
 import { mkdir } from 'node:fs/promises';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInspector, type Inspector } from '../../src/inspector/index.ts';
 import { Worker, WorkerOptions } from '../../src/index.ts';
@@ -24,18 +25,7 @@ beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   emu = await startEmulator({ keys: { inspectorkey: API_SECRET }, defaultWaitMs: 20_000 });
   inspector = await startInspector({ secrets: [API_SECRET] });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
