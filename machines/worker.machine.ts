@@ -272,8 +272,11 @@ export const workerMachine = workerSetup.createMachine({
               ],
             },
             // The lifecycle region (first in document order) has just used a process or queued
-            // the job: start what the queue and the spares need.
-            JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: true } } },
+            // the job. A queued job gets its start now; the spare that replaces a process a job
+            // took is started once that job's entrypoint runs (JOB_STARTED), so the hand-off does
+            // not share the CPU with a new process booting.
+            JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
+            JOB_STARTED: { actions: { type: 'startProcesses', params: { spares: true } } },
             PROCESS_PREWARMED: {
               actions: [
                 { type: 'markProcessPrewarmed', params: fromEvent },

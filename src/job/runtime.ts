@@ -48,8 +48,9 @@ export function startJob(opts: JobRunOptions): RunningJob {
     ...(opts.room ? { room: opts.room } : {}),
   });
 
-  void Promise.resolve()
-    .then(() => opts.entrypointFnc(ctx))
+  // Called now, not a microtask later: the hand-off is one IPC hop plus this call. A synchronous
+  // throw still rejects (the executor catches it).
+  void new Promise<void>((resolve) => resolve(opts.entrypointFnc(ctx)))
     .then(
       () => {
         if (!ctx.connectionRequested) {
@@ -101,3 +102,4 @@ async function runShutdownCallbacks(
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+

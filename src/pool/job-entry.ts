@@ -7,6 +7,7 @@
 import { importAgentModule } from '../agent-file/load.ts';
 import { JobProcess } from '../job/process.ts';
 import { errorMessage, startJob, type RunningJob } from '../job/runtime.ts';
+import { warmJobRuntime } from '../job/warm-up.ts';
 import { createLogger, setLogSink } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
 import { isHostMessage, type ChildMessage, type HostMessage, type JobProcessTask } from './ipc.ts';
@@ -107,13 +108,15 @@ async function dialogue(
     send({ type: 'prewarmFailed', error: errorMessage(err) });
     return 'prewarm failed';
   }
+  const warm = warmJobRuntime(proc);
+  if (!warm.context || !warm.nativeRuntime)
+    log.debug('job runtime warm-up skipped a step', { ...warm });
   send({ type: 'prewarmed' });
 
   const first = await inbox.next();
   if (first.type !== 'launch') return 'stopped before a job';
 
   const jobLog = log.child({ jobId: first.job.jobId });
-  send({ type: 'started', jobId: first.job.jobId });
   const job = startJob({
     entrypointFnc: agent.entrypointFnc,
     info: first.job,
@@ -122,6 +125,9 @@ async function dialogue(
     callbackTimeout: first.callbackTimeout,
   });
   inbox.attach(job);
+  // Said once the entrypoint runs: the worker starts the spare replacing this process then, so
+  // the hand-off itself does not compete with a new process booting.
+  send({ type: 'started', jobId: first.job.jobId });
   const end = await job.done;
   send(
     end.outcome === 'success'

@@ -19,7 +19,7 @@
  *
  * No invoke, no delays: every deadline is an event (REGISTER_TIMEOUT, STATUS_TICK, …).
  */
-import { and, assign, not, or, setup, stateIn } from 'xstate';
+import { and, assign, enqueueActions, not, or, setup, stateIn } from 'xstate';
 
 export type ModelJob = 'none' | 'deciding' | 'accepted' | 'queued' | 'running' | 'endingJob';
 
@@ -130,6 +130,11 @@ export const workerModel = setup({
         starting: context.starting + missing,
         effects: [...context.effects, ...spawns(missing)],
       };
+    }),
+    /** After an assignment: the queued job's process, and a spare only once a job runs. */
+    fillPoolAfterAssignment: enqueueActions(({ enqueue, context }) => {
+      // `assignJob` (lifecycle region, first) has already moved the job on.
+      enqueue({ type: 'fillPool', params: { spares: context.job === 'running' } });
     }),
     /** A process gets warm: it runs the queued job, or is idle. */
     processWarm: assign(({ context }) =>
@@ -323,13 +328,16 @@ export const workerModel = setup({
           // Stopped: no new processes.
           always: { guard: stateIn({ lifecycle: 'stopped' }), target: 'closed' },
           on: {
-            // The lifecycle region (first) has just used an idle process or queued the job.
+            // The lifecycle region (first) has just used an idle process or queued the job. A
+            // queued job gets its process now; the spare replacing a process a job took is
+            // started once that job runs (at once here: the model's processes confirm a launch
+            // in the same step).
             ASSIGN: {
               guard: and([
                 { type: 'jobIs', params: { phases: ['accepted'] } },
                 stateIn({ lifecycle: 'registered' }),
               ]),
-              actions: { type: 'fillPool', params: { spares: true } },
+              actions: 'fillPoolAfterAssignment',
             },
             PROC_WARM_OK: {
               guard: 'anyStarting',

@@ -134,6 +134,15 @@ describe('job runtime', () => {
     expect(ran).toEqual(['entrypoint threw: boom']);
   });
 
+  it('calls the entrypoint before startJob returns (the hand-off waits for no microtask)', () => {
+    let called = false;
+    run(() => {
+      called = true;
+      return new Promise(() => {});
+    });
+    expect(called).toBe(true);
+  });
+
   it('ends on the worker’s request while the entrypoint still runs', async () => {
     const { job } = run(() => new Promise(() => {}));
     job.shutdown('server terminated the job');
@@ -141,8 +150,8 @@ describe('job runtime', () => {
   });
 
   it('does not count a failed connection as connected', async () => {
-    const { room, job } = run(async (ctx) => {
-      room.failConnect = true;
+    const { job } = run(async (ctx) => {
+      (ctx.room as unknown as FakeRoom).failConnect = true;
       await ctx.connect().catch(() => {});
     });
     expect((await job.done).reason).toBe('entrypoint returned without connecting');

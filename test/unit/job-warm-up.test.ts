@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { JobProcess } from '../../src/job/process.ts';
+import { warmJobRuntime } from '../../src/job/warm-up.ts';
+
+describe('job process warm-up', () => {
+  it("builds a job context and starts rtc-node's native runtime before any job arrives", () => {
+    const before = (globalThis as { _ffiClientInstance?: unknown })._ffiClientInstance;
+    expect(warmJobRuntime(new JobProcess(1))).toEqual({ context: true, nativeRuntime: true });
+    // rtc-node keeps its one FFI client on globalThis: the room a job connects later uses it.
+    const after = (globalThis as { _ffiClientInstance?: unknown })._ffiClientInstance;
+    expect(after).toBeDefined();
+    if (before) expect(after).toBe(before);
+  });
+});
