@@ -19,7 +19,7 @@
  *
  * No invoke, no delays: every deadline is an event (REGISTER_TIMEOUT, STATUS_TICK, …).
  */
-import { and, assign, enqueueActions, not, or, setup, stateIn } from 'xstate';
+import { and, assign, not, or, setup, stateIn } from 'xstate';
 
 export type ModelJob = 'none' | 'deciding' | 'accepted' | 'queued' | 'running' | 'endingJob';
 
@@ -69,6 +69,17 @@ export type WorkerModelEvent = { type: WorkerModelEventType };
 type Ctx = WorkerModelContext;
 
 const spawns = (n: number): string[] => Array.from({ length: Math.max(0, n) }, () => 'spawn');
+
+/** What the pool starts: one process per queued job, plus one spare when `spares`. */
+function filled(context: Ctx, spares: boolean): Partial<Ctx> {
+  const wanted = (context.job === 'queued' ? 1 : 0) + (spares ? 1 : 0);
+  const missing = wanted - context.starting - context.idle;
+  if (missing <= 0) return {};
+  return {
+    starting: context.starting + missing,
+    effects: [...context.effects, ...spawns(missing)],
+  };
+}
 
 export const workerModel = setup({
   types: { context: {} as Ctx, events: {} as WorkerModelEvent },
@@ -122,20 +133,12 @@ export const workerModel = setup({
         : { job: 'queued' as const, effects: [] as string[] },
     ),
     /** Starts what the pool lacks: one per queued job, plus one spare when `spares`. */
-    fillPool: assign(({ context }, p: { spares: boolean }) => {
-      const wanted = (context.job === 'queued' ? 1 : 0) + (p.spares ? 1 : 0);
-      const missing = wanted - context.starting - context.idle;
-      if (missing <= 0) return {};
-      return {
-        starting: context.starting + missing,
-        effects: [...context.effects, ...spawns(missing)],
-      };
-    }),
+    fillPool: assign(({ context }, p: { spares: boolean }) => filled(context, p.spares)),
     /** After an assignment: the queued job's process, and a spare only once a job runs. */
-    fillPoolAfterAssignment: enqueueActions(({ enqueue, context }) => {
+    fillPoolAfterAssignment: assign(({ context }) =>
       // `assignJob` (lifecycle region, first) has already moved the job on.
-      enqueue({ type: 'fillPool', params: { spares: context.job === 'running' } });
-    }),
+      filled(context, context.job === 'running'),
+    ),
     /** A process gets warm: it runs the queued job, or is idle. */
     processWarm: assign(({ context }) =>
       context.job === 'queued'
