@@ -78,7 +78,19 @@ export interface JobRecord {
   /** What the process needs to run it; known from the assignment on. */
   launch: RunningJobInfo | undefined;
   procId: string | undefined;
+  /** How many processes this job has been handed to (a hand-off that dies is retried once). */
+  launchAttempts: number;
 }
+
+/**
+ * A job whose process dies before its entrypoint ran (the hand-off) goes back to the queue for
+ * another process, up to this many hand-offs in all; a job that started is never run twice.
+ */
+export const MAX_LAUNCH_ATTEMPTS = 2;
+
+/** Whether a job's end is a failed hand-off to retry rather than the job's end. */
+export const retriesLaunch = (job: JobRecord, outcome: JobOutcome): boolean =>
+  job.phase === 'launching' && outcome === 'failed' && job.launchAttempts < MAX_LAUNCH_ATTEMPTS;
 
 export const decidingJob = (job: Job): JobRecord => ({
   jobId: job.id,
@@ -87,6 +99,7 @@ export const decidingJob = (job: Job): JobRecord => ({
   acceptArguments: undefined,
   launch: undefined,
   procId: undefined,
+  launchAttempts: 0,
 });
 
 export const prewarmingProc = (procId: string, spawnedAt: number): ProcRecord => ({

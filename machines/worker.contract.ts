@@ -69,6 +69,8 @@ export type WorkerEmitted =
   | { type: 'availabilityRequested'; jobId: string; roomName: string }
   | { type: 'requestAnswered'; jobId: string; decision: AnswerDecision; reason: string }
   | { type: 'jobLaunched'; jobId: string; procId: string }
+  /** The job's process died before its entrypoint ran; the job is queued for another one. */
+  | { type: 'jobRetried'; jobId: string; procId: string; reason: string }
   | { type: 'jobEnded'; jobId: string; outcome: JobOutcome; reason: string }
   | {
       type: 'processExited';

@@ -54,6 +54,7 @@ import {
   queuedJobs,
   reconnectDelay,
   requestId,
+  retriesLaunch,
   shutdownGrace,
   startDeadline,
   startDeadlineId,
@@ -210,11 +211,16 @@ const primitives = setup({
     /** Hands a job that has its assignment to a warm process; its start deadline is over. */
     handJobToProcess: enqueueActions(
       ({ enqueue, context }, p: JobIdParams & { procId: string }) => {
-        const launch = context.jobs[p.jobId]?.launch;
-        if (!launch) return;
+        const job = context.jobs[p.jobId];
+        const launch = job?.launch;
+        if (!job || !launch) return;
         enqueue.cancel(startDeadlineId(p.jobId));
         enqueue.assign({
-          jobs: patched(context.jobs, p.jobId, { phase: 'launching', procId: p.procId }),
+          jobs: patched(context.jobs, p.jobId, {
+            phase: 'launching',
+            procId: p.procId,
+            launchAttempts: job.launchAttempts + 1,
+          }),
           procs: patched(context.procs, p.procId, { phase: 'running', jobId: p.jobId }),
         });
         enqueue.sendTo(p.procId, { type: 'LAUNCH', job: launch });
@@ -299,6 +305,8 @@ export const workerSetup = primitives.extend<{
   answerDeclined: JobIdParams & DeclineParams;
   declineUndecidedRequests: undefined;
   launchJob: { job: Job; token: string; url: string | undefined };
+  retryLaunch: Extract<JobProcessReport, { type: 'JOB_ENDED' }>;
+  runOrQueue: JobIdParams;
   markProcessPrewarmed: { procId: string; pid: number };
   failQueuedJob: JobIdParams;
   shutdownAllJobs: ReasonParams;
@@ -351,13 +359,29 @@ export const workerSetup = primitives.extend<{
       enqueue.assign({
         jobs: patched(context.jobs, jobId, { job: p.job, phase: 'queued', launch }),
       });
+      enqueue({ type: 'runOrQueue', params: { jobId } });
+    }),
+    /**
+     * A process that took a job died before the job's entrypoint ran: the job goes back to the
+     * queue (a warm process takes it now if there is one), instead of failing.
+     */
+    retryLaunch: enqueueActions(({ enqueue, context }, p) => {
+      enqueue.assign({
+        jobs: patched(context.jobs, p.jobId, { phase: 'queued', procId: undefined }),
+        procs: patched(context.procs, p.procId, { phase: 'exiting', jobId: undefined }),
+      });
+      enqueue.emit({ type: 'jobRetried', jobId: p.jobId, procId: p.procId, reason: p.reason });
+      enqueue({ type: 'runOrQueue', params: { jobId: p.jobId } });
+    }),
+    /** A queued job goes to an idle process if there is one, else waits with its deadline. */
+    runOrQueue: enqueueActions(({ enqueue, context }, p) => {
       const idle = firstIdleProc(context);
       if (idle) {
-        enqueue({ type: 'handJobToProcess', params: { jobId, procId: idle.procId } });
+        enqueue({ type: 'handJobToProcess', params: { jobId: p.jobId, procId: idle.procId } });
       } else {
         enqueue.raise(
-          { type: 'JOB_START_DEADLINE_PASSED', jobId },
-          { delay: 'JOB_START_DEADLINE', id: startDeadlineId(jobId) },
+          { type: 'JOB_START_DEADLINE_PASSED', jobId: p.jobId },
+          { delay: 'JOB_START_DEADLINE', id: startDeadlineId(p.jobId) },
         );
       }
     }),
@@ -393,6 +417,11 @@ export const workerSetup = primitives.extend<{
       }
     }),
     reportJobEnded: enqueueActions(({ enqueue, context }, p) => {
+      const job = context.jobs[p.jobId];
+      if (job && retriesLaunch(job, p.outcome)) {
+        enqueue({ type: 'retryLaunch', params: p });
+        return;
+      }
       enqueue.assign({
         jobs: without(context.jobs, p.jobId),
         procs: patched(context.procs, p.procId, { phase: 'exiting' }),

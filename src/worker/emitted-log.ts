@@ -58,6 +58,13 @@ function logEmitted(log: Logger, e: WorkerEmitted): void {
     case 'jobLaunched':
       log.info('job launched', { jobId: e.jobId, procId: e.procId });
       return;
+    case 'jobRetried':
+      log.warn('job process died before the job started; retrying on another process', {
+        jobId: e.jobId,
+        procId: e.procId,
+        reason: e.reason,
+      });
+      return;
     case 'jobEnded':
       (e.outcome === 'success' ? log.info : log.warn)('job ended', {
         jobId: e.jobId,

@@ -3,9 +3,17 @@
  * queued (bounded concurrent starts), never a reason by itself to refuse. Real `Worker`s with
  * real job processes against the emulator.
  */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/testing/index.ts';
 import { eventually, workerFactory } from '../support/emulated-worker.ts';
+
+const diesAtHandoff = fileURLToPath(
+  new URL('../fixtures/worker/dies-at-handoff.ts', import.meta.url),
+);
 
 let emulator: Emulator | undefined;
 const emu = (): Emulator => emulator!;
@@ -93,5 +101,37 @@ describe('job starts are queued, the load policy decides (emulator, real job pro
     await eventually(() => idle().length === 1, 'one idle process again', 30_000);
     const scheduled = Object.values(worker.actor!.system.getSnapshot()._scheduledEvents);
     expect(scheduled.filter((e) => String(e.id).startsWith('start-deadline-'))).toEqual([]);
+  }, 90_000);
+
+  it('runs a job on another process when the first one dies in the hand-off', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentstate-handoff-'));
+    const marker = join(dir, 'died');
+    process.env.HANDOFF_CRASH_MARKER = marker;
+    try {
+      const worker = workers.start({
+        agentName: 'handoff',
+        agentModule: diesAtHandoff,
+        numIdleProcesses: 2,
+      });
+      const retried: string[] = [];
+      worker.on('jobRetried', (e) => retried.push(e.jobId));
+      await workers.ready(worker);
+      emu().createDispatch({ room: 'handoff-1', agentName: 'handoff' });
+      await eventually(() => running('handoff-').length === 1, 'the job running', 60_000);
+      await eventually(
+        () => worker.activeJobs.find((j) => j.phase === 'running'),
+        'its entrypoint started',
+        60_000,
+      );
+      // The first process did die with the job in hand, and the job was not failed for it.
+      expect(existsSync(marker)).toBe(true);
+      const diedPid = Number(readFileSync(marker, 'utf8'));
+      expect(worker.activeJobs[0]?.pid).not.toBe(diedPid);
+      expect(retried).toHaveLength(1);
+      expect(emu().jobs.filter((j) => j.room === 'handoff-1' && j.status === 'failed')).toEqual([]);
+    } finally {
+      delete process.env.HANDOFF_CRASH_MARKER;
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 90_000);
 });

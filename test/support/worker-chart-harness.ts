@@ -67,6 +67,8 @@ export interface HarnessOptions {
   decide?: (job: Job) => Promise<JobRequestDecision>;
   /** Whether fake hosts prewarm by themselves on start (default true). */
   autoPrewarm?: boolean;
+  /** Whether fake hosts confirm a launch at once with JOB_RUNNING (default true). */
+  confirmLaunch?: boolean;
   /** Observes the actor system (chart coverage). */
   inspect?: (e: InspectionEvent) => void;
 }
@@ -79,6 +81,7 @@ export function startWorkerChart(h: HarnessOptions = {}) {
   let nextPid = 1000;
   let sendToWorker: ((e: WorkerEvent) => void) | undefined;
   const autoPrewarm = h.autoPrewarm ?? true;
+  const confirmLaunch = h.confirmLaunch ?? true;
 
   const fakeHost = fromCallback<ProcessHostCommand, ProcessHostInput>(
     ({ input, sendBack, receive }) => {
@@ -86,7 +89,7 @@ export function startWorkerChart(h: HarnessOptions = {}) {
       hosts.set(input.procId, host);
       receive((c) => {
         host.commands.push(c);
-        if (c.type === 'LAUNCH_JOB') sendBack({ type: 'JOB_RUNNING' });
+        if (c.type === 'LAUNCH_JOB' && confirmLaunch) sendBack({ type: 'JOB_RUNNING' });
         if (c.type === 'TERMINATE_PROCESS' || c.type === 'KILL_PROCESS') {
           sendBack({
             type: 'CHILD_EXITED',

@@ -382,6 +382,70 @@ describe('worker chart', () => {
     ]);
   });
 
+  it('retries a job on another process when its process dies in the hand-off, once', async () => {
+    const w = await registered({ options: { numIdleProcesses: 2 }, confirmLaunch: false });
+    await acceptAndAssign(w, 'AJ_1');
+    const launchedIn = () =>
+      [...w.hosts.values()].filter((h) =>
+        h.commands.some((c) => c.type === 'LAUNCH_JOB' && c.job.jobId === 'AJ_1'),
+      );
+    const [first] = launchedIn();
+    // Dies before the entrypoint ran (no JOB_RUNNING): the job is not failed, the other warm
+    // process takes it at once.
+    first!.send({ type: 'CHILD_EXITED', code: 1, signal: null });
+    await w.flush();
+    expect(w.jobStatuses()).toEqual([]);
+    expect(w.emitted).toContainEqual(
+      expect.objectContaining({ type: 'jobRetried', jobId: 'AJ_1', procId: first!.procId }),
+    );
+    const [second] = launchedIn().filter((h) => h !== first);
+    expect(second).toBeDefined();
+    expect(w.actor.getSnapshot().context.jobs['AJ_1']).toMatchObject({
+      phase: 'launching',
+      procId: second!.procId,
+      launchAttempts: 2,
+    });
+    // A second death in the hand-off fails the job, reported with the reason.
+    second!.send({ type: 'CHILD_EXITED', code: 1, signal: null });
+    await w.flush();
+    expect(w.jobStatuses()).toEqual([
+      expect.objectContaining({ jobId: 'AJ_1', outcome: 'failed', error: 'crashed (code 1)' }),
+    ]);
+    expect(w.actor.getSnapshot().context.jobs).toEqual({});
+    expect(pendingStartDeadlines(w)).toEqual([]);
+  });
+
+  it('queues a job whose hand-off died when no process is warm, with its start deadline', async () => {
+    const w = await registered({
+      options: { numIdleProcesses: 1 },
+      confirmLaunch: false,
+      autoPrewarm: false,
+    });
+    const [first] = [...w.hosts.values()];
+    first!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    await acceptAndAssign(w, 'AJ_1');
+    first!.send({ type: 'CHILD_EXITED', code: null, signal: 'SIGSEGV' });
+    await w.flush();
+    expect(w.jobStatuses()).toEqual([]);
+    expect(w.actor.getSnapshot().context.jobs['AJ_1']).toMatchObject({
+      phase: 'queued',
+      procId: undefined,
+    });
+    expect(pendingStartDeadlines(w)).toEqual(['start-deadline-AJ_1']);
+    // The process started for it takes it once warm.
+    const next = [...w.hosts.values()].find((h) => h !== first);
+    next!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    expect(next!.commands).toContainEqual(
+      expect.objectContaining({
+        type: 'LAUNCH_JOB',
+        job: expect.objectContaining({ jobId: 'AJ_1' }),
+      }),
+    );
+    expect(pendingStartDeadlines(w)).toEqual([]);
+  });
+
   it('fails a queued job, with the reason, when no process gets warm before its deadline', async () => {
     const w = startWorkerChart({
       options: { numIdleProcesses: 0, jobStartBudget: 3_000, initializeProcessTimeout: 10_000 },
