@@ -4,7 +4,8 @@
  * collects the shutdown callbacks; the job runtime (`runtime.ts`) decides when the job ends and
  * tears it down.
  */
-import { Job, JobType, type ParticipantInfo } from '@livekit/protocol';
+import type { ParticipantInfo } from '@livekit/protocol';
+import { Job, JobType } from './protocol.ts';
 import {
   DisconnectReason,
   ParticipantKind,

@@ -50,18 +50,17 @@ export function startJob(opts: JobRunOptions): RunningJob {
 
   // Called now, not a microtask later: the hand-off is one IPC hop plus this call. A synchronous
   // throw still rejects (the executor catches it).
-  void new Promise<void>((resolve) => resolve(opts.entrypointFnc(ctx)))
-    .then(
-      () => {
-        if (!ctx.connectionRequested) {
-          settle({ outcome: 'success', reason: 'entrypoint returned without connecting' });
-        }
-      },
-      (err: unknown) => {
-        opts.log.error('entrypoint threw', { error: err });
-        settle({ outcome: 'failed', reason: `entrypoint threw: ${errorMessage(err)}` });
-      },
-    );
+  void new Promise<void>((resolve) => resolve(opts.entrypointFnc(ctx))).then(
+    () => {
+      if (!ctx.connectionRequested) {
+        settle({ outcome: 'success', reason: 'entrypoint returned without connecting' });
+      }
+    },
+    (err: unknown) => {
+      opts.log.error('entrypoint threw', { error: err });
+      settle({ outcome: 'failed', reason: `entrypoint threw: ${errorMessage(err)}` });
+    },
+  );
 
   const done = ended.then(async (end) => {
     opts.log.info('job ending', { reason: end.reason, outcome: end.outcome });
@@ -102,4 +101,3 @@ async function runShutdownCallbacks(
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
-

@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { Job, JobState, JobType, ParticipantInfo, Room as RoomInfo } from '@livekit/protocol';
+import { Job, JobState, JobType, ParticipantInfo, Room as RoomInfo } from './protocol.ts';
 import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import { JobContext } from './context.ts';
 import type { JobProcess } from './process.ts';
