@@ -6,9 +6,9 @@
 import { availableParallelism } from 'node:os';
 import { InvalidOptionError } from './errors.ts';
 import { parseProxyUrl, proxyFor, type ResolvedProxy } from './protocol/proxy.ts';
-import type { JobContext } from './job/context.ts';
-import type { JobProcess } from './job/process.ts';
-import type { JobRequest } from './job/request.ts';
+import type { JobContext } from './job-process/context.ts';
+import type { JobProcess } from './job-process/process.ts';
+import type { JobRequest } from './worker/job-request.ts';
 
 /**
  * What a job is started for: once per room, once per publishing participant, or once per

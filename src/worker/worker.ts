@@ -19,7 +19,7 @@ import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
 import { agentModuleFor } from '../agent-file/load.ts';
 import type { Clock } from '../clock.ts';
 import { AgentStateError, ServerRefusedError } from '../errors.ts';
-import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
+import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
 import { createLogger, registerSecret, type Logger } from '../log.ts';
 import {
   resolveOptions,
