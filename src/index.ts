@@ -30,14 +30,14 @@ export {
   type WorkerGroupRunConfig,
 } from './group/worker-group.ts';
 export { WorkerGroupOptions, type WorkerGroupOptionsInit } from './group/group-options.ts';
-export { JobRequest } from './job/request.ts';
+export { JobRequest } from './worker/job-request.ts';
 export {
   JobContext,
   type ConnectOptions,
   type ShutdownCallback,
   type WaitForParticipantOptions,
-} from './job/context.ts';
-export { JobProcess } from './job/process.ts';
+} from './job-process/context.ts';
+export { JobProcess } from './job-process/process.ts';
 export { cli, runApp } from './cli/run-app.ts';
 export { AgentStateError, InvalidOptionError, JobError, ServerRefusedError } from './errors.ts';
 export {

@@ -2,13 +2,21 @@
  * `WorkerOptions`: what the user writes, and `resolveOptions`: defaults applied, environment
  * read and every value validated, producing the frozen `ResolvedWorkerOptions` the rest of the
  * framework uses. The caller's object is never mutated and an explicit `0` is never replaced.
+ * The checks are in `option-checks.ts`, the environment lookups in `option-sources.ts`.
  */
 import { availableParallelism } from 'node:os';
 import { InvalidOptionError } from './errors.ts';
+import { bool, checkUrl, fn, int, ms, num, sharedLimits, str } from './option-checks.ts';
+import {
+  resolveAgentModule,
+  resolveAgentName,
+  resolveDeployment,
+  resolveServerCredentials,
+} from './option-sources.ts';
 import { parseProxyUrl, proxyFor, type ResolvedProxy } from './protocol/proxy.ts';
-import type { JobContext } from './job/context.ts';
-import type { JobProcess } from './job/process.ts';
-import type { JobRequest } from './job/request.ts';
+import type { JobContext } from './job-process/context.ts';
+import type { JobProcess } from './job-process/process.ts';
+import type { JobRequest } from './worker/job-request.ts';
 
 /**
  * What a job is started for: once per room, once per publishing participant, or once per
@@ -216,16 +224,13 @@ export class WorkerOptions {
       );
     }
     this.workerType = workerType;
-    this.loadThreshold = threshold('loadThreshold', init.loadThreshold, 0.7);
+    this.loadThreshold = sharedLimits.loadThreshold('loadThreshold', init.loadThreshold);
     this.agentName = str('agentName', init.agentName);
     this.numIdleProcesses =
       init.numIdleProcesses === undefined
         ? undefined
         : int('numIdleProcesses', init.numIdleProcesses, 0, 0, 64);
-    this.maxJobs =
-      init.maxJobs === undefined || init.maxJobs === Infinity
-        ? Infinity
-        : int('maxJobs', init.maxJobs, 0, 1, 100_000);
+    this.maxJobs = sharedLimits.maxJobs('maxJobs', init.maxJobs);
     this.wsUrl = str('wsUrl', init.wsUrl);
     if (this.wsUrl !== undefined) checkUrl('wsUrl', this.wsUrl);
     this.apiKey = str('apiKey', init.apiKey);
@@ -273,8 +278,8 @@ export class WorkerOptions {
       parseProxyUrl('httpProxy', init.httpProxy);
     }
     this.httpProxy = init.httpProxy;
-    this.host = str('host', init.host) ?? '0.0.0.0';
-    this.port = int('port', init.port, 8081, 0, 65535);
+    this.host = sharedLimits.host('host', init.host);
+    this.port = sharedLimits.port('port', init.port);
     Object.freeze(this);
   }
 }
@@ -331,153 +336,31 @@ export function resolveOptions(
 ): ResolvedWorkerOptions {
   const env = sources.env ?? process.env;
   const o = sources.overrides ?? {};
-  const wsUrl = o.wsUrl ?? opts.wsUrl ?? nonEmpty(env.LIVEKIT_URL);
-  const apiKey = o.apiKey ?? opts.apiKey ?? nonEmpty(env.LIVEKIT_API_KEY);
-  const apiSecret = o.apiSecret ?? opts.apiSecret ?? nonEmpty(env.LIVEKIT_API_SECRET);
-  if (!wsUrl) throw new InvalidOptionError('wsUrl', 'required: pass --url or set LIVEKIT_URL');
-  checkUrl('wsUrl', wsUrl);
-  if (!apiKey)
-    throw new InvalidOptionError('apiKey', 'required: pass --api-key or set LIVEKIT_API_KEY');
-  if (!apiSecret) {
-    throw new InvalidOptionError(
-      'apiSecret',
-      'required: pass --api-secret or set LIVEKIT_API_SECRET',
-    );
-  }
+  const credentials = resolveServerCredentials(
+    {
+      wsUrl: o.wsUrl ?? opts.wsUrl,
+      apiKey: o.apiKey ?? opts.apiKey,
+      apiSecret: o.apiSecret ?? opts.apiSecret,
+    },
+    env,
+  );
+  // A flag is an option given on the command line: it passes the options' own checks.
+  const merged = new WorkerOptions({ ...opts, ...definedOnly(o) });
   const idleDefault = sources.mode === 'development' ? 1 : Math.min(availableParallelism(), 4);
-  const numIdleProcesses =
-    o.numIdleProcesses !== undefined
-      ? int('numIdleProcesses', o.numIdleProcesses, 0, 0, 64)
-      : (opts.numIdleProcesses ?? idleDefault);
   return Object.freeze({
-    ...opts,
-    permissions: opts.permissions,
-    drainTimeout:
-      o.drainTimeout !== undefined ? ms('drainTimeout', o.drainTimeout, 0) : opts.drainTimeout,
-    port: o.port !== undefined ? int('port', o.port, 0, 0, 65535) : opts.port,
-    host: o.host ?? opts.host,
-    loadThreshold:
-      o.loadThreshold !== undefined
-        ? threshold('loadThreshold', o.loadThreshold, 0.7)
-        : opts.loadThreshold,
-    maxJobs:
-      o.maxJobs === undefined
-        ? opts.maxJobs
-        : o.maxJobs === Infinity
-          ? Infinity
-          : int('maxJobs', o.maxJobs, 0, 1, 100_000),
-    agentModule: agentModuleFrom(o.agentModule ?? opts.agentModule),
+    ...merged,
+    agentModule: resolveAgentModule(merged.agentModule),
     agentName: resolveAgentName(opts.agentName, env),
-    proxy: proxyFor(new URL(wsUrl), opts.httpProxy, env),
-    numIdleProcesses,
-    wsUrl,
-    apiKey,
-    apiSecret,
-    deployment: env.LIVEKIT_AGENT_DEPLOYMENT ?? '',
+    proxy: proxyFor(new URL(credentials.wsUrl), opts.httpProxy, env),
+    numIdleProcesses: merged.numIdleProcesses ?? idleDefault,
+    ...credentials,
+    deployment: resolveDeployment(env),
   });
 }
 
-/**
- * The name the worker registers with, as LiveKit's frameworks pick it: the override variable
- * (set by a deployment, beats the code), then the option (an explicit `''` included), then the
- * plain variable, then `''`. An empty variable counts as unset.
- */
-export function resolveAgentName(option: string | undefined, env: NodeJS.ProcessEnv): string {
-  return (
-    nonEmpty(env.LIVEKIT_AGENT_NAME_OVERRIDE) ?? option ?? nonEmpty(env.LIVEKIT_AGENT_NAME) ?? ''
-  );
-}
-
-/** The module job processes import: an absolute path or file: URL; default the main script. */
-function agentModuleFrom(mod: string | URL | undefined): string {
-  const m = mod ?? process.argv[1];
-  if (m === undefined || m === '') {
-    throw new InvalidOptionError(
-      'agentModule',
-      'cannot tell which file defines the agent; pass agentModule',
-    );
-  }
-  return m instanceof URL ? m.href : m;
-}
-
-function nonEmpty(v: string | undefined): string | undefined {
-  return v === undefined || v === '' ? undefined : v;
-}
-
-function checkUrl(name: string, value: string): void {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch (cause) {
-    throw new InvalidOptionError(name, `not a URL: ${JSON.stringify(value)}`, { cause });
-  }
-  if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) {
-    throw new InvalidOptionError(
-      name,
-      `expected ws://, wss://, http:// or https://, got ${url.protocol}//`,
-    );
-  }
-}
-
-/** A load threshold: a number in [0, 1], or `Infinity` to never be full because of load. */
-function threshold(name: string, value: number | undefined, dflt: number): number {
-  if (value === Infinity) return Infinity;
-  return num(name, value, dflt, 0, 1, 'a number in [0, 1], or Infinity');
-}
-
-function fn<T>(name: string, value: T | undefined, required: boolean): T | undefined {
-  if (value === undefined || value === null) {
-    if (required) throw new InvalidOptionError(name, 'is required (a function)');
-    return undefined;
-  }
-  if (typeof value !== 'function') throw new InvalidOptionError(name, 'must be a function');
-  return value;
-}
-
-function bool(name: string, value: boolean | undefined, dflt: boolean): boolean {
-  if (value === undefined) return dflt;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'must be true or false');
-  return value;
-}
-
-function str(name: string, value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new InvalidOptionError(name, 'must be a string');
-  return value;
-}
-
-function num(
-  name: string,
-  value: number | undefined,
-  dflt: number,
-  min: number,
-  max: number,
-  expected: string,
-): number {
-  if (value === undefined) return dflt;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
-    throw new InvalidOptionError(name, `expected ${expected}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function int(
-  name: string,
-  value: number | undefined,
-  dflt: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return dflt;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(
-      name,
-      `expected an integer in [${min}, ${max}], got ${String(value)}`,
-    );
-  }
-  return value;
-}
-
-function ms(name: string, value: number | undefined, dflt: number): number {
-  return num(name, value, dflt, 0, 2 ** 31 - 1, 'a duration in milliseconds (≥ 0)');
+/** The overrides that were given: an absent flag never replaces an option. */
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(values).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
 }

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AgentStateError } from '../errors.ts';
-import { registeredAgentOptions } from '../job/runtime-registry.ts';
+import { registeredAgentOptions } from '../runtime-registry.ts';
 import { WorkerOptions, type WorkerOptionsInit } from '../options.ts';
 import { compileTypeScriptAgent, isTypeScriptFile } from './compile-typescript.ts';
 

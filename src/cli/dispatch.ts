@@ -2,22 +2,19 @@
 import { AgentDispatchClient } from 'livekit-server-sdk';
 import { InvalidOptionError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { resolveServerCredentials, type ServerCredentials } from '../option-sources.ts';
 import type { Flags } from './flags.ts';
 
-export async function createDispatch(flags: Flags, log: Logger): Promise<number> {
+/** `server`: the `--url`/`--api-key`/`--api-secret` flags, else the environment, as a worker's. */
+export async function createDispatch(
+  flags: Flags,
+  server: Partial<ServerCredentials>,
+  log: Logger,
+): Promise<number> {
   const room = flags.room;
   if (typeof room !== 'string' || room === '') throw new InvalidOptionError('--room', 'required');
-  const url = (flags.url as string | undefined) ?? process.env.LIVEKIT_URL;
-  const apiKey = (flags['api-key'] as string | undefined) ?? process.env.LIVEKIT_API_KEY;
-  const apiSecret = (flags['api-secret'] as string | undefined) ?? process.env.LIVEKIT_API_SECRET;
-  if (!url) throw new InvalidOptionError('--url', 'required (or set LIVEKIT_URL)');
-  if (!apiKey || !apiSecret) {
-    throw new InvalidOptionError(
-      '--api-key',
-      'API key and secret are required (or set LIVEKIT_API_KEY/SECRET)',
-    );
-  }
-  const http = url.replace(/^ws/, 'http');
+  const { wsUrl, apiKey, apiSecret } = resolveServerCredentials(server, process.env);
+  const http = wsUrl.replace(/^ws/, 'http');
   const client = new AgentDispatchClient(http, apiKey, apiSecret);
   const d = await client.createDispatch(room, String(flags['agent-name'] ?? ''), {
     metadata: String(flags.metadata ?? ''),

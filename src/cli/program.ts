@@ -9,7 +9,6 @@ import {
   configureLogging,
   createLogger,
   parseLogLevel,
-  registerSecret,
   type LogFormat,
   type Logger,
   type LogLevelName,
@@ -120,13 +119,10 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
     console.error(logging);
     return EXIT_USAGE;
   }
-  // Values mri parsed as numbers (an all-digit secret) are still the strings the user typed.
-  if (flags['api-secret'] !== undefined) flags['api-secret'] = String(flags['api-secret']);
-  registerSecret(flags['api-secret']);
   const log = createLogger();
 
   try {
-    if (name === 'dispatch') return await createDispatch(flags, log);
+    if (name === 'dispatch') return await createDispatch(flags, serverFlags(flags), log);
 
     const more = withFile ? flags._.map(String) : [];
     if (more.length > 0) {
@@ -253,12 +249,22 @@ async function maybeInspector(
   ]);
 }
 
-/** What every agent of a worker command takes from the flags: the server and the pool size. */
-function agentOverrides(flags: Flags) {
+/**
+ * The server and credentials flags, which every command takes. Values mri parsed as numbers (an
+ * all-digit secret) are the strings the user typed.
+ */
+function serverFlags(flags: Flags) {
   return {
     wsUrl: optionalString(flags, 'url'),
     apiKey: optionalString(flags, 'api-key'),
     apiSecret: optionalString(flags, 'api-secret'),
+  };
+}
+
+/** What every agent of a worker command takes from the flags: the server and the pool size. */
+function agentOverrides(flags: Flags) {
+  return {
+    ...serverFlags(flags),
     drainTimeout: numberFlag(flags, 'drain-timeout'),
     numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
   };

@@ -7,7 +7,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
+import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
 import type { WorkerOptions } from '../options.ts';
 import { captureRunAppOptions } from '../agent-file/load.ts';
 

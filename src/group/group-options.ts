@@ -1,9 +1,11 @@
 /**
  * `WorkerGroupOptions`: the process-wide policy of a `WorkerGroup` (several agents served by one
  * worker process). Each agent keeps its own `WorkerOptions`; these are what the agents share.
- * Validated at construction, like `WorkerOptions`; the caller's object is never mutated.
+ * Validated at construction by the same checks as `WorkerOptions` (`option-checks.ts`); the
+ * caller's object is never mutated.
  */
 import { InvalidOptionError } from '../errors.ts';
+import { sharedLimits } from '../option-checks.ts';
 import type { WorkerLoadView } from '../options.ts';
 
 /** Set in each job process of a group's agent: its index, for a module that defines several. */
@@ -45,39 +47,14 @@ export class WorkerGroupOptions {
     if (init === null || typeof init !== 'object') {
       throw new InvalidOptionError('group', 'expected an object');
     }
-    const m = init.maxJobs;
-    if (m === undefined || m === Infinity) this.maxJobs = Infinity;
-    else if (typeof m !== 'number' || !Number.isInteger(m) || m < 1 || m > 100_000) {
-      throw new InvalidOptionError(
-        'group.maxJobs',
-        `expected an integer in [1, 100000], got ${String(m)}`,
-      );
-    } else this.maxJobs = m;
-    const t = init.loadThreshold;
-    if (t === undefined) this.loadThreshold = 0.7;
-    else if (t === Infinity) this.loadThreshold = Infinity;
-    else if (typeof t !== 'number' || Number.isNaN(t) || t < 0 || t > 1) {
-      throw new InvalidOptionError(
-        'group.loadThreshold',
-        `expected a number in [0, 1], or Infinity, got ${String(t)}`,
-      );
-    } else this.loadThreshold = t;
+    this.maxJobs = sharedLimits.maxJobs('group.maxJobs', init.maxJobs);
+    this.loadThreshold = sharedLimits.loadThreshold('group.loadThreshold', init.loadThreshold);
     if (init.loadFnc !== undefined && typeof init.loadFnc !== 'function') {
       throw new InvalidOptionError('group.loadFnc', 'must be a function');
     }
     this.loadFnc = init.loadFnc;
-    if (init.host !== undefined && typeof init.host !== 'string') {
-      throw new InvalidOptionError('group.host', 'must be a string');
-    }
-    this.host = init.host ?? '0.0.0.0';
-    const p = init.port;
-    if (p !== undefined && (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > 65535)) {
-      throw new InvalidOptionError(
-        'group.port',
-        `expected an integer in [0, 65535], got ${String(p)}`,
-      );
-    }
-    this.port = p ?? 8081;
+    this.host = sharedLimits.host('group.host', init.host);
+    this.port = sharedLimits.port('group.port', init.port);
     Object.freeze(this);
   }
 }

@@ -9,7 +9,7 @@
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidOptionError } from '../errors.ts';
-import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
+import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
 import { createLogger, type Logger } from '../log.ts';
 import {
   WorkerOptions,

@@ -5,7 +5,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { WorkerGroup } from '../group/worker-group.ts';
-import { isJobProcess } from '../job/runtime-registry.ts';
+import { isJobProcess } from '../runtime-registry.ts';
 import { VERSION } from '../version.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { workerInfo, type WorkerInfo } from './worker-info.ts';

@@ -5,7 +5,7 @@
  * `agentstate_worker_fullness_ratio` is the one to autoscale a fleet on (deploy/kubernetes).
  */
 import type { Registry } from 'prom-client';
-import { isJobProcess } from '../job/runtime-registry.ts';
+import { isJobProcess } from '../runtime-registry.ts';
 import { WORKER_STATUSES } from '../../machines/worker.contract.ts';
 import { readRssMb } from '../pool/memory.ts';
 import type { Worker } from '../worker/worker.ts';

@@ -35,6 +35,7 @@ export interface Inspector {
 const ASSETS: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/timeline.css': { file: 'timeline.css', type: 'text/css; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/views.js': { file: 'views.js', type: 'text/javascript; charset=utf-8' },
   '/timeline.js': { file: 'timeline.js', type: 'text/javascript; charset=utf-8' },

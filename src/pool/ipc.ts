@@ -2,6 +2,10 @@
  * The messages between a job process and its host, over the tinypool task channel (Node's IPC).
  * One task carries the whole dialogue: the child prewarms, says `prewarmed`, waits for `launch`,
  * says `started`, runs the job and says `ended` or `failed`. `ping`/`pong` run alongside.
+ *
+ * The one file of `src/pool/` that both processes load: the worker side's host
+ * (`process-host.ts`) and the job process's entry (`src/job-process/job-entry.ts`) share this
+ * contract (docs/architecture.md §4).
  */
 import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import type { LogFields } from '../log.ts';

@@ -27,7 +27,7 @@ import type {
 } from '../../machines/processHost.contract.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
-import { JOB_PROCESS_ENV } from '../job/runtime-registry.ts';
+import { JOB_PROCESS_ENV } from '../runtime-registry.ts';
 import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
 import { RUNS_FROM_SOURCE, SOURCE_CONDITION } from '../package-root.ts';
 import { relayChildOutput } from './child-output.ts';
@@ -62,7 +62,10 @@ export interface ProcessHostConfig {
 // From a build the child is plain `node` running `job-entry.js`: a TypeScript agent was compiled
 // by the worker already (src/agent-file/compile-typescript.ts). Only the repo's own runs from
 // sources need tsx in the child, for agentstate's own `.ts` files.
-const JOB_ENTRY = new URL(RUNS_FROM_SOURCE ? './job-entry.ts' : './job-entry.js', import.meta.url);
+const JOB_ENTRY = new URL(
+  RUNS_FROM_SOURCE ? '../job-process/job-entry.ts' : '../job-process/job-entry.js',
+  import.meta.url,
+);
 
 function defaultExecArgv(): string[] {
   if (!RUNS_FROM_SOURCE) return [];

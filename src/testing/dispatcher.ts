@@ -8,52 +8,32 @@
 import {
   AvailabilityRequest,
   Job,
-  JobAssignment,
   JobState,
   JobStatus,
   JobTermination,
-  JobType,
   ServerMessage,
 } from '@livekit/protocol';
 import type { AvailabilityResponse, SimulateJobRequest, UpdateJobStatus } from '@livekit/protocol';
+import { sendAssignment } from './assignment.ts';
 import type { EventInput, WorkerConnection, WorkerState } from './connection.ts';
+import {
+  JOB_TYPES,
+  jobSnapshot,
+  newJobRecord,
+  nowNs,
+  servesKey,
+  STATUS_NAMES,
+  type JobOrigin,
+  type JobRecord,
+} from './job-records.ts';
 import { participantProto, roomProto } from './rooms.ts';
 import type { DispatchState, ParticipantState, RoomState } from './rooms.ts';
 import { affinity, pickWeighted } from './selection.ts';
-import { guid, signJobToken } from './tokens.ts';
-import type {
-  JobAcceptSnapshot,
-  JobKind,
-  JobSnapshot,
-  JobStatusName,
-  TerminationReason,
-} from './types.ts';
-
-export const JOB_TYPES: Record<JobKind, JobType> = {
-  room: JobType.JT_ROOM,
-  publisher: JobType.JT_PUBLISHER,
-  participant: JobType.JT_PARTICIPANT,
-};
-
-const STATUS_NAMES: Record<JobStatus, JobStatusName> = {
-  [JobStatus.JS_PENDING]: 'pending',
-  [JobStatus.JS_RUNNING]: 'running',
-  [JobStatus.JS_SUCCESS]: 'success',
-  [JobStatus.JS_FAILED]: 'failed',
-};
+import { guid } from './tokens.ts';
+import type { JobKind, JobStatusName, TerminationReason } from './types.ts';
 
 /** The error the server records when the agent participant leaves (`AGENT_LEFT_ROOM`). */
 export const AGENT_LEFT_ERROR = 'agent worker left the room';
-
-interface JobRecord extends Omit<JobSnapshot, 'tries' | 'accept'> {
-  tries: string[];
-  accept: JobAcceptSnapshot | undefined;
-  /** Its dispatch was deleted before the link: terminate it as soon as it is linked. */
-  terminateOnLink: boolean;
-  proto: Job;
-  /** Dispatch key: only workers registered with exactly this key are asked. */
-  key: { agentName: string; namespace: string; jobType: JobType; deployment: string };
-}
 
 export interface DispatcherHost {
   emit(event: EventInput): void;
@@ -69,23 +49,12 @@ export interface DispatcherHost {
 
 type Answer = 'timeout' | 'closed' | AvailabilityResponse;
 
-const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
-
 export class Dispatcher {
   readonly jobs = new Map<string, JobRecord>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private closing = false;
 
   constructor(private readonly host: DispatcherHost) {}
-
-  snapshot(job: JobRecord): JobSnapshot {
-    const { proto: _proto, key: _key, terminateOnLink: _terminateOnLink, ...rest } = job;
-    return {
-      ...rest,
-      tries: [...job.tries],
-      accept: job.accept && { ...job.accept, attributes: { ...job.accept.attributes } },
-    };
-  }
 
   /**
    * A trigger fired (room created, dispatch added, first publish, join): launch one job per
@@ -99,15 +68,12 @@ export class Dispatcher {
     participant?: ParticipantState,
   ): void {
     const jobType = JOB_TYPES[type];
-    const matching = this.host
-      .connections()
-      .filter(
-        (c) =>
-          c.worker !== undefined &&
-          c.worker.agentName === dispatch.agentName &&
-          c.worker.jobType === jobType &&
-          c.worker.deployment === dispatch.deployment,
-      );
+    const dispatchKey = {
+      agentName: dispatch.agentName,
+      jobType,
+      deployment: dispatch.deployment,
+    };
+    const matching = this.host.connections().filter((c) => servesKey(c.worker, dispatchKey));
     const notDispatched = (reason: 'no-worker' | 'no-capacity'): void =>
       this.host.emit({
         type: 'job-not-dispatched',
@@ -139,13 +105,9 @@ export class Dispatcher {
         deployment: dispatch.deployment,
         attributes: { ...dispatch.attributes },
       });
-      const key = {
-        agentName: dispatch.agentName,
-        namespace,
-        jobType,
-        deployment: dispatch.deployment,
-      };
-      const job = this.create(proto, type, room.name, participant?.identity, key, false);
+      const key = { ...dispatchKey, namespace };
+      const origin = { type, room: room.name, participant: participant?.identity, key };
+      const job = this.create(proto, { ...origin, simulated: false });
       dispatch.jobIds.push(job.id);
       void this.offer(job, this.host.availabilityTimeoutMs, undefined);
     }
@@ -171,14 +133,13 @@ export class Dispatcher {
       jobType: proto.type,
       deployment: w.deployment,
     };
-    const job = this.create(
-      proto,
+    const job = this.create(proto, {
       type,
-      req.room?.name ?? '',
-      req.participant?.identity,
+      room: req.room?.name ?? '',
+      participant: req.participant?.identity,
       key,
-      true,
-    );
+      simulated: true,
+    });
     void this.offer(job, this.host.simulateJobTimeoutMs, conn);
   }
 
@@ -272,56 +233,16 @@ export class Dispatcher {
     this.timers.clear();
   }
 
-  private create(
-    proto: Job,
-    type: JobKind,
-    room: string,
-    participant: string | undefined,
-    key: JobRecord['key'],
-    simulated: boolean,
-  ): JobRecord {
-    const job: JobRecord = {
-      id: proto.id,
-      dispatchId: proto.dispatchId,
-      type,
-      room,
-      agentName: proto.agentName,
-      namespace: proto.namespace,
-      deployment: proto.deployment,
-      metadata: proto.metadata,
-      participant,
-      participantIdentity: undefined,
-      workerId: undefined,
-      status: 'pending',
-      error: '',
-      accept: undefined,
-      tries: [],
-      token: undefined,
-      simulated,
-      linked: false,
-      terminateOnLink: false,
-      createdAt: Date.now(),
-      endedAt: undefined,
-      proto,
-      key,
-    };
+  private create(proto: Job, origin: JobOrigin): JobRecord {
+    const job = newJobRecord(proto, origin);
     this.jobs.set(job.id, job);
-    this.host.emit({ type: 'job-created', job: this.snapshot(job) });
+    this.host.emit({ type: 'job-created', job: jobSnapshot(job) });
     return job;
   }
 
+  /** The connected workers this job may be offered to. */
   private candidates(job: JobRecord): WorkerConnection[] {
-    const k = job.key;
-    return this.host.connections().filter((c) => {
-      const w = c.worker;
-      return (
-        w !== undefined &&
-        w.agentName === k.agentName &&
-        (w.namespace ?? '') === k.namespace &&
-        w.jobType === k.jobType &&
-        w.deployment === k.deployment
-      );
-    });
+    return this.host.connections().filter((c) => servesKey(c.worker, job.key));
   }
 
   /**
@@ -417,38 +338,7 @@ export class Dispatcher {
     job: JobRecord,
     res: AvailabilityResponse,
   ): void {
-    job.accept = {
-      identity: res.participantIdentity,
-      name: res.participantName,
-      metadata: res.participantMetadata,
-      attributes: { ...res.participantAttributes },
-      supportsResume: res.supportsResume,
-    };
-    job.participantIdentity = res.participantIdentity;
-    const state = job.proto.state ?? new JobState();
-    state.participantIdentity = res.participantIdentity;
-    job.proto.state = state;
-    job.token = signJobToken({
-      apiKey: conn.apiKey,
-      apiSecret: this.host.secretOf(conn.apiKey),
-      room: job.room,
-      identity: res.participantIdentity,
-      name: res.participantName,
-      metadata: res.participantMetadata,
-      attributes: res.participantAttributes,
-      agentName: w.agentName,
-      permissions: w.permissions,
-    });
-    conn.send(
-      new ServerMessage({
-        message: {
-          case: 'assignment',
-          value: new JobAssignment({ job: job.proto.clone(), token: job.token }),
-        },
-      }),
-    );
-    w.runningJobs.add(job.id);
-    job.status = 'running';
+    sendAssignment(conn, w, job, res, this.host.secretOf(conn.apiKey));
     this.host.emit({
       type: 'job-assigned',
       jobId: job.id,

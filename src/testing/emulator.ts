@@ -12,20 +12,15 @@
  * await emu.close();
  * ```
  */
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { ServerMessage } from '@livekit/protocol';
+import type { ServerMessage } from '@livekit/protocol';
 import { AccessToken } from 'livekit-server-sdk';
-import { WebSocketServer } from 'ws';
 import { AgentStateError } from '../errors.ts';
-import { WorkerConnection } from './connection.ts';
-import type { ConnectionHost, EventInput, WorkerState } from './connection.ts';
+import type { ConnectionHost, EventInput, WorkerConnection, WorkerState } from './connection.ts';
 import { Dispatcher } from './dispatcher.ts';
+import { AgentEndpoint } from './endpoint.ts';
 import { handleWorkerMessage } from './handlers.ts';
+import { jobSnapshot } from './job-records.ts';
 import { guid } from './tokens.ts';
-import { decideAgentRequest, rawHttpResponse } from './upgrade.ts';
 import { RoomApi } from './room-api.ts';
 import { Waits } from './waits.ts';
 import { EventLog } from './events.ts';
@@ -64,18 +59,12 @@ export class Emulator extends RoomApi {
   /** `ServerInfo.nodeId` sent at registration. */
   readonly nodeId: string;
 
-  private readonly keys: Record<string, string>;
   private readonly opts: Required<Omit<EmulatorOptions, 'keys' | 'nodeId'>>;
-  private readonly server: Server;
-  private readonly wss = new WebSocketServer({ noServer: true });
-  private readonly sockets = new Set<Socket>();
-  private readonly conns = new Set<WorkerConnection>();
+  private readonly endpoint: AgentEndpoint;
   protected readonly dispatcher: Dispatcher;
   private readonly workerEntries = new Map<string, WorkerEntry>();
   private readonly waits = new Waits(() => this.log.describeRecent());
   private readonly log: EventLog;
-  private connSeq = 0;
-  private port = 0;
   private closing: Promise<void> | undefined;
 
   /** @internal Use {@link startEmulator}. */
@@ -99,7 +88,8 @@ export class Emulator extends RoomApi {
     };
     this.dispatcher = new Dispatcher({
       emit: (event) => this.emit(event),
-      connections: () => [...this.conns].filter((c) => c.worker !== undefined && !c.closed),
+      connections: () =>
+        [...this.endpoint.conns].filter((c) => c.worker !== undefined && !c.closed),
       secretOf: (apiKey) => keys[apiKey] ?? '',
       targetLoad: opts.targetLoad,
       availabilityTimeoutMs: opts.availabilityTimeoutMs,
@@ -107,49 +97,22 @@ export class Emulator extends RoomApi {
       simulateJobTimeoutMs: opts.simulateJobTimeoutMs,
       random,
     });
-    this.keys = { ...keys };
     this.apiKey = first[0];
     this.apiSecret = first[1];
     this.nodeId = options.nodeId ?? guid('ND_');
     this.opts = opts;
     this.log = new EventLog(opts.maxEvents, () => this.waits.poke());
-    this.server = createServer((req, res) => {
-      const d = decideAgentRequest(req, this.keys, false);
-      const status = d.ok ? 404 : d.status;
-      this.emit({
-        type: 'http-refused',
-        status,
-        path: d.ok ? '/agent' : d.path,
-        reason: d.ok ? 'not a websocket upgrade' : d.reason,
-      });
-      res
-        .writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
-        .end(d.ok ? 'not found' : d.reason);
-    });
-    this.server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.upgrade(req, socket, head),
-    );
+    this.endpoint = new AgentEndpoint({ ...keys }, (e) => this.emit(e), this.connectionHost());
   }
 
   /** @internal Binds the port; called by {@link startEmulator}. */
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    this.port = (this.server.address() as AddressInfo).port;
+  listen(): Promise<void> {
+    return this.endpoint.listen();
   }
 
   /** `ws://127.0.0.1:PORT` — the LiveKit URL to give a worker (it appends `/agent`). */
   get url(): string {
-    return `ws://127.0.0.1:${this.port}`;
+    return this.endpoint.url;
   }
 
   /** Every registered worker, connected or not, in registration order. */
@@ -159,7 +122,7 @@ export class Emulator extends RoomApi {
 
   /** Every job created so far, in creation order. */
   get jobs(): JobSnapshot[] {
-    return [...this.dispatcher.jobs.values()].map((j) => this.dispatcher.snapshot(j));
+    return [...this.dispatcher.jobs.values()].map(jobSnapshot);
   }
 
   /** Every event so far (at most `maxEvents`, oldest dropped), oldest first. */
@@ -181,7 +144,7 @@ export class Emulator extends RoomApi {
   /** The job with this id, if it exists. */
   job(jobId: string): JobSnapshot | undefined {
     const j = this.dispatcher.jobs.get(jobId);
-    return j && this.dispatcher.snapshot(j);
+    return j && jobSnapshot(j);
   }
 
   /** Subscribes to every event as it happens; returns the unsubscribe function. */
@@ -326,17 +289,7 @@ export class Emulator extends RoomApi {
     this.dispatcher.close();
     this.waits.close();
     this.log.silence();
-    for (const c of this.conns) {
-      c.dispose();
-      c.kill('emulator closed');
-    }
-    for (const ws of this.wss.clients) ws.terminate();
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => {
-      this.wss.close(() => this.server.close(() => resolve()));
-    });
-    // Sockets closed above still fire 'close' callbacks; make sure none left a timer behind.
-    for (const c of this.conns) c.dispose();
+    await this.endpoint.close();
   }
 
   private timeout(opts: WaitOptions): number {
@@ -375,37 +328,8 @@ export class Emulator extends RoomApi {
     this.log.emit(input);
   }
 
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const isUpgrade = (req.headers.upgrade ?? '').toLowerCase() === 'websocket';
-    const d = decideAgentRequest(req, this.keys, isUpgrade);
-    if (!d.ok || this.closing !== undefined) {
-      const status = d.ok ? 404 : d.status;
-      const reason = d.ok ? 'emulator closed' : d.reason;
-      this.emit({ type: 'http-refused', status, path: d.ok ? '/agent' : d.path, reason });
-      socket.end(rawHttpResponse(status, reason));
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (this.closing !== undefined) {
-        ws.terminate();
-        return;
-      }
-      const conn = new WorkerConnection(ws, this.host(), {
-        id: `conn-${++this.connSeq}`,
-        apiKey: d.apiKey,
-        protocol: d.protocol,
-      });
-      this.conns.add(conn);
-      this.emit({
-        type: 'connection-opened',
-        connectionId: conn.id,
-        apiKey: d.apiKey,
-        protocol: d.protocol,
-      });
-    });
-  }
-
-  private host(): ConnectionHost {
+  /** What the emulator does with its connections' messages and closes. */
+  private connectionHost(): ConnectionHost {
     return {
       registerTimeoutMs: this.opts.registerTimeoutMs,
       pingIntervalMs: this.opts.pingIntervalMs,
@@ -421,7 +345,6 @@ export class Emulator extends RoomApi {
           },
         }),
       onClose: (conn, code) => {
-        this.conns.delete(conn);
         const forgotten = conn.worker ? this.dispatcher.onWorkerClosed(conn.worker) : [];
         this.emit({
           type: 'worker-disconnected',

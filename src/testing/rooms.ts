@@ -33,15 +33,8 @@ export interface ParticipantState {
   tracks: TrackInfo[];
 }
 
-export interface DispatchState {
-  id: string;
-  room: string;
-  agentName: string;
-  metadata: string;
-  deployment: string;
-  attributes: Record<string, string>;
-  jobIds: string[];
-}
+/** A dispatch as its room holds it: its snapshot's shape (`dispatchSnapshot` copies it). */
+export type DispatchState = DispatchSnapshot;
 
 export interface RoomState {
   name: string;

@@ -6,7 +6,7 @@
  */
 import { fromPromise } from 'xstate';
 import type { DecideRequestInput, JobRequestDecision } from '../../machines/jobRequest.contract.ts';
-import { JobRequest } from '../job/request.ts';
+import { JobRequest } from './job-request.ts';
 import type { WorkerOptions } from '../options.ts';
 
 const acceptAll = (req: JobRequest) => req.accept();

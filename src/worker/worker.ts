@@ -19,8 +19,8 @@ import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
 import { agentModuleFor } from '../agent-file/load.ts';
 import type { Clock } from '../clock.ts';
 import { AgentStateError, ServerRefusedError } from '../errors.ts';
-import { isJobProcess, registerAgentOptions } from '../job/runtime-registry.ts';
-import { createLogger, registerSecret, type Logger } from '../log.ts';
+import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
+import { createLogger, type Logger } from '../log.ts';
 import {
   resolveOptions,
   WorkerOptions,
@@ -115,7 +115,6 @@ export class Worker {
     }
     const resolved = resolveOptions(this.options, config);
     this.#resolved = resolved;
-    registerSecret(resolved.apiSecret);
     // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
     // worker id; job processes log through this logger too, so their records get both.
     this.#log = log.child({ agentName: resolved.agentName, workerId: () => this.id });

@@ -5,11 +5,11 @@
 import { EventEmitter } from 'node:events';
 import { ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
 import { describe, expect, it } from 'vitest';
-import { JobProcess } from '../../src/job/process.ts';
-import { startJob } from '../../src/job/runtime.ts';
+import { JobProcess } from '../../src/job-process/process.ts';
+import { startJob } from '../../src/job-process/runtime.ts';
 import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import { createLogger } from '../../src/log.ts';
-import type { JobContext } from '../../src/job/context.ts';
+import type { JobContext } from '../../src/job-process/context.ts';
 
 class FakeRoom extends EventEmitter {
   isConnected = false;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { JobProcess } from '../../src/job/process.ts';
-import { warmJobRuntime } from '../../src/job/warm-up.ts';
+import { JobProcess } from '../../src/job-process/process.ts';
+import { warmJobRuntime } from '../../src/job-process/warm-up.ts';
 
 describe('job process warm-up', () => {
   it("builds a job context and starts rtc-node's native runtime before any job arrives", () => {

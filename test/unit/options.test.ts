@@ -6,7 +6,9 @@ import {
   WorkerType,
   type WorkerOptionsInit,
 } from '../../src/index.ts';
-import { resolveOptions } from '../../src/options.ts';
+import { redact } from '../../src/log.ts';
+import { resolveServerCredentials } from '../../src/option-sources.ts';
+import { resolveOptions, type ResolveSources } from '../../src/options.ts';
 
 const entrypointFnc = () => undefined;
 const env = {
@@ -142,6 +144,25 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions(o, { env, overrides: { maxJobs: 0 } })).toThrow(/`maxJobs`/);
   });
 
+  it("checks every override with the option's own limits", () => {
+    const o = new WorkerOptions({ entrypointFnc });
+    const bad = (overrides: ResolveSources['overrides']) => () =>
+      resolveOptions(o, { env, overrides });
+    expect(bad({ numIdleProcesses: 65 })).toThrow(/`numIdleProcesses`.*\[0, 64\]/);
+    expect(bad({ port: 70_000 })).toThrow(/`port`.*\[0, 65535\]/);
+    expect(bad({ loadThreshold: 1.5 })).toThrow(/`loadThreshold`/);
+    expect(bad({ drainTimeout: -1 })).toThrow(/`drainTimeout`/);
+    expect(bad({ wsUrl: 'ftp://host' })).toThrow(/`wsUrl`/);
+    const url = new URL('file:///srv/agent.js');
+    expect(resolveOptions(o, { env, overrides: { agentModule: url } }).agentModule).toBe(url.href);
+  });
+
+  it('never lets an absent override replace an option', () => {
+    const o = new WorkerOptions({ entrypointFnc, port: 9000, maxJobs: 3 });
+    const r = resolveOptions(o, { env, overrides: { port: undefined, maxJobs: undefined } });
+    expect(r).toMatchObject({ port: 9000, maxJobs: 3 });
+  });
+
   it('names the missing credential', () => {
     const o = new WorkerOptions({ entrypointFnc });
     expect(() => resolveOptions(o, { env: {} })).toThrow(/`wsUrl`.*LIVEKIT_URL/);
@@ -194,5 +215,20 @@ describe('resolveOptions', () => {
     const prod = resolveOptions(o, { env, mode: 'production' }).numIdleProcesses;
     expect(prod).toBeGreaterThanOrEqual(1);
     expect(prod).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('resolveServerCredentials (workers and agent dispatch)', () => {
+  it('takes the given values over the environment, and registers the secret for redaction', () => {
+    const secret = 'flag-secret-for-redaction';
+    const c = resolveServerCredentials({ wsUrl: 'wss://flag.test', apiSecret: secret }, env);
+    expect(c).toEqual({ wsUrl: 'wss://flag.test', apiKey: 'envkey', apiSecret: secret });
+    expect(redact(`token ${secret}`)).toBe('token [redacted]');
+  });
+
+  it('checks the URL and names a missing credential', () => {
+    expect(() => resolveServerCredentials({}, {})).toThrow(/`wsUrl`.*LIVEKIT_URL/);
+    expect(() => resolveServerCredentials({ wsUrl: 'ftp://x' }, env)).toThrow(/`wsUrl`/);
+    expect(() => resolveServerCredentials({}, { ...env, LIVEKIT_API_KEY: '' })).toThrow(/`apiKey`/);
   });
 });

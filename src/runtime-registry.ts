@@ -6,8 +6,11 @@
  *
  * The options are kept on a `globalThis` symbol so that two copies of this module (the user's
  * `agentstate` import and the runtime's own, loaded from different paths) still agree.
+ *
+ * It sits at the top of `src/`, outside `job-process/`, because both processes import it
+ * (docs/architecture.md §4).
  */
-import type { WorkerOptions } from '../options.ts';
+import type { WorkerOptions } from './options.ts';
 
 /** Set to `1` in the environment of every job process the pool starts. */
 export const JOB_PROCESS_ENV = 'AGENTSTATE_JOB_PROCESS';

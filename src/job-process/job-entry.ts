@@ -1,16 +1,21 @@
 /**
  * The child side of a job process: the module tinypool loads in the forked process, whose
  * default export is the one long task the host runs in it. The task imports the user's agent
- * module, prewarms once, waits for a job, runs it (`src/job/runtime.ts`) and reports how it
+ * module, prewarms once, waits for a job, runs it (`./runtime.ts`) and reports how it
  * ended. The process is then stopped by its host; it never runs a second job.
  */
 import { importAgentModule } from '../agent-file/load.ts';
-import { JobProcess } from '../job/process.ts';
-import { errorMessage, startJob, type RunningJob } from '../job/runtime.ts';
-import { warmJobRuntime } from '../job/warm-up.ts';
+import { JobProcess } from './process.ts';
+import { errorMessage, startJob, type RunningJob } from './runtime.ts';
+import { warmJobRuntime } from './warm-up.ts';
 import { createLogger, setLogSink } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
-import { isHostMessage, type ChildMessage, type HostMessage, type JobProcessTask } from './ipc.ts';
+import {
+  isHostMessage,
+  type ChildMessage,
+  type HostMessage,
+  type JobProcessTask,
+} from '../pool/ipc.ts';
 
 /**
  * Ctrl-C reaches the whole process group; the worker decides how its jobs end (drain), so a job

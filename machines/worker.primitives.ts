@@ -1,0 +1,291 @@
+/**
+ * The worker chart's primitive implementations: the actors it invokes or spawns (abstract,
+ * provided from `src/`), its named guards and delays, and the primitive actions — each step
+ * written once — that the composite actions in `worker.setup.ts` enqueue by name.
+ *
+ * Pure: no I/O. Time comes from the actor system's clock.
+ */
+import type { Job } from '@livekit/protocol';
+import {
+  and,
+  assign,
+  cancel,
+  emit,
+  enqueueActions,
+  fromCallback,
+  not,
+  or,
+  raise,
+  sendTo,
+  setup,
+  stateIn,
+  type EventObject,
+} from 'xstate';
+import type { JobOutcome } from './jobProcess.contract.ts';
+import { jobProcessMachine } from './jobProcess.machine.ts';
+import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
+import { jobRequestMachine } from './jobRequest.machine.ts';
+import type { ServerLinkCommand, ServerLinkInput } from './serverLink.contract.ts';
+import type { DeclineDecision, WorkerEvent, WorkerInput } from './worker.contract.ts';
+import type { WorkerAvailability, WorkerEmitted, WorkerStatusName } from './worker.contract.ts';
+import {
+  activeJobCount,
+  answer,
+  answered,
+  decidingJob,
+  hasFreeSlot,
+  idleProcCount,
+  jobStatus,
+  loadBelowThreshold,
+  nextProcId,
+  nextStartEstimate,
+  offered,
+  patched,
+  prewarmingProc,
+  processesToStart,
+  procList,
+  reconnectDelay,
+  requestId,
+  shutdownGrace,
+  startDeadline,
+  startDeadlineId,
+  startsInTime,
+  spawnRetryDelay,
+  waitingJobCount,
+  without,
+  type WorkerContext,
+} from './worker.context.ts';
+
+/** Params of the actions and guards that act on one job. */
+export type JobIdParams = { jobId: string };
+export type ReasonParams = { reason: string };
+/** A "no" to an availability request: why, as a label and in words. */
+export type DeclineParams = { decision: DeclineDecision; reason: string };
+
+export const primitives = setup({
+  types: {
+    context: {} as WorkerContext,
+    input: {} as WorkerInput,
+    events: {} as WorkerEvent,
+    emitted: {} as WorkerEmitted,
+    tags: {} as WorkerStatusName,
+  },
+  actors: {
+    /** One WebSocket to the server at a time; provided from src/protocol. */
+    serverLink: fromCallback<ServerLinkCommand, ServerLinkInput>(() => () => undefined),
+    /** Sends `LOAD_SAMPLED` periodically; provided from src/load. */
+    loadSampler: fromCallback<EventObject, void>(() => () => undefined),
+    jobRequest: jobRequestMachine,
+    jobProcess: jobProcessMachine,
+  },
+  guards: {
+    loadBelowThreshold: ({ context }) => loadBelowThreshold(context),
+    hasFreeSlot: ({ context }) => hasFreeSlot(context),
+    /** An idle process not already promised to a job being decided or awaiting assignment. */
+    hasIdleProcess: ({ context }) => idleProcCount(context) > waitingJobCount(context),
+    spawningBackedOff: stateIn({ processes: 'backingOff' }),
+    /** The offer's expected start delay is within `jobStartBudget` (worker.context.ts). */
+    startsInTime: ({ context }) => startsInTime(context),
+    isDraining: stateIn({ lifecycle: 'draining' }),
+    noActiveJobs: ({ context }) => activeJobCount(context) === 0,
+    isAwaitingAssignment: ({ context }, p: JobIdParams) =>
+      context.jobs[p.jobId]?.phase === 'accepted',
+    isKnownJob: ({ context }, p: JobIdParams) => p.jobId in context.jobs,
+    isQueued: ({ context }, p: JobIdParams) => context.jobs[p.jobId]?.phase === 'queued',
+    canTakeJob: and([
+      'loadBelowThreshold',
+      'hasFreeSlot',
+      or(['hasIdleProcess', and([not('spawningBackedOff'), 'startsInTime'])]),
+    ]),
+    prewarmFailed: ({ context }, p: { procId: string; failed: boolean }) =>
+      p.failed && context.procs[p.procId]?.phase === 'prewarming',
+  },
+  delays: {
+    REGISTER_TIMEOUT: ({ context }) => context.options.registerTimeout,
+    RECONNECT_DELAY: ({ context }) => reconnectDelay(context),
+    STATUS_INTERVAL: ({ context }) => context.options.statusInterval,
+    DRAIN_TIMEOUT: ({ context }) => context.options.drainTimeout,
+    // The processes enforce their own deadlines (shutdown, SIGTERM, SIGKILL); this backstop
+    // ends the drain only once every one of them has run out.
+    SHUTDOWN_GRACE: ({ context }) => shutdownGrace(context),
+    SPAWN_RETRY_DELAY: ({ context }) => spawnRetryDelay(context),
+    JOB_START_DEADLINE: ({ context }) => startDeadline(context),
+  },
+  actions: {
+    connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
+    disconnectLink: sendTo('link', { type: 'DISCONNECT_REQUESTED' }),
+    recordRegistration: enqueueActions(
+      ({ enqueue }, p: { workerId: string; serverVersion: string }) => {
+        enqueue.assign({ workerId: p.workerId, connectFailures: 0, lastError: undefined });
+        enqueue.emit({ type: 'registered', workerId: p.workerId, serverVersion: p.serverVersion });
+      },
+    ),
+    recordConnectFailure: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
+      enqueue.assign({ connectFailures: context.connectFailures + 1, lastError: p.reason });
+      enqueue.emit({ type: 'connectionLost', reason: p.reason });
+    }),
+    /** The first reason to stop wins (a second signal does not rename the first). */
+    recordStopReason: assign(({ context }, p: ReasonParams) => ({
+      stopReason: context.stopReason ?? p.reason,
+    })),
+    recordRefusal: assign((_, p: ReasonParams) => ({ refusal: p.reason })),
+    recordLoad: assign((_, p: { load: number }) => ({ load: p.load })),
+    scheduleStatusTick: raise(
+      { type: 'STATUS_TICKED' },
+      { delay: 'STATUS_INTERVAL', id: 'statusTick' },
+    ),
+    cancelStatusTick: cancel('statusTick'),
+    reportStatus: enqueueActions(({ enqueue, context }, p: { status: WorkerAvailability }) => {
+      const report = { status: p.status, load: context.load, jobCount: activeJobCount(context) };
+      enqueue.sendTo('link', { type: 'WORKER_STATUS_REPORTED', ...report });
+      enqueue.emit({ type: 'statusReported', ...report });
+    }),
+
+    /** Takes a slot for the offered job before deciding, so concurrent offers can't overbook. */
+    reserveSlotAndDecide: enqueueActions(({ enqueue, context }, { job }: { job: Job }) => {
+      enqueue.emit(offered(job));
+      enqueue.assign({ jobs: { ...context.jobs, [job.id]: decidingJob(job) } });
+      enqueue.spawnChild('jobRequest', {
+        id: requestId(job.id),
+        input: {
+          job,
+          requestTimeout: context.options.requestTimeout,
+          assignmentTimeout: context.options.assignmentTimeout,
+        },
+      });
+    }),
+    /** The "no" answer: to the server, and to logs and metrics. */
+    sendDecline: enqueueActions(({ enqueue }, p: JobIdParams & DeclineParams) => {
+      enqueue.sendTo('link', answer(p.jobId, undefined));
+      enqueue.emit(answered(p.jobId, p.decision, p.reason));
+    }),
+    answerAccepted: enqueueActions(
+      ({ enqueue, context }, p: JobIdParams & { acceptArguments: ResolvedAcceptArguments }) => {
+        const { jobId, acceptArguments } = p;
+        enqueue.assign({
+          jobs: patched(context.jobs, jobId, { phase: 'accepted', acceptArguments }),
+        });
+        enqueue.sendTo('link', answer(jobId, acceptArguments));
+        enqueue.emit(answered(jobId, 'accepted', ''));
+      },
+    ),
+    /** Forgets a job that holds no process: its request actor is stopped, its slot freed. */
+    releaseSlot: enqueueActions(({ enqueue, context }, p: JobIdParams) => {
+      enqueue.stopChild(requestId(p.jobId));
+      enqueue.assign({ jobs: without(context.jobs, p.jobId) });
+    }),
+
+    /**
+     * Spawns the processes `processesToStart` asks for: never more prewarming at once than
+     * `maxConcurrentStarts`, so each prewarm deadline (counted from its spawn) measures a start
+     * that is actually running. A process starts without a job: the next one warm takes the
+     * oldest queued job, so a failed start never fails a job by itself.
+     */
+    startProcesses: enqueueActions(({ enqueue, context }, p: { spares: boolean }) => {
+      const count = processesToStart(context, p.spares);
+      let procs = context.procs;
+      for (let i = 0; i < count; i++) {
+        const procId = nextProcId(context, i);
+        procs = { ...procs, [procId]: prewarmingProc(procId, context.options.now()) };
+        enqueue.spawnChild('jobProcess', {
+          id: procId,
+          systemId: procId,
+          input: {
+            procId,
+            initializeTimeout: context.options.initializeProcessTimeout,
+            shutdownTimeout: context.options.shutdownProcessTimeout,
+          },
+        });
+      }
+      enqueue.assign({ nextProcNumber: context.nextProcNumber + count, procs });
+    }),
+    /** Hands a job that has its assignment to a warm process; its start deadline is over. */
+    handJobToProcess: enqueueActions(
+      ({ enqueue, context }, p: JobIdParams & { procId: string }) => {
+        const job = context.jobs[p.jobId];
+        const launch = job?.launch;
+        if (!job || !launch) return;
+        enqueue.cancel(startDeadlineId(p.jobId));
+        enqueue.assign({
+          jobs: patched(context.jobs, p.jobId, {
+            phase: 'launching',
+            procId: p.procId,
+            launchAttempts: job.launchAttempts + 1,
+          }),
+          procs: patched(context.procs, p.procId, { phase: 'running', jobId: p.jobId }),
+        });
+        enqueue.sendTo(p.procId, { type: 'LAUNCH', job: launch });
+        enqueue.emit({ type: 'jobLaunched', jobId: p.jobId, procId: p.procId });
+      },
+    ),
+    /** An assignment this worker never accepted (or gave up on): tell the server it failed. */
+    refuseAssignment: enqueueActions(({ enqueue }, p: JobIdParams) => {
+      enqueue.sendTo(
+        'link',
+        jobStatus(p.jobId, 'failed', 'assignment for a job this worker did not accept'),
+      );
+    }),
+    /** A process is warm: its start is measured, and it is idle until a job takes it. */
+    recordProcessWarm: assign(({ context }, p: { procId: string; pid: number }) => {
+      const proc = context.procs[p.procId];
+      // A process already asked to stop (recycled) stays `exiting`: it must not take a job.
+      if (proc?.phase !== 'prewarming') return {};
+      const took = context.options.now() - proc.spawnedAt;
+      return {
+        prewarmFailures: 0,
+        startEstimate: nextStartEstimate(context.startEstimate, took),
+        procs: patched(context.procs, p.procId, { pid: p.pid, phase: 'idle' }),
+      };
+    }),
+    markJobStarted: enqueueActions(
+      ({ enqueue, context }, p: JobIdParams & { procId: string; pid: number }) => {
+        enqueue.assign({
+          procs: patched(context.procs, p.procId, { pid: p.pid, phase: 'running' }),
+          jobs: patched(context.jobs, p.jobId, { phase: 'running' }),
+        });
+        enqueue.sendTo('link', jobStatus(p.jobId, 'running', ''));
+      },
+    ),
+    /** A job's end: to the server (`UpdateJobStatus`), and to logs and metrics. */
+    reportJobEnd: enqueueActions(
+      ({ enqueue }, p: JobIdParams & ReasonParams & { outcome: JobOutcome }) => {
+        enqueue.sendTo(
+          'link',
+          jobStatus(p.jobId, p.outcome, p.outcome === 'failed' ? p.reason : ''),
+        );
+        enqueue.emit({ type: 'jobEnded', jobId: p.jobId, outcome: p.outcome, reason: p.reason });
+      },
+    ),
+    recordPrewarmFailure: assign(({ context }, p: ReasonParams) => ({
+      prewarmFailures: context.prewarmFailures + 1,
+      lastPrewarmFailure: p.reason,
+    })),
+    /** Asks every process without a job to stop; they no longer count as spares, so fresh ones start. */
+    recycleIdleProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
+      let procs = context.procs;
+      for (const proc of procList(context)) {
+        if (proc.jobId || proc.phase === 'exiting') continue;
+        enqueue.sendTo(proc.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
+        procs = patched(procs, proc.procId, { phase: 'exiting' });
+      }
+      enqueue.assign({ procs, prewarmFailures: 0 });
+    }),
+    requestJobSimulation: sendTo(
+      'link',
+      (_, p: { roomName: string; participantIdentity?: string }) => ({
+        type: 'JOB_SIMULATION_REQUESTED' as const,
+        roomName: p.roomName,
+        participantIdentity: p.participantIdentity,
+      }),
+    ),
+    killAllProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
+      for (const proc of procList(context)) {
+        enqueue.sendTo(proc.procId, { type: 'KILL_REQUESTED', reason: p.reason });
+      }
+    }),
+    emitStopped: emit(({ context }) => ({
+      type: 'stopped' as const,
+      reason: context.stopReason ?? 'stopped',
+    })),
+  },
+});

@@ -1,0 +1,76 @@
+/**
+ * Where option values come from besides the options object: the environment (the server and its
+ * credentials, the agent name, the deployment) and the main script (the agent module). Used by
+ * `resolveOptions` and by `agent dispatch`, so both find the server the same way.
+ */
+import { InvalidOptionError } from './errors.ts';
+import { registerSecret } from './log.ts';
+import { checkUrl } from './option-checks.ts';
+
+/** The server a worker (or `agent dispatch`) talks to, and the credentials it signs with. */
+export interface ServerCredentials {
+  readonly wsUrl: string;
+  readonly apiKey: string;
+  readonly apiSecret: string;
+}
+
+/**
+ * The given values (flags, else options), else `LIVEKIT_URL`, `LIVEKIT_API_KEY` and
+ * `LIVEKIT_API_SECRET`; all three are required. The secret is registered for log redaction here,
+ * the one place it is looked up, before anything can fail.
+ */
+export function resolveServerCredentials(
+  given: Partial<ServerCredentials>,
+  env: NodeJS.ProcessEnv,
+): ServerCredentials {
+  const wsUrl = given.wsUrl ?? nonEmpty(env.LIVEKIT_URL);
+  const apiKey = given.apiKey ?? nonEmpty(env.LIVEKIT_API_KEY);
+  const apiSecret = given.apiSecret ?? nonEmpty(env.LIVEKIT_API_SECRET);
+  registerSecret(apiSecret);
+  if (!wsUrl) throw new InvalidOptionError('wsUrl', 'required: pass --url or set LIVEKIT_URL');
+  checkUrl('wsUrl', wsUrl);
+  if (!apiKey)
+    throw new InvalidOptionError('apiKey', 'required: pass --api-key or set LIVEKIT_API_KEY');
+  if (!apiSecret) {
+    throw new InvalidOptionError(
+      'apiSecret',
+      'required: pass --api-secret or set LIVEKIT_API_SECRET',
+    );
+  }
+  return { wsUrl, apiKey, apiSecret };
+}
+
+/**
+ * The name the worker registers with, as LiveKit's frameworks pick it: the override variable
+ * (set by a deployment, beats the code), then the option (an explicit `''` included), then the
+ * plain variable, then `''`. An empty variable counts as unset.
+ */
+export function resolveAgentName(option: string | undefined, env: NodeJS.ProcessEnv): string {
+  return (
+    nonEmpty(env.LIVEKIT_AGENT_NAME_OVERRIDE) ?? option ?? nonEmpty(env.LIVEKIT_AGENT_NAME) ?? ''
+  );
+}
+
+/** `LIVEKIT_AGENT_DEPLOYMENT`, sent with the registration (`''` when unset). */
+export function resolveDeployment(env: NodeJS.ProcessEnv): string {
+  return env.LIVEKIT_AGENT_DEPLOYMENT ?? '';
+}
+
+/**
+ * The module job processes import: the option (an absolute path or file: URL, a URL already made
+ * a string by `WorkerOptions`), default the main script.
+ */
+export function resolveAgentModule(mod: string | undefined): string {
+  const m = mod ?? process.argv[1];
+  if (m === undefined || m === '') {
+    throw new InvalidOptionError(
+      'agentModule',
+      'cannot tell which file defines the agent; pass agentModule',
+    );
+  }
+  return m;
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
