@@ -167,8 +167,8 @@ export const startsInTime = (c: WorkerContext): boolean =>
   expectedStartDelay(c) <= c.options.jobStartBudget;
 
 /**
- * Why a worker in `full` says no: `startDelay` when the user's policy (load, slots) would take
- * the job and only its expected start delay is over budget; `full` otherwise.
+ * Why a worker says no to an offer by itself: `startDelay` when the user's policy (load, slots)
+ * would take the job and only its expected start delay is over budget; `full` otherwise.
  */
 export function fullDecline(c: WorkerContext): { decision: 'full' | 'startDelay'; reason: string } {
   if (loadBelowThreshold(c) && hasFreeSlot(c) && !startsInTime(c)) {

@@ -155,11 +155,11 @@ export const workerMachine = workerSetup.createMachine({
               // Entered on registration before `always` may move on to `full`: report
               // "available" only when it is true, so the server never sees a false offer.
               entry: enqueueActions(({ enqueue, check }) => {
-                if (check('canTakeJob')) {
+                if (check('takesOffers')) {
                   enqueue({ type: 'reportStatus', params: { status: 'available' } });
                 }
               }),
-              always: { guard: not('canTakeJob'), target: 'full' },
+              always: { guard: not('takesOffers'), target: 'full' },
               on: {
                 AVAILABILITY_REQUESTED: [
                   {
@@ -167,6 +167,7 @@ export const workerMachine = workerSetup.createMachine({
                     actions: { type: 'reserveSlotAndDecide', params: fromEvent },
                   },
                   {
+                    // `startDelay` when only the start delay stands in the way, else `full`.
                     actions: {
                       type: 'declineOffer',
                       params: ({ context, event }) => ({ job: event.job, ...fullDecline(context) }),
@@ -184,9 +185,8 @@ export const workerMachine = workerSetup.createMachine({
             full: {
               tags: 'full',
               entry: { type: 'reportStatus', params: { status: 'full' } },
-              always: { guard: 'canTakeJob', target: 'available' },
+              always: { guard: 'takesOffers', target: 'available' },
               on: {
-                // `full` or, when only the start delay stands in the way, `startDelay`.
                 AVAILABILITY_REQUESTED: {
                   actions: {
                     type: 'declineOffer',

@@ -92,11 +92,18 @@ export const primitives = setup({
       context.jobs[p.jobId]?.phase === 'accepted',
     isKnownJob: ({ context }, p: JobIdParams) => p.jobId in context.jobs,
     isQueued: ({ context }, p: JobIdParams) => context.jobs[p.jobId]?.phase === 'queued',
-    canTakeJob: and([
+    /**
+     * What the server is told (`available`/`full`): the user's policy (load, slots) and whether
+     * a process can start at all. The start delay is not part of it: an offer over the budget is
+     * answered `startDelay` one by one, so each is counted and the server hears why.
+     */
+    takesOffers: and([
       'loadBelowThreshold',
       'hasFreeSlot',
-      or(['hasIdleProcess', and([not('spawningBackedOff'), 'startsInTime'])]),
+      or(['hasIdleProcess', not('spawningBackedOff')]),
     ]),
+    /** Whether this offer is taken: the worker takes offers and the job can start in time. */
+    canTakeJob: and(['takesOffers', or(['hasIdleProcess', 'startsInTime'])]),
     prewarmFailed: ({ context }, p: { procId: string; failed: boolean }) =>
       p.failed && context.procs[p.procId]?.phase === 'prewarming',
   },

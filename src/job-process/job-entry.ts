@@ -114,8 +114,9 @@ async function dialogue(
     return 'prewarm failed';
   }
   const warm = warmJobRuntime(proc);
-  if (!warm.context || !warm.nativeRuntime)
+  if (Object.values(warm).includes(false)) {
     log.debug('job runtime warm-up skipped a step', { ...warm });
+  }
   send({ type: 'prewarmed' });
 
   const first = await inbox.next();

@@ -2,9 +2,10 @@
  * Child side: what a warm job process does after prewarm, so the hand-off of its job runs warm
  * code. Left cold, the first `JobContext` (protobuf's lazy message reflection for `Job`,
  * `Room`, `ParticipantInfo`; rtc-node's `Room`) and the first `ctx.connect()` (starting
- * rtc-node's native runtime) cost several milliseconds each on the job's critical path; here
- * they cost the same once, while the process is idle. Nothing done here outlives the call but
- * the native runtime, which every job uses anyway.
+ * rtc-node's native runtime; the reflection of its FFI messages, ~13 ms for the first request
+ * alone) cost milliseconds each on the job's critical path; here they cost the same once (~25 ms
+ * in all), while the process is idle. Nothing done here outlives the call but the native
+ * runtime and the reflection caches, which every job uses anyway.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -17,10 +18,15 @@ import type { JobProcess } from './process.ts';
 export interface WarmUpReport {
   context: boolean;
   nativeRuntime: boolean;
+  ffiMessages: boolean;
 }
 
 export function warmJobRuntime(proc: JobProcess): WarmUpReport {
-  return { context: warmContext(proc), nativeRuntime: startNativeRuntime() };
+  return {
+    context: warmContext(proc),
+    nativeRuntime: startNativeRuntime(),
+    ffiMessages: warmFfiMessages(),
+  };
 }
 
 /** Builds and drops one `JobContext` for a job shaped like a real one (room, participant, state). */
@@ -63,6 +69,43 @@ function startNativeRuntime(): boolean {
     const dist = dirname(require.resolve('@livekit/rtc-node'));
     const ffi = require(join(dist, 'ffi_client.cjs')) as { FfiClient?: { instance?: unknown } };
     return ffi.FfiClient?.instance !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** The FFI message classes, as rtc-node itself loads them (its own dependency, CommonJS). */
+interface MessageClass {
+  new (): unknown;
+  fromBinary(bytes: Uint8Array): unknown;
+  fields: { list(): readonly { kind: string; T?: unknown }[] };
+}
+
+/**
+ * protobuf-es builds a message type's field list on its first use; rtc-node speaks to its native
+ * side in ~400 such types (requests, responses, events). Each one reachable from the three
+ * envelopes is built here.
+ */
+function warmFfiMessages(): boolean {
+  try {
+    const fromRtc = createRequire(createRequire(import.meta.url).resolve('@livekit/rtc-node'));
+    const ffi = fromRtc('@livekit/rtc-ffi-bindings') as Record<string, MessageClass | undefined>;
+    const seen = new Set<MessageClass>();
+    const walk = (type: MessageClass): void => {
+      if (seen.has(type)) return;
+      seen.add(type);
+      new type();
+      type.fromBinary(new Uint8Array());
+      for (const field of type.fields.list()) {
+        if (field.kind === 'message' && field.T) walk(field.T as MessageClass);
+      }
+    };
+    for (const name of ['FfiRequest', 'FfiResponse', 'FfiEvent']) {
+      const type = ffi[name];
+      if (!type) return false;
+      walk(type);
+    }
+    return true;
   } catch {
     return false;
   }

@@ -19,8 +19,8 @@ describe('chart diagrams in visualizations/', () => {
   it('includes `always` transitions, which XState’s JSON definition drops', () => {
     const always = serializeMachine(workerMachine).edges.filter((e) => e.eventType === '');
     expect(always.map((e) => `${e.source} → ${e.targets.join()} [${e.guard}]`)).toEqual([
-      'worker.lifecycle.registered.available → worker.lifecycle.registered.full [!canTakeJob]',
-      'worker.lifecycle.registered.full → worker.lifecycle.registered.available [canTakeJob]',
+      'worker.lifecycle.registered.available → worker.lifecycle.registered.full [!takesOffers]',
+      'worker.lifecycle.registered.full → worker.lifecycle.registered.available [takesOffers]',
       'worker.lifecycle.draining → worker.lifecycle.stopped [noActiveJobs]',
     ]);
   });

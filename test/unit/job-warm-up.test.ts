@@ -3,9 +3,13 @@ import { JobProcess } from '../../src/job-process/process.ts';
 import { warmJobRuntime } from '../../src/job-process/warm-up.ts';
 
 describe('job process warm-up', () => {
-  it("builds a job context and starts rtc-node's native runtime before any job arrives", () => {
+  it("builds a job context, starts rtc-node's native runtime and its FFI messages before any job arrives", () => {
     const before = (globalThis as { _ffiClientInstance?: unknown })._ffiClientInstance;
-    expect(warmJobRuntime(new JobProcess(1))).toEqual({ context: true, nativeRuntime: true });
+    expect(warmJobRuntime(new JobProcess(1))).toEqual({
+      context: true,
+      nativeRuntime: true,
+      ffiMessages: true,
+    });
     // rtc-node keeps its one FFI client on globalThis: the room a job connects later uses it.
     const after = (globalThis as { _ffiClientInstance?: unknown })._ffiClientInstance;
     expect(after).toBeDefined();

@@ -523,7 +523,10 @@ describe('worker chart', () => {
     await acceptAndAssign(w, 'AJ_1');
     expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
     await acceptAndAssign(w, 'AJ_2');
-    expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
+    // The server still hears `available` (the policy would take more): each offer over the
+    // start budget is answered, and counted, one by one.
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'available' });
+    const statusesBefore = w.statuses().length;
     w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_3') });
     expect(w.answers().at(-1)).toEqual({
       type: 'AVAILABILITY_ANSWERED',
@@ -536,6 +539,12 @@ describe('worker chart', () => {
       decision: 'startDelay',
       reason: 'expected start delay 3000 ms is over jobStartBudget (2500 ms)',
     });
+    expect(
+      w
+        .statuses()
+        .slice(statusesBefore)
+        .map((s) => s.status),
+    ).not.toContain('full');
     // Load at the threshold is the user's policy saying no: that stays `full`.
     w.server({ type: 'LOAD_SAMPLED', load: 0.8 } as never);
     w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob('AJ_4') });
@@ -543,6 +552,7 @@ describe('worker chart', () => {
       jobId: 'AJ_4',
       decision: 'full',
     });
+    expect(w.lifecycle().lifecycle).toEqual({ registered: 'full' });
   });
 
   it('measures process starts with the chart clock and decides with the measurement', async () => {
