@@ -25,7 +25,14 @@ import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import { LIVEKIT_SERVER_VERSION, startLiveKitServer } from '../test/support/livekit-server.ts';
 import { runBurst, startWebhookSink, type BurstResult } from './lib/burst.ts';
 import { runChurnSlice, type ChurnSlice } from './lib/churn.ts';
-import { sampleIdle, waitForTreeSize, type IdleSample } from './lib/idle.ts';
+import {
+  sampleIdle,
+  sampleWarmProcesses,
+  waitForTreeSize,
+  type IdleSample,
+  type WarmProcessSample,
+} from './lib/idle.ts';
+import { availabilityAnswers, delta } from './lib/metrics.ts';
 import {
   ensureAgentsJs,
   ensureLiveKitAgentsPy,
@@ -37,6 +44,7 @@ import {
 import { processTree } from './lib/procfs.ts';
 import { withRatios, writeReport, type Figure, type Value } from './lib/report.ts';
 import { runOneJob, type JobTiming } from './lib/scenarios.ts';
+import { runSeedExample, type SeedExampleResult } from './lib/seed.ts';
 import { summarize } from './lib/stats.ts';
 import { FRAMEWORKS, startWorker, type Framework, type WorkerHandle } from './lib/workers.ts';
 
@@ -63,6 +71,9 @@ const cfg = quick
 const IDLE_PROCESSES = 4;
 const BURST_SIZE = 50;
 const CHURN_CONCURRENCY = 4;
+/** The seed's example: load `min(activeJobs / 10, 1)`, threshold 0.9, offered this many jobs. */
+const SEED_OFFERS = 10;
+const SEED_THRESHOLD = 0.9;
 
 const METHOD = [
   'One livekit-server (v1.13.5, --dev, loopback, agents.target_load 1) and three workers side by side, each with its own agent name (explicit dispatch), 4 warm idle processes, load threshold 1, production mode (`start`).',
@@ -70,6 +81,7 @@ const METHOD = [
   'Bursts and churn slices run one framework at a time, rotating the order; the others stay idle (and registered).',
   'The machine has 2 cores and other engineers may be running test suites on it at the same time: figures are noisy, interleaving spreads the noise over all three alike; compare ratios rather than absolute numbers.',
   'Instrumentation is in the bench fixtures only (bench/agents/): the entrypoint stamps its start time into the data message; Node workers print a line when a JobAssignment frame reaches their `ws` socket, Python when AgentServer._handle_assignment is entered. No framework code is changed.',
+  `The seed's 9-job example runs last, on a second worker per framework (agent name bench-<framework>-seed, load function min(active jobs / 10, 1), load threshold ${SEED_THRESHOLD}, 4 warm processes), started for it alone; the three run at the same time (the figure is a count the CPU must not change), each offered ${SEED_OFFERS} jobs one after another.`,
   'Peers run their documented production entry points: `node agent.mjs start` (cli.runApp + ServerOptions, defineAgent) and `python -m livekit.agents start agent.py` (AgentServer + rtc_session).',
 ];
 
@@ -88,6 +100,8 @@ const log = (s: string) =>
   console.log(`[bench +${Math.round((Date.now() - startedAt) / 1000)}s] ${s}`);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 /** Framework order for run `i`: rotated so none is always first after a pause. */
+/** One burst as raw.bursts holds it: agentstate's answers are its /metrics counts' deltas. */
+type BurstRun = BurstResult & { recoveredMs?: number; answers?: Record<string, number> };
 const rotated = <T>(xs: T[], i: number): T[] => xs.map((_, k) => xs[(k + i) % xs.length]!);
 
 // ---- peers --------------------------------------------------------------------------------------
@@ -169,6 +183,16 @@ try {
   }
   active.forEach((fw, k) => baseline.set(fw, previous[k]!));
   log(`idle trees: ${active.map((fw) => `${fw} ${baseline.get(fw)} processes`).join(', ')}`);
+  const warmSamples = new Map<Framework, WarmProcessSample[]>(active.map((fw) => [fw, []]));
+  const busyAtSample = new Map<Framework, number>(active.map((fw) => [fw, 0]));
+  /** Adds the framework's warm idle processes not sampled yet (each process counted once). */
+  const sampleWarm = async (fw: Framework, at: string) => {
+    const { warm, busy } = await sampleWarmProcesses(fw, workers.get(fw)!.pid, at);
+    const list = warmSamples.get(fw)!;
+    for (const w of warm) if (!list.some((x) => x.pid === w.pid)) list.push(w);
+    busyAtSample.set(fw, busyAtSample.get(fw)! + busy);
+  };
+  await Promise.all(active.map((fw) => sampleWarm(fw, 'warm-up')));
   log(`sampling idle cost for ${cfg.idleWindowMs / 1000} s (all workers at once)`);
   const idle = new Map<Framework, IdleSample>();
   await Promise.all(
@@ -207,16 +231,18 @@ try {
         `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed`,
       );
       await settle([fw], baseline, 20_000);
+      await sleep(2_000); // the replacements finish prewarming
+      await sampleWarm(fw, 'churn');
     }
   }
 
   // ---- burst (last: it can leave a framework's pool in backoff) -------------------------------------------------------------------------------------
-  const bursts = new Map<Framework, (BurstResult & { recoveredMs?: number })[]>(
-    active.map((fw) => [fw, []]),
-  );
+  const bursts = new Map<Framework, BurstRun[]>(active.map((fw) => [fw, []]));
   for (let b = 0; b < cfg.bursts; b++) {
     for (const fw of rotated(active, b)) {
       log(`burst ${b + 1}: ${BURST_SIZE} dispatches at once to ${fw}`);
+      const answersBefore =
+        fw === 'agentstate' ? await availabilityAnswers(workers.get(fw)!.httpPort) : undefined;
       const res = await runBurst(
         workers.get(fw)!,
         { dispatch, rooms: roomService, sink, serverLog: server.logFile },
@@ -224,22 +250,69 @@ try {
         cfg.burstDeadlineMs,
         `burst${b}`,
       );
+      const answersAfter = answersBefore
+        ? await availabilityAnswers(workers.get(fw)!.httpPort)
+        : undefined;
+      const answers =
+        answersBefore && answersAfter ? delta(answersBefore, answersAfter) : undefined;
       const t = Date.now();
       const recovered = await waitForTreeSize(
         workers.get(fw)!.pid,
         baseline.get(fw)!,
         cfg.recoverMs,
       );
-      bursts.get(fw)!.push({ ...res, recoveredMs: recovered ? Date.now() - t : undefined });
+      const recoveredMs = recovered ? Date.now() - t : undefined;
+      bursts.get(fw)!.push({ ...res, recoveredMs, answers });
       log(
-        `${fw}: ${JSON.stringify(res)}; back to its warm pool ${recovered ? `in ${Date.now() - t} ms` : `NOT within ${cfg.recoverMs / 1000} s`}`,
+        `${fw}: ${JSON.stringify({ ...res, answers })}; back to its warm pool ${recoveredMs !== undefined ? `in ${recoveredMs} ms` : `NOT within ${cfg.recoverMs / 1000} s`}`,
       );
       await sleep(3_000);
+      if (recovered) await sampleWarm(fw, 'burst');
     }
   }
 
+  // ---- the seed's 9-job example, on a worker of its own per framework -----------------------------
+  log(
+    `seed example: ${SEED_OFFERS} jobs one after another, load min(jobs / 10, 1), threshold ${SEED_THRESHOLD}`,
+  );
+  const seed = new Map<Framework, SeedExampleResult>();
+  const seedErrors: Partial<Record<Framework, string>> = {};
+  await Promise.all(
+    active.map(async (fw) => {
+      let w: WorkerHandle | undefined;
+      try {
+        w = await startWorker(fw, {
+          repoRoot,
+          agentstateRoot,
+          benchDir,
+          server,
+          idleProcesses: IDLE_PROCESSES,
+          httpPort: await freePort(),
+          loadThreshold: SEED_THRESHOLD,
+          agentName: `bench-${fw}-seed`,
+          label: `${fw}-seed`,
+          env: { BENCH_LOAD_POLICY: 'seed' },
+        });
+        await waitForStableTree(w.pid, 30_000);
+        const r = await runSeedExample(
+          w,
+          { dispatch, rooms: roomService, sink },
+          SEED_OFFERS,
+          'seed',
+        );
+        seed.set(fw, r);
+        log(`seed example ${fw}: ${JSON.stringify(r)}`);
+      } catch (error) {
+        seedErrors[fw] = (error as Error).message.slice(0, 500);
+        log(`seed example ${fw} failed: ${seedErrors[fw]}`);
+      } finally {
+        await w?.stop().catch(() => undefined);
+      }
+    }),
+  );
+
   // ---- report ------------------------------------------------------------------------------------
-  const figures = buildFigures(active, idle, timings, bursts, churn);
+  const figures = buildFigures(active, idle, timings, bursts, churn, warmSamples, seed, seedErrors);
   const resultsDir = join(benchDir, 'results');
   mkdirSync(resultsDir, { recursive: true });
   writeReport(resultsDir, {
@@ -275,6 +348,13 @@ try {
       idle: Object.fromEntries(idle),
       bursts: Object.fromEntries(bursts),
       churn: Object.fromEntries(churn),
+      warmProcesses: Object.fromEntries(
+        active.map((fw) => [
+          fw,
+          { samples: warmSamples.get(fw), leftOutAsBusy: busyAtSample.get(fw) },
+        ]),
+      ),
+      seedExample: { results: Object.fromEntries(seed), errors: seedErrors },
       latencyFailures: Object.fromEntries(
         active.map((fw) => [
           fw,
@@ -324,6 +404,19 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Waits until the tree's size has held still for 3 s (a fresh worker's warm pool filled). */
+async function waitForStableTree(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let previous = -1;
+  let stableFor = 0;
+  while (Date.now() < deadline && stableFor < 3) {
+    const size = processTree(pid).length;
+    stableFor = size === previous ? stableFor + 1 : 0;
+    previous = size;
+    await sleep(1_000);
+  }
+}
+
 async function settle(
   fws: Framework[],
   baseline: Map<Framework, number>,
@@ -338,8 +431,11 @@ function buildFigures(
   active: Framework[],
   idle: Map<Framework, IdleSample>,
   timings: Map<Framework, JobTiming[]>,
-  bursts: Map<Framework, BurstResult[]>,
+  bursts: Map<Framework, BurstRun[]>,
   churn: Map<Framework, ChurnSlice[]>,
+  warmSamples: Map<Framework, WarmProcessSample[]>,
+  seed: Map<Framework, SeedExampleResult>,
+  seedErrors: Partial<Record<Framework, string>>,
 ): Figure[] {
   const per = (pick: (fw: Framework) => Value | undefined): Record<Framework, Value> =>
     Object.fromEntries(
@@ -363,6 +459,29 @@ function buildFigures(
         .map((b) => b[key])
         .filter((x): x is number => typeof x === 'number'),
     );
+  const noStartDelay: Record<Exclude<Framework, 'agentstate'>, string> = {
+    'agents-js':
+      'no such decision: agents-js answers an offer by its requestFunc alone; load is only in its status report every 2.5 s, and nothing estimates a start delay',
+    'livekit-agents':
+      'no such decision: livekit-agents declines an offer only when load_fnc (refreshed at the offer) reaches load_threshold, or while draining; nothing estimates a start delay',
+  };
+  const declinedForStartDelay = (fw: Framework): Value | undefined => {
+    if (fw !== 'agentstate') return { unavailable: noStartDelay[fw] };
+    const runs = bursts.get(fw)!.map((b) => b.answers);
+    if (runs.some((a) => a === undefined)) return { unavailable: '/metrics not readable' };
+    return summarize(runs.map((a) => a!.startDelay ?? 0));
+  };
+  const agentstateAnswers = bursts
+    .get('agentstate')
+    ?.map((b) => (b.answers ? JSON.stringify(b.answers) : 'not read'))
+    .join('; ');
+  const seedVal = (pick: (r: SeedExampleResult) => number) => (fw: Framework) => {
+    const r = seed.get(fw);
+    if (r) return { value: pick(r) };
+    return { unavailable: seedErrors[fw] ?? 'not run' };
+  };
+  const warm = (pick: (w: WarmProcessSample) => number) => (fw: Framework) =>
+    summarize(warmSamples.get(fw)?.map(pick) ?? []);
   const idleVal = (pick: (s: IdleSample) => number) => (fw: Framework) => {
     const s = idle.get(fw);
     return s ? { value: pick(s) } : undefined;
@@ -437,6 +556,18 @@ function buildFigures(
       note: 'Dispatches whose availability request the worker answered, yes or no, before the server gave up (~3 s): dispatches − offers dropped with "context deadline exceeded" in the server log − dispatches with no available worker. A quick "no" counts as answered (raw.bursts.*.declined).',
     }),
     withRatios({
+      id: 'burst_declined_start_delay',
+      figure: `burst of ${BURST_SIZE}: offers declined as unable to start in time (startDelay)`,
+      unit: 'count',
+      better: 'lower',
+      runs: cfg.bursts,
+      frameworks: per(declinedForStartDelay),
+      note:
+        'agentstate\'s own count: `agentstate_availability_answers_total{decision="startDelay"}` on its /metrics, read before and after each burst (an expected start delay over `jobStartBudget`, README "Capacity"). ' +
+        `Every decision's count per burst is in raw.bursts.agentstate[].answers; this run: ${agentstateAnswers ?? 'n/a'}. ` +
+        'The peers have no start-time decision (reasons in the cells); what the server saw each worker decline is raw.bursts.*.declined.',
+    }),
+    withRatios({
       id: 'idle_worker_rss',
       figure: 'idle: worker process RSS',
       unit: 'MB',
@@ -482,6 +613,27 @@ function buildFigures(
       frameworks: per(idleVal((s) => s.treeCpuPct)),
     }),
     withRatios({
+      id: 'warm_process_start_cpu',
+      figure: 'start: CPU a job process spent to get warm',
+      unit: 'ms CPU',
+      better: 'lower',
+      runs: 1,
+      frameworks: per(warm((w) => w.cpuMs)),
+      note:
+        'utime+stime from /proc/<pid>/stat of each warm idle job process (its CPU time moved ≤ 20 ms over 1 s, so it has finished prewarming and runs no job), read after the warm-up, after each churn slice and after each burst: ' +
+        'processes started at the bench start, in churn and in the burst, each counted once (raw.warmProcesses). Python forks its job processes from a forkserver that has imported the modules already, so its figure is what a fork costs after that, ' +
+        'not an interpreter start; the forkserver itself is a helper (idle figures). Idle CPU since the process got warm is included, a few ms at most (see the idle tree CPU).',
+    }),
+    withRatios({
+      id: 'warm_process_rss',
+      figure: 'start: RSS of a warm job process',
+      unit: 'MB',
+      better: 'lower',
+      runs: 1,
+      frameworks: per(warm((w) => w.rssMb)),
+      note: 'The same processes as the start CPU figure. RSS counts shared pages in full (Python’s forked processes share much of theirs copy-on-write: see the idle PSS figure).',
+    }),
+    withRatios({
       id: 'churn_jobs_per_minute',
       figure: 'churn: short jobs completed per minute',
       unit: 'jobs/min',
@@ -491,6 +643,27 @@ function buildFigures(
       note:
         `${CHURN_CONCURRENCY} users in a closed loop, each: join a fresh room, dispatch, get the agent's data message, leave; ${cfg.churnSliceMs / 1000} s slices, frameworks interleaved slice by slice. ` +
         "The bench's own rtc-node users share the 2 cores, alike for all three.",
+    }),
+    withRatios({
+      id: 'seed_example_accepted',
+      figure: `seed example: jobs taken of ${SEED_OFFERS} offered one after another (load min(jobs / 10, 1), threshold ${SEED_THRESHOLD})`,
+      unit: 'count',
+      better: 'higher',
+      runs: 1,
+      frameworks: per(seedVal((r) => r.accepted)),
+      note:
+        `The seed's example ("limits the worker to 9 concurrent jobs"): the policy allows 9, so 9 is right; fewer means something besides the policy refused, ${SEED_OFFERS} that the policy was ignored. ` +
+        `Each offer is a createDispatch to a fresh room (created with a 300 s empty timeout); taken = the agent joined within 8 s (webhook); the next offer follows 3 s after a join, so each framework's load report has caught up. ` +
+        'Each job stays running (its agent waits for a user who never comes) until the bench deletes the rooms; raw.seedExample has the join times and how many agents were still in their rooms after the last offer.',
+    }),
+    withRatios({
+      id: 'seed_example_tenth_refused',
+      figure: `seed example: the ${SEED_OFFERS}th offer refused`,
+      unit: '1 = refused, 0 = taken',
+      better: 'higher',
+      runs: 1,
+      frameworks: per(seedVal((r) => (r.lastRefused ? 1 : 0))),
+      note: `The last of the ${SEED_OFFERS} offers in the seed example: with 9 jobs running the load is 0.9, at the threshold, so the worker must not take it (no agent joined within 8 s).`,
     }),
   ];
 }

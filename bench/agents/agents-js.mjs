@@ -4,6 +4,9 @@
  * `defineAgent`, and `cli.runApp(new ServerOptions({ agent: <this file> }))`. The bench copies
  * this file into bench/peers/js/ (so `@livekit/agents` resolves there) and runs
  * `node bench/peers/js/agent.mjs start`.
+ *
+ * BENCH_LOAD_POLICY=seed gives it the seed's example load, `min(activeJobs / 10, 1)` (with
+ * BENCH_LOAD_THRESHOLD=0.9: at most 9 concurrent jobs), instead of the default CPU load.
  */
 import { cli, defineAgent, ServerOptions } from '@livekit/agents';
 import { ServerMessage } from '@livekit/protocol';
@@ -54,6 +57,9 @@ cli.runApp(
     agentName: process.env.BENCH_AGENT_NAME ?? 'bench-agents-js',
     numIdleProcesses: Number(process.env.BENCH_IDLE ?? 4),
     loadThreshold: Number(process.env.BENCH_LOAD_THRESHOLD ?? 1),
+    ...(process.env.BENCH_LOAD_POLICY === 'seed'
+      ? { loadFunc: async (worker) => Math.min(worker.activeJobs.length / 10, 1) }
+      : {}),
     port: Number(process.env.BENCH_HTTP_PORT ?? 8081),
     requestFunc: async (req) => {
       await req.accept('bench', `agent-${req.id}`);

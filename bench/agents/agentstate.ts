@@ -4,6 +4,9 @@
  * is written for @livekit/agents (agents-js.mjs) and livekit-agents (livekit_agents_py.py).
  *
  *   node bin/agent.js start bench/agents/agentstate.ts --num-idle-processes 4 --load-threshold 1
+ *
+ * BENCH_LOAD_POLICY=seed gives it the seed's example load, `min(activeJobs / 10, 1)` (with
+ * `--load-threshold 0.9`: at most 9 concurrent jobs), instead of the default CPU load.
  */
 import { RoomEvent } from '@livekit/rtc-node';
 import { WorkerOptions, type JobContext } from 'agentstate';
@@ -11,9 +14,14 @@ import { instrumentAssignments, nowMs } from './instrument.ts';
 
 instrumentAssignments();
 
+/** The seed's example: each job is a tenth of the worker, whatever the CPU does. */
+const seedLoad = (worker: { activeJobs: readonly unknown[] }): number =>
+  Math.min(worker.activeJobs.length / 10, 1);
+
 export default new WorkerOptions({
   agentName: process.env.BENCH_AGENT_NAME ?? 'bench-agentstate',
   port: Number(process.env.BENCH_HTTP_PORT ?? 0),
+  ...(process.env.BENCH_LOAD_POLICY === 'seed' ? { loadFnc: seedLoad } : {}),
   requestFnc: (req) => req.accept({ name: 'bench', identity: `agent-${req.id}` }),
   entrypointFnc: async (ctx: JobContext) => {
     const entryAt = nowMs();

@@ -3,6 +3,9 @@ rtc_session, run as `python -m livekit.agents start bench/agents/livekit_agents_
 
 Joins the room, publishes one data message (with the time its entrypoint was called), and ends
 its job when the participant it served leaves.
+
+BENCH_LOAD_POLICY=seed gives it the seed's example load, `min(len(active_jobs) / 10, 1)` (with
+BENCH_LOAD_THRESHOLD=0.9: at most 9 concurrent jobs), instead of the default CPU load.
 """
 
 import json
@@ -13,7 +16,14 @@ import time
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobRequest
 
+
+
+def seed_load(server: AgentServer) -> float:
+    return min(len(server.active_jobs) / 10, 1)
+
+
 server = AgentServer(
+    load_fnc=seed_load if os.environ.get("BENCH_LOAD_POLICY") == "seed" else None,
     num_idle_processes=int(os.environ.get("BENCH_IDLE", "4")),
     load_threshold=float(os.environ.get("BENCH_LOAD_THRESHOLD", "1")),
     port=int(os.environ.get("BENCH_HTTP_PORT", "8081")),

@@ -74,3 +74,38 @@ export async function waitForTreeSize(
   }
   return false;
 }
+
+/** One warm job process: the CPU it spent from its spawn until now, idle, and its RSS. */
+export interface WarmProcessSample {
+  pid: number;
+  /** utime + stime since the process started (for a forked process: since the fork), ms. */
+  cpuMs: number;
+  rssMb: number;
+  /** When in the bench it was read (`warm-up`, `churn`, `burst`). */
+  at: string;
+}
+
+/**
+ * The framework's job processes that are warm and idle now, with the CPU each spent to get
+ * there. Idle means its CPU time moved by at most 20 ms over `settleMs`: a process still
+ * prewarming, or running a job, is left out (and counted in `busy`).
+ */
+export async function sampleWarmProcesses(
+  fw: Framework,
+  pid: number,
+  at: string,
+  settleMs = 1_000,
+): Promise<{ warm: WarmProcessSample[]; busy: number }> {
+  const first = processTree(pid).filter((p) => isJobProcess(fw, p));
+  await new Promise((done) => setTimeout(done, settleMs));
+  const now = new Map(processTree(pid).map((p) => [p.pid, p]));
+  const warm: WarmProcessSample[] = [];
+  let busy = 0;
+  for (const p of first) {
+    const later = now.get(p.pid);
+    if (!later) continue; // gone meanwhile
+    if (later.cpuMs - p.cpuMs > 20) busy++;
+    else warm.push({ pid: p.pid, cpuMs: p.cpuMs, rssMb: mb(later.rssKb), at });
+  }
+  return { warm, busy };
+}

@@ -24,6 +24,8 @@ export interface WorkerHandle {
   agentName: string;
   child: ChildProcess;
   pid: number;
+  /** Its health/metrics HTTP port (agentstate's /metrics; the peers' own health servers). */
+  httpPort: number;
   /** jobId → wall-clock ms when the worker's socket got the JobAssignment. */
   assignments: Map<string, number>;
   /** jobIds our worker logged as ended (agentstate only; peers do not log it at INFO). */
@@ -42,6 +44,14 @@ export interface StartOptions {
   server: ServerCreds;
   idleProcesses: number;
   httpPort: number;
+  /** The worker's load threshold (default 1: the bench measures dispatch, not the CPU gate). */
+  loadThreshold?: number;
+  /** Default `bench-<framework>`. */
+  agentName?: string;
+  /** Names its log file, test-artifacts/bench/<label>.log (default: the framework). */
+  label?: string;
+  /** More environment for the fixture (e.g. BENCH_LOAD_POLICY). */
+  env?: Record<string, string>;
 }
 
 function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string[] } {
@@ -56,7 +66,7 @@ function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string
           '--num-idle-processes',
           String(o.idleProcesses),
           '--load-threshold',
-          '1',
+          String(o.loadThreshold ?? 1),
         ],
       };
     case 'agents-js':
@@ -76,11 +86,11 @@ const READY: Record<Framework, RegExp> = {
 };
 
 export async function startWorker(fw: Framework, o: StartOptions): Promise<WorkerHandle> {
-  const agentName = `bench-${fw}`;
+  const agentName = o.agentName ?? `bench-${fw}`;
   const { cmd, args } = commandFor(fw, o);
   const logDir = join(o.repoRoot, 'test-artifacts', 'bench');
   mkdirSync(logDir, { recursive: true });
-  const logFile = createWriteStream(join(logDir, `${fw}.log`));
+  const logFile = createWriteStream(join(logDir, `${o.label ?? fw}.log`));
   const child = spawn(cmd, args, {
     cwd: o.repoRoot,
     env: {
@@ -90,8 +100,9 @@ export async function startWorker(fw: Framework, o: StartOptions): Promise<Worke
       LIVEKIT_API_SECRET: o.server.apiSecret,
       BENCH_AGENT_NAME: agentName,
       BENCH_IDLE: String(o.idleProcesses),
-      BENCH_LOAD_THRESHOLD: '1',
+      BENCH_LOAD_THRESHOLD: String(o.loadThreshold ?? 1),
       BENCH_HTTP_PORT: String(o.httpPort),
+      ...o.env,
       LOG_LEVEL: undefined,
       NODE_ENV: ORIGINAL_NODE_ENV,
       PYTHONUNBUFFERED: '1',
@@ -162,6 +173,7 @@ export async function startWorker(fw: Framework, o: StartOptions): Promise<Worke
     agentName,
     child,
     pid: child.pid ?? -1,
+    httpPort: o.httpPort,
     assignments,
     ended,
     output: () => out,
