@@ -92,6 +92,9 @@ export async function runBurst(
   const rooms = Array.from({ length: n }, (_, i) => `${tag}-${worker.framework}-${i}`);
   const logOffset = statSync(deps.serverLog).size;
   const assignedBefore = new Set(worker.assignments.keys());
+  // The rooms exist before the burst, with a long empty timeout: a room only an agent joins
+  // counts as empty, and the server's default (10 s here) would close it under a late agent.
+  await Promise.all(rooms.map((name) => deps.rooms.createRoom({ name, emptyTimeout: 120 })));
   const t0 = nowMs();
   const created = await Promise.allSettled(
     rooms.map((r) => deps.dispatch.createDispatch(r, worker.agentName)),
