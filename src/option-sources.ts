@@ -56,11 +56,8 @@ export function resolveDeployment(env: NodeJS.ProcessEnv): string {
   return env.LIVEKIT_AGENT_DEPLOYMENT ?? '';
 }
 
-/**
- * The module job processes import: the option (an absolute path or file: URL, a URL already made
- * a string by `WorkerOptions`), default the main script.
- */
-export function resolveAgentModule(mod: string | undefined): string {
+/** The module job processes import: an absolute path or file: URL; default the main script. */
+export function resolveAgentModule(mod: string | URL | undefined): string {
   const m = mod ?? process.argv[1];
   if (m === undefined || m === '') {
     throw new InvalidOptionError(
@@ -68,7 +65,7 @@ export function resolveAgentModule(mod: string | undefined): string {
       'cannot tell which file defines the agent; pass agentModule',
     );
   }
-  return m;
+  return m instanceof URL ? m.href : m;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -175,6 +175,18 @@ export interface WorkerOptionsInit {
   port?: number;
 }
 
+/**
+ * The checks of the options a command-line flag can override, used for the option and for the
+ * flag alike, so each limit is written once.
+ */
+const overridable = {
+  drainTimeout: (v: number | undefined) => ms('drainTimeout', v, 30 * 60_000),
+  numIdleProcesses: (v: number) => int('numIdleProcesses', v, 0, 0, 64),
+  maxJobs: (v: number | undefined) => sharedLimits.maxJobs('maxJobs', v),
+  loadThreshold: (v: number | undefined) => sharedLimits.loadThreshold('loadThreshold', v),
+  port: (v: number | undefined) => sharedLimits.port('port', v),
+};
+
 /** The user's options. Construction validates everything and names the offending option. */
 export class WorkerOptions {
   readonly entrypointFnc: WorkerOptionsInit['entrypointFnc'];
@@ -215,7 +227,7 @@ export class WorkerOptions {
       init.permissions instanceof WorkerPermissions
         ? init.permissions
         : new WorkerPermissions(init.permissions ?? {});
-    this.drainTimeout = ms('drainTimeout', init.drainTimeout, 30 * 60_000);
+    this.drainTimeout = overridable.drainTimeout(init.drainTimeout);
     const workerType = init.workerType ?? WorkerType.ROOM;
     if (!WORKER_TYPES.includes(workerType)) {
       throw new InvalidOptionError(
@@ -224,13 +236,13 @@ export class WorkerOptions {
       );
     }
     this.workerType = workerType;
-    this.loadThreshold = sharedLimits.loadThreshold('loadThreshold', init.loadThreshold);
+    this.loadThreshold = overridable.loadThreshold(init.loadThreshold);
     this.agentName = str('agentName', init.agentName);
     this.numIdleProcesses =
       init.numIdleProcesses === undefined
         ? undefined
-        : int('numIdleProcesses', init.numIdleProcesses, 0, 0, 64);
-    this.maxJobs = sharedLimits.maxJobs('maxJobs', init.maxJobs);
+        : overridable.numIdleProcesses(init.numIdleProcesses);
+    this.maxJobs = overridable.maxJobs(init.maxJobs);
     this.wsUrl = str('wsUrl', init.wsUrl);
     if (this.wsUrl !== undefined) checkUrl('wsUrl', this.wsUrl);
     this.apiKey = str('apiKey', init.apiKey);
@@ -279,7 +291,7 @@ export class WorkerOptions {
     }
     this.httpProxy = init.httpProxy;
     this.host = sharedLimits.host('host', init.host);
-    this.port = sharedLimits.port('port', init.port);
+    this.port = overridable.port(init.port);
     Object.freeze(this);
   }
 }
@@ -344,23 +356,30 @@ export function resolveOptions(
     },
     env,
   );
-  // A flag is an option given on the command line: it passes the options' own checks.
-  const merged = new WorkerOptions({ ...opts, ...definedOnly(o) });
   const idleDefault = sources.mode === 'development' ? 1 : Math.min(availableParallelism(), 4);
   return Object.freeze({
-    ...merged,
-    agentModule: resolveAgentModule(merged.agentModule),
+    ...opts,
+    drainTimeout: overridden(o.drainTimeout, opts.drainTimeout, overridable.drainTimeout),
+    port: overridden(o.port, opts.port, overridable.port),
+    host: o.host ?? opts.host,
+    loadThreshold: overridden(o.loadThreshold, opts.loadThreshold, overridable.loadThreshold),
+    maxJobs: overridden(o.maxJobs, opts.maxJobs, overridable.maxJobs),
+    agentModule: resolveAgentModule(o.agentModule ?? opts.agentModule),
     agentName: resolveAgentName(opts.agentName, env),
     proxy: proxyFor(new URL(credentials.wsUrl), opts.httpProxy, env),
-    numIdleProcesses: merged.numIdleProcesses ?? idleDefault,
+    numIdleProcesses:
+      overridden(o.numIdleProcesses, opts.numIdleProcesses, overridable.numIdleProcesses) ??
+      idleDefault,
     ...credentials,
     deployment: resolveDeployment(env),
   });
 }
 
-/** The overrides that were given: an absent flag never replaces an option. */
-function definedOnly<T extends object>(values: T): Partial<T> {
-  return Object.fromEntries(
-    Object.entries(values).filter(([, v]) => v !== undefined),
-  ) as Partial<T>;
+/** A flag that was given, checked, beats the option. */
+function overridden<T>(
+  flag: number | undefined,
+  option: T,
+  check: (v: number) => number,
+): number | T {
+  return flag === undefined ? option : check(flag);
 }
