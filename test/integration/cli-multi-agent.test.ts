@@ -31,8 +31,19 @@ beforeAll(async () => {
 afterEach(() => killAllAgents());
 afterAll(() => emu.close());
 
+// The group's process-wide load is the machine's CPU (threshold 0.7 by default); on a machine
+// shared with other suites that would hold both agents full at random. Load is not under test.
 const start = (...args: string[]) =>
-  startCliAgent(emu, ['start', ...args, '--port', '0', '--num-idle-processes', '1']);
+  startCliAgent(emu, [
+    'start',
+    ...args,
+    '--port',
+    '0',
+    '--num-idle-processes',
+    '1',
+    '--load-threshold',
+    'Infinity',
+  ]);
 
 /** Waits for both agents' registrations; returns their worker ids by agent name. */
 async function registered(agent: AgentProcess): Promise<Record<string, string>> {
