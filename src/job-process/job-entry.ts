@@ -123,6 +123,10 @@ async function dialogue(
   if (first.type !== 'launch') return 'stopped before a job';
 
   const jobLog = log.child({ jobId: first.job.jobId });
+  // Said in the same tick as the entrypoint is called (startJob calls it at once), and before
+  // anything the entrypoint logs: the worker knows the job runs before it reads its records,
+  // and starts the spare replacing this process only now, not during the hand-off.
+  send({ type: 'started', jobId: first.job.jobId });
   const job = startJob({
     entrypointFnc: agent.entrypointFnc,
     info: first.job,
@@ -131,9 +135,6 @@ async function dialogue(
     callbackTimeout: first.callbackTimeout,
   });
   inbox.attach(job);
-  // Said once the entrypoint runs: the worker starts the spare replacing this process then, so
-  // the hand-off itself does not compete with a new process booting.
-  send({ type: 'started', jobId: first.job.jobId });
   const end = await job.done;
   send(
     end.outcome === 'success'
