@@ -15,8 +15,5 @@ const protocol = createRequire(import.meta.url)('@livekit/protocol') as typeof P
 // Each name is both the value (from the CommonJS build) and the package's own type.
 export const Job = protocol.Job;
 export type Job = ProtocolTypes.Job;
-export const JobState = protocol.JobState;
 export const JobType = protocol.JobType;
 export type JobType = ProtocolTypes.JobType;
-export const ParticipantInfo = protocol.ParticipantInfo;
-export const Room = protocol.Room;

@@ -9,7 +9,6 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { Job, JobState, JobType, ParticipantInfo, Room as RoomInfo } from './protocol.ts';
 import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 import { JobContext } from './context.ts';
 import type { JobProcess } from './process.ts';
@@ -29,30 +28,64 @@ export function warmJobRuntime(proc: JobProcess): WarmUpReport {
   };
 }
 
-/** Builds and drops one `JobContext` for a job shaped like a real one (room, participant, state). */
+/**
+ * A job as the server sends it, every nested message the server fills in set (room with codecs
+ * and version, participant with permission and attributes, state), so parsing a real one later
+ * meets no cold path.
+ */
+const SAMPLE_JOB = {
+  id: 'AJ_warmup',
+  dispatchId: 'AD_warmup',
+  type: 'JT_PARTICIPANT',
+  room: {
+    sid: 'RM_warmup',
+    name: 'warmup',
+    emptyTimeout: 300,
+    departureTimeout: 20,
+    maxParticipants: 0,
+    creationTime: '1',
+    creationTimeMs: '1000',
+    turnPassword: 'warmup',
+    enabledCodecs: [{ mime: 'audio/opus' }, { mime: 'video/VP8' }],
+    metadata: '{}',
+    numParticipants: 1,
+    numPublishers: 1,
+    activeRecording: false,
+    version: { unixMicro: '1', ticks: 1 },
+  },
+  participant: {
+    sid: 'PA_warmup',
+    identity: 'warmup',
+    state: 'ACTIVE',
+    joinedAt: '1',
+    joinedAtMs: '1000',
+    name: 'warmup',
+    version: 1,
+    permission: { canSubscribe: true, canPublish: true, canPublishData: true },
+    attributes: { warmup: 'yes' },
+    kind: 'STANDARD',
+    isPublisher: true,
+  },
+  namespace: '',
+  metadata: '',
+  agentName: 'warmup',
+  state: { status: 'JS_PENDING', startedAt: '0', updatedAt: '0', participantIdentity: 'warmup' },
+};
+
+/** Builds and drops one `JobContext` for the sample job (parsing it as a real one is parsed). */
 function warmContext(proc: JobProcess): boolean {
   try {
-    const job = new Job({
-      id: 'AJ_warmup',
-      type: JobType.JT_PARTICIPANT,
-      room: new RoomInfo({ sid: 'RM_warmup', name: 'warmup', metadata: '{}' }),
-      participant: new ParticipantInfo({ sid: 'PA_warmup', identity: 'warmup', name: 'warmup' }),
-      namespace: '',
-      metadata: '',
-      agentName: 'warmup',
-      state: new JobState({ participantIdentity: 'warmup' }),
-      dispatchId: 'AD_warmup',
-    });
     const info: RunningJobInfo = {
-      jobId: job.id,
-      job: job.toJson(),
+      jobId: SAMPLE_JOB.id,
+      job: SAMPLE_JOB,
       acceptArguments: { name: '', identity: 'warmup', metadata: '', attributes: {} },
       url: '',
       token: '',
       workerId: '',
     };
-    void new JobContext({ info, proc, onEnd: () => {}, ended: new Promise(() => {}) }).participant;
-    return true;
+    const ctx = new JobContext({ info, proc, onEnd: () => {}, ended: new Promise(() => {}) });
+    // The JSON must have parsed in full: a field the parser skipped would stay cold.
+    return ctx.job.room?.enabledCodecs.length === 2 && ctx.participant !== undefined;
   } catch {
     return false;
   }
