@@ -80,6 +80,8 @@ export interface JobRecord {
   procId: string | undefined;
   /** How many processes this job has been handed to (a hand-off that dies is retried once). */
   launchAttempts: number;
+  /** The job was asked to end (server termination, drain): its process dying then is its end. */
+  endRequested: boolean;
 }
 
 /**
@@ -90,7 +92,10 @@ export const MAX_LAUNCH_ATTEMPTS = 2;
 
 /** Whether a job's end is a failed hand-off to retry rather than the job's end. */
 export const retriesLaunch = (job: JobRecord, outcome: JobOutcome): boolean =>
-  job.phase === 'launching' && outcome === 'failed' && job.launchAttempts < MAX_LAUNCH_ATTEMPTS;
+  job.phase === 'launching' &&
+  outcome === 'failed' &&
+  !job.endRequested &&
+  job.launchAttempts < MAX_LAUNCH_ATTEMPTS;
 
 export const decidingJob = (job: Job): JobRecord => ({
   jobId: job.id,
@@ -100,6 +105,7 @@ export const decidingJob = (job: Job): JobRecord => ({
   launch: undefined,
   procId: undefined,
   launchAttempts: 0,
+  endRequested: false,
 });
 
 export const prewarmingProc = (procId: string, spawnedAt: number): ProcRecord => ({

@@ -225,6 +225,15 @@ export const primitives = setup({
         enqueue.emit({ type: 'jobLaunched', jobId: p.jobId, procId: p.procId });
       },
     ),
+    /** Asks a job's process to end the job; a job asked to end is never retried elsewhere. */
+    askJobToEnd: enqueueActions(({ enqueue, context }, p: JobIdParams & ReasonParams) => {
+      const procId = context.jobs[p.jobId]?.procId;
+      if (!procId) return;
+      enqueue.assign(({ context: c }) => ({
+        jobs: patched(c.jobs, p.jobId, { endRequested: true }),
+      }));
+      enqueue.sendTo(procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
+    }),
     /** An assignment this worker never accepted (or gave up on): tell the server it failed. */
     refuseAssignment: enqueueActions(({ enqueue }, p: JobIdParams) => {
       enqueue.sendTo(

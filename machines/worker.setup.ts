@@ -144,7 +144,7 @@ export const workerSetup = primitives.extend<{
     shutdownAllJobs: enqueueActions(({ enqueue, context }, p) => {
       for (const job of jobList(context)) {
         if (job.procId) {
-          enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
+          enqueue({ type: 'askJobToEnd', params: { jobId: job.jobId, reason: p.reason } });
         } else if (job.phase === 'queued') {
           enqueue.cancel(startDeadlineId(job.jobId));
           enqueue.assign(({ context: c }) => ({ jobs: without(c.jobs, job.jobId) }));
@@ -193,7 +193,7 @@ export const workerSetup = primitives.extend<{
       if (!job) return;
       const reason = 'terminated by the server';
       if (job.procId) {
-        enqueue.sendTo(job.procId, { type: 'SHUTDOWN_REQUESTED', reason });
+        enqueue({ type: 'askJobToEnd', params: { jobId: p.jobId, reason } });
       } else if (job.phase === 'queued') {
         enqueue.cancel(startDeadlineId(p.jobId));
         enqueue.assign({ jobs: without(context.jobs, p.jobId) });

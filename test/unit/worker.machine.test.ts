@@ -415,6 +415,29 @@ describe('worker chart', () => {
     expect(pendingStartDeadlines(w)).toEqual([]);
   });
 
+  it('does not retry a job the server terminated during its hand-off', async () => {
+    const w = await registered({ options: { numIdleProcesses: 2 }, confirmLaunch: false });
+    await acceptAndAssign(w, 'AJ_1');
+    const [first] = [...w.hosts.values()].filter((h) =>
+      h.commands.some((c) => c.type === 'LAUNCH_JOB'),
+    );
+    w.server({ type: 'JOB_TERMINATED', jobId: 'AJ_1' });
+    await w.flush();
+    expect(first!.commands).toContainEqual(expect.objectContaining({ type: 'SHUTDOWN_JOB' }));
+    first!.send({ type: 'CHILD_EXITED', code: 1, signal: null });
+    await w.flush();
+    // No other process is handed the job.
+    const relaunched = [...w.hosts.values()].filter(
+      (h) => h !== first && h.commands.some((c) => c.type === 'LAUNCH_JOB'),
+    );
+    expect(relaunched).toEqual([]);
+    expect(w.emitted.filter((e) => e.type === 'jobRetried')).toEqual([]);
+    expect(w.jobStatuses()).toEqual([
+      expect.objectContaining({ jobId: 'AJ_1', outcome: 'failed' }),
+    ]);
+    expect(w.actor.getSnapshot().context.jobs).toEqual({});
+  });
+
   it('queues a job whose hand-off died when no process is warm, with its start deadline', async () => {
     const w = await registered({
       options: { numIdleProcesses: 1 },
