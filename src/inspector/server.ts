@@ -85,8 +85,12 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
     if (ws.readyState !== WebSocket.OPEN) return;
     for (const m of messages) ws.send(JSON.stringify(m));
   };
+  // Pages that have their picture: only they get the batched changes. A newcomer's picture is
+  // built on the same chain as the flushes, so nothing newer reaches it before its history (the
+  // page drops events older than the newest it has seen).
+  const ready = new WeakSet<WebSocket>();
   const broadcast = (messages: readonly InspectorMessage[]): void => {
-    for (const ws of wss.clients) send(ws, messages);
+    for (const ws of wss.clients) if (ready.has(ws)) send(ws, messages);
   };
 
   // Changes are batched: a burst of transitions becomes one round of messages.
@@ -105,10 +109,15 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
 
   wss.on('connection', (ws) => {
     ws.on('error', () => ws.terminate());
-    // Bring existing pages up to date, then give the newcomer the whole current picture.
-    flushNow()
+    // Bring existing pages up to date, then give the newcomer the whole current picture, before
+    // any later flush can run.
+    clearTimeout(timer);
+    timer = undefined;
+    flushing = flushing
       .then(async () => {
+        broadcast(await feed.flush());
         send(ws, [{ t: 'hello', startedAt, pid: process.pid }, ...(await feed.picture())]);
+        ready.add(ws);
       })
       .catch(() => ws.close(1011, 'inspector failed to build the picture'));
   });
