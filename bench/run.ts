@@ -71,6 +71,8 @@ const cfg = quick
 const IDLE_PROCESSES = 4;
 const BURST_SIZE = 50;
 const CHURN_CONCURRENCY = 4;
+/** The process reuse the second churn figure runs agentstate with. */
+const REUSE_JOBS_PER_PROCESS = 20;
 /** The seed's example: load `min(activeJobs / 10, 1)`, threshold 0.9, offered this many jobs. */
 const SEED_OFFERS = 10;
 const SEED_THRESHOLD = 0.9;
@@ -218,6 +220,24 @@ try {
 
   // ---- churn, interleaved slices -----------------------------------------------------------------
   const churn = new Map<Framework, ChurnSlice[]>(active.map((fw) => [fw, []]));
+  // agentstate again with opt-in process reuse, on a worker of its own, its slices interleaved
+  // with the three frameworks' default ones.
+  const reuseChurn: ChurnSlice[] = [];
+  let reuseWorker: WorkerHandle | undefined;
+  if (active.includes('agentstate')) {
+    reuseWorker = await startWorker('agentstate', {
+      repoRoot,
+      agentstateRoot,
+      benchDir,
+      server,
+      idleProcesses: IDLE_PROCESSES,
+      httpPort: await freePort(),
+      agentName: 'bench-agentstate-reuse',
+      label: 'agentstate-reuse',
+      extraArgs: ['--jobs-per-process', String(REUSE_JOBS_PER_PROCESS)],
+    });
+    await waitForStableTree(reuseWorker.pid, 30_000);
+  }
   for (let s = 0; s < cfg.churnSlices; s++) {
     for (const fw of rotated(active, s)) {
       const slice = await runChurnSlice(
@@ -234,7 +254,16 @@ try {
       await sleep(2_000); // the replacements finish prewarming
       await sampleWarm(fw, 'churn');
     }
+    if (reuseWorker) {
+      const slice = await runChurnSlice(deps, reuseWorker, cfg.churnSliceMs, CHURN_CONCURRENCY);
+      reuseChurn.push(slice);
+      log(
+        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed`,
+      );
+      await sleep(2_000);
+    }
   }
+  await reuseWorker?.stop().catch(() => undefined);
 
   // ---- burst (last: it can leave a framework's pool in backoff) -------------------------------------------------------------------------------------
   const bursts = new Map<Framework, BurstRun[]>(active.map((fw) => [fw, []]));
@@ -312,7 +341,17 @@ try {
   );
 
   // ---- report ------------------------------------------------------------------------------------
-  const figures = buildFigures(active, idle, timings, bursts, churn, warmSamples, seed, seedErrors);
+  const figures = buildFigures(
+    active,
+    idle,
+    timings,
+    bursts,
+    churn,
+    reuseChurn,
+    warmSamples,
+    seed,
+    seedErrors,
+  );
   const resultsDir = join(benchDir, 'results');
   mkdirSync(resultsDir, { recursive: true });
   writeReport(resultsDir, {
@@ -348,6 +387,7 @@ try {
       idle: Object.fromEntries(idle),
       bursts: Object.fromEntries(bursts),
       churn: Object.fromEntries(churn),
+      churnWithReuse: { jobsPerProcess: REUSE_JOBS_PER_PROCESS, slices: reuseChurn },
       warmProcesses: Object.fromEntries(
         active.map((fw) => [
           fw,
@@ -433,6 +473,7 @@ function buildFigures(
   timings: Map<Framework, JobTiming[]>,
   bursts: Map<Framework, BurstRun[]>,
   churn: Map<Framework, ChurnSlice[]>,
+  reuseChurn: ChurnSlice[],
   warmSamples: Map<Framework, WarmProcessSample[]>,
   seed: Map<Framework, SeedExampleResult>,
   seedErrors: Partial<Record<Framework, string>>,
@@ -643,6 +684,19 @@ function buildFigures(
       note:
         `${CHURN_CONCURRENCY} users in a closed loop, each: join a fresh room, dispatch, get the agent's data message, leave; ${cfg.churnSliceMs / 1000} s slices, frameworks interleaved slice by slice. ` +
         "The bench's own rtc-node users share the 2 cores, alike for all three.",
+    }),
+    withRatios({
+      id: 'churn_jobs_per_minute_reuse',
+      figure: `churn with opt-in process reuse (agentstate --jobs-per-process ${REUSE_JOBS_PER_PROCESS}; the peers as above)`,
+      unit: 'jobs/min',
+      better: 'higher',
+      runs: cfg.churnSlices,
+      frameworks: per((fw) =>
+        summarize((fw === 'agentstate' ? reuseChurn : churn.get(fw)!).map((c) => c.jobsPerMinute)),
+      ),
+      note:
+        `The same closed loop on a second agentstate worker started with --jobs-per-process ${REUSE_JOBS_PER_PROCESS} (README "Process reuse"): a process whose job ended cleanly takes a later job instead of a fresh process starting. Its slices run right after each round of the three default ones. ` +
+        'The peers have no process reuse in their releases (livekit-agents only on an unreleased branch): their cells repeat their default churn figure from the same run, so the ratio compares with what a user of theirs gets.',
     }),
     withRatios({
       id: 'seed_example_accepted',

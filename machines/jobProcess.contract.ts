@@ -30,7 +30,25 @@ export interface JobProcessInput {
   procId: string;
   /** A job to run as soon as the process is warm (a process started on demand for it). */
   job?: RunningJobInfo;
+  /** Whether a process may run another job after one ended cleanly. Default: never. */
+  reuse?: ProcessReuse;
 }
+
+/**
+ * Opt-in process reuse (`jobsPerProcess`): a process whose job ended cleanly — success, every
+ * shutdown callback done in its budget, the room left — goes back to `idle` for the next job,
+ * while it has run fewer than `maxJobs` and its RSS grew at most `memoryGrowthMb` since it got
+ * warm. Anything else ends the process as without reuse.
+ */
+export interface ProcessReuse {
+  /** Jobs one process may run in turn (1: a fresh process for every job). */
+  maxJobs: number;
+  /** RSS growth (MB) since the process got warm above which it is not reused. */
+  memoryGrowthMb: number;
+}
+
+/** No reuse: one process per job. */
+export const NO_REUSE: ProcessReuse = { maxJobs: 1, memoryGrowthMb: 0 };
 
 /** Deadlines (ms) on top of the input. The worker derives them from its options. */
 export interface JobProcessTimeouts {
@@ -82,6 +100,8 @@ export type JobProcessReport =
       jobId: string;
       outcome: JobOutcome;
       reason: string;
+      /** The process went back to `idle` for another job (reuse); otherwise it is exiting. */
+      processKept: boolean;
     }
   | {
       type: 'PROCESS_EXITED';

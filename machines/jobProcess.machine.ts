@@ -12,11 +12,13 @@ import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 
 import {
   DEFAULT_KILL_TIMEOUT,
   DEFAULT_TERMINATE_TIMEOUT,
+  NO_REUSE,
   type JobOutcome,
   type JobProcessCommand,
   type JobProcessMachineInput,
   type JobProcessReport,
   type JobProcessTimeouts,
+  type ProcessReuse,
   type RunningJobInfo,
 } from './jobProcess.contract.ts';
 import type {
@@ -63,6 +65,9 @@ export interface JobProcessContext {
   /** Set when the process starts to exit. */
   exit: Exit | undefined;
   timeouts: Required<JobProcessTimeouts>;
+  reuse: ProcessReuse;
+  /** Jobs given to this process so far (the one running included). */
+  jobsRun: number;
 }
 
 /** `crashed (code 1)`, `crashed (signal SIGSEGV)`. */
@@ -146,11 +151,25 @@ export const jobProcessMachine = setup({
   },
   guards: {
     hasJob: ({ context }) => context.job !== undefined,
+    /**
+     * The job ended cleanly and the process may take another one (`ProcessReuse`): it has run
+     * fewer than `maxJobs` and grew at most `memoryGrowthMb`. A failed job, an overrun or
+     * throwing shutdown callback, or a room not left in time ends the process instead.
+     */
+    reusable: ({ context }, p: { outcome: JobOutcome; clean?: boolean; rssGrowthMb?: number }) =>
+      p.outcome === 'success' &&
+      p.clean === true &&
+      context.jobsRun < context.reuse.maxJobs &&
+      p.rssGrowthMb !== undefined &&
+      p.rssGrowthMb <= context.reuse.memoryGrowthMb,
     exitIs: ({ context }, params: { kind: ExitKind }) => context.exit?.kind === params.kind,
   },
   actions: {
     recordPid: assign((_, p: { pid: number }) => ({ pid: p.pid })),
-    takeJob: assign((_, p: { job: RunningJobInfo }) => ({ job: p.job })),
+    takeJob: assign(({ context }, p: { job: RunningJobInfo }) => ({
+      job: p.job,
+      jobsRun: context.jobsRun + 1,
+    })),
     beginExit: assign((_, exit: Exit) => ({ exit })),
     launchJob: sendTo(
       'processHost',
@@ -187,7 +206,10 @@ export const jobProcessMachine = setup({
      * cleared). Without a reason of its own, the job ends for the reason the process does.
      */
     reportJobEnded: enqueueActions(
-      ({ context, enqueue }, params: { outcome: JobOutcome; reason?: string }) => {
+      (
+        { context, enqueue },
+        params: { outcome: JobOutcome; reason?: string; processKept?: boolean },
+      ) => {
         const job = context.job;
         if (!job) return;
         enqueue.sendParent({
@@ -197,6 +219,7 @@ export const jobProcessMachine = setup({
           jobId: job.jobId,
           outcome: params.outcome,
           reason: params.reason ?? context.exit?.reason ?? 'job ended',
+          processKept: params.processKept ?? false,
         } satisfies JobProcessReport);
         enqueue.assign({ job: undefined });
       },
@@ -226,6 +249,8 @@ export const jobProcessMachine = setup({
       terminateTimeout: input.terminateTimeout ?? DEFAULT_TERMINATE_TIMEOUT,
       killTimeout: input.killTimeout ?? DEFAULT_KILL_TIMEOUT,
     },
+    reuse: input.reuse ?? NO_REUSE,
+    jobsRun: input.job ? 1 : 0,
   }),
   // The host lives as long as the chart: leaving the last state stops it, which releases the pool.
   invoke: {
@@ -309,13 +334,24 @@ export const jobProcessMachine = setup({
         },
       },
       on: {
-        JOB_RETURNED: {
-          target: 'exiting.terminating',
-          actions: [
-            { type: 'reportJobEnded', params: fromEvent },
-            { type: 'beginExit', params: { kind: 'finished', reason: 'job finished' } },
-          ],
-        },
+        JOB_RETURNED: [
+          {
+            // Opt-in reuse: back to `idle`, the worker is told the process stays.
+            guard: { type: 'reusable', params: fromEvent },
+            target: 'idle',
+            actions: {
+              type: 'reportJobEnded',
+              params: ({ event }) => ({ ...event, processKept: true }),
+            },
+          },
+          {
+            target: 'exiting.terminating',
+            actions: [
+              { type: 'reportJobEnded', params: fromEvent },
+              { type: 'beginExit', params: { kind: 'finished', reason: 'job finished' } },
+            ],
+          },
+        ],
         CHILD_EXITED: endsOn('crashed'),
         KILL_REQUESTED: endsOn('exiting.killing'),
         PING_TIMED_OUT: endsOn('exiting.terminating'),

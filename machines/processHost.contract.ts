@@ -12,8 +12,19 @@ export type ProcessHostEvent =
   | { type: 'PREWARM_FAILED'; error: string }
   /** The child confirmed the launched job is running (its entrypoint is being called). */
   | { type: 'JOB_RUNNING' }
-  /** The child finished the job: callbacks ran and the room was left. */
-  | { type: 'JOB_RETURNED'; outcome: JobOutcome; reason: string }
+  /**
+   * The child finished the job: callbacks ran and the room was left. `clean`: every callback
+   * finished in its budget without throwing and the room was left in time; `rssGrowthMb`: how
+   * much the process's RSS grew since it got warm (the facts process reuse is decided on; when
+   * they are not known, the process is not reused).
+   */
+  | {
+      type: 'JOB_RETURNED';
+      outcome: JobOutcome;
+      reason: string;
+      clean?: boolean;
+      rssGrowthMb?: number;
+    }
   /** The OS process is gone, for whatever reason. */
   | { type: 'CHILD_EXITED'; code: number | null; signal: string | null }
   | { type: 'MEMORY_EXCEEDED'; rssMb: number; limitMb: number }

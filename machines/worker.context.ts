@@ -44,6 +44,16 @@ export interface WorkerChartOptions {
    * waiting after this plus `initializeProcessTimeout` is failed.
    */
   jobStartBudget: number;
+  /** Jobs one process may run in turn (`jobsPerProcess`; 1: no reuse). */
+  jobsPerProcess: number;
+  /** RSS growth past which a process is not reused (`reuseMemoryGrowthMb`). */
+  reuseMemoryGrowthMb: number;
+  /**
+   * How long a reused process may sit idle beyond the `numIdleProcesses` spares before it is
+   * let go: long enough to take the next job of a steady stream, short enough that the pool is
+   * back to its size soon after a burst.
+   */
+  surplusIdleTimeout: number;
   /** The start time (ms) assumed before any process has been measured. */
   initialStartEstimate: number;
   /** The chart's clock for measuring starts (ms; only differences are used). Injected for tests. */
@@ -60,6 +70,8 @@ export interface ProcRecord {
   jobId: string | undefined;
   /** When the process was spawned (`options.now()`), to measure its start. */
   spawnedAt: number;
+  /** The code generation it imported (`WorkerContext.generation` at its spawn). */
+  generation: number;
 }
 
 /**
@@ -108,12 +120,17 @@ export const decidingJob = (job: Job): JobRecord => ({
   endRequested: false,
 });
 
-export const prewarmingProc = (procId: string, spawnedAt: number): ProcRecord => ({
+export const prewarmingProc = (
+  procId: string,
+  spawnedAt: number,
+  generation: number,
+): ProcRecord => ({
   procId,
   phase: 'prewarming',
   pid: undefined,
   jobId: undefined,
   spawnedAt,
+  generation,
 });
 
 export interface WorkerContext {
@@ -132,6 +149,11 @@ export interface WorkerContext {
   procs: Record<string, ProcRecord>;
   jobs: Record<string, JobRecord>;
   nextProcNumber: number;
+  /**
+   * Bumped when idle processes are recycled for new code (dev reload): a reused process from an
+   * older generation is let go when its job ends instead of taking another.
+   */
+  generation: number;
   lastError: string | undefined;
   stopReason: string | undefined;
   /** Set when the server refused the worker (bad credentials or URL): the run failed. */
@@ -265,7 +287,21 @@ export function without<T>(record: Record<string, T>, key: string): Record<strin
   return rest;
 }
 
+/**
+ * A kept process is a surplus while more processes are idle than the spares wanted plus the
+ * jobs about to need one.
+ */
+export const isIdleProc = (c: WorkerContext, procId: string): boolean => {
+  const proc = c.procs[procId];
+  return proc?.phase === 'idle' && !proc.jobId;
+};
+
+export const hasSurplusIdle = (c: WorkerContext): boolean =>
+  idleProcCount(c) > c.options.numIdleProcesses + waitingJobCount(c);
+
 export const requestId = (jobId: string): string => `request-${jobId}`;
+/** The id of a reused process's idle timer (a delayed event, cancelled when it takes a job). */
+export const idleTimerId = (procId: string): string => `idle-timer-${procId}`;
 /** The id of a queued job's start deadline (a delayed event, cancelled when it launches). */
 export const startDeadlineId = (jobId: string): string => `start-deadline-${jobId}`;
 /** The id of the `offset`-th process spawned from now (0: the next one). */

@@ -58,7 +58,9 @@ export type WorkerEvent =
   | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
   | { type: 'FORCE_STOP_REQUESTED'; reason: string }
   /** Internal (raised with a delay by the chart): a queued job's time to get a process is up. */
-  | { type: 'JOB_START_DEADLINE_PASSED'; jobId: string };
+  | { type: 'JOB_START_DEADLINE_PASSED'; jobId: string }
+  /** Internal (raised with a delay): a reused process has been idle for `surplusIdleTimeout`. */
+  | { type: 'PROCESS_IDLE_TIMED_OUT'; procId: string };
 
 /** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
 export type WorkerEmitted =
@@ -72,6 +74,8 @@ export type WorkerEmitted =
   /** The job's process died before its entrypoint ran; the job is queued for another one. */
   | { type: 'jobRetried'; jobId: string; procId: string; reason: string }
   | { type: 'jobEnded'; jobId: string; outcome: JobOutcome; reason: string }
+  /** A process whose job ended cleanly stays for another job (`jobsPerProcess` above 1). */
+  | { type: 'processReused'; procId: string }
   | {
       type: 'processExited';
       procId: string;

@@ -48,6 +48,7 @@ export const workerMachine = workerSetup.createMachine({
     procs: {},
     jobs: {},
     nextProcNumber: 1,
+    generation: 0,
     lastError: undefined,
     stopReason: undefined,
     refusal: undefined,
@@ -260,6 +261,20 @@ export const workerMachine = workerSetup.createMachine({
       on: {
         'xstate.done.state.worker.lifecycle': '.closed',
         DRAIN_REQUESTED: '.closed',
+        // A reused idle process is let go once more are idle than wanted, else checked again.
+        PROCESS_IDLE_TIMED_OUT: [
+          {
+            guard: { type: 'isSurplusIdle', params: fromEvent },
+            actions: {
+              type: 'retireProcess',
+              params: ({ event }) => ({ procId: event.procId, reason: 'surplus idle process' }),
+            },
+          },
+          {
+            guard: { type: 'isIdle', params: fromEvent },
+            actions: { type: 'armIdleTimer', params: fromEvent },
+          },
+        ],
       },
       states: {
         warming: {
@@ -277,6 +292,13 @@ export const workerMachine = workerSetup.createMachine({
             // not share the CPU with a new process booting.
             JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
             JOB_STARTED: { actions: { type: 'startProcesses', params: { spares: true } } },
+            JOB_ENDED: {
+              guard: { type: 'processKept', params: fromEvent },
+              actions: {
+                type: 'takeBackProcess',
+                params: ({ event }) => ({ ...event, spares: true }),
+              },
+            },
             PROCESS_PREWARMED: {
               actions: [
                 { type: 'markProcessPrewarmed', params: fromEvent },
@@ -310,6 +332,13 @@ export const workerMachine = workerSetup.createMachine({
               actions: { type: 'recycleIdleProcesses', params: fromEvent },
             },
             PROCESS_PREWARMED: { actions: { type: 'markProcessPrewarmed', params: fromEvent } },
+            JOB_ENDED: {
+              guard: { type: 'processKept', params: fromEvent },
+              actions: {
+                type: 'takeBackProcess',
+                params: ({ event }) => ({ ...event, spares: true }),
+              },
+            },
             PROCESS_EXITED: [
               {
                 guard: { type: 'prewarmFailed', params: fromEvent },
@@ -328,6 +357,13 @@ export const workerMachine = workerSetup.createMachine({
           type: 'final',
           on: {
             JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
+            JOB_ENDED: {
+              guard: { type: 'processKept', params: fromEvent },
+              actions: {
+                type: 'takeBackProcess',
+                params: ({ event }) => ({ ...event, spares: false }),
+              },
+            },
             PROCESS_PREWARMED: {
               actions: [
                 { type: 'markProcessPrewarmed', params: fromEvent },

@@ -34,7 +34,10 @@ import {
   answered,
   decidingJob,
   hasFreeSlot,
+  hasSurplusIdle,
   idleProcCount,
+  idleTimerId,
+  isIdleProc,
   jobStatus,
   loadBelowThreshold,
   nextProcId,
@@ -106,6 +109,13 @@ export const primitives = setup({
     canTakeJob: and(['takesOffers', or(['hasIdleProcess', 'startsInTime'])]),
     prewarmFailed: ({ context }, p: { procId: string; failed: boolean }) =>
       p.failed && context.procs[p.procId]?.phase === 'prewarming',
+    /** A job's process went back to idle for another job (reuse). */
+    processKept: (_, p: { processKept: boolean }) => p.processKept,
+    /** The process is idle and holds no job. */
+    isIdle: ({ context }, p: { procId: string }) => isIdleProc(context, p.procId),
+    /** It is idle, and more processes are idle than the spares and waiting jobs need. */
+    isSurplusIdle: ({ context }, p: { procId: string }) =>
+      isIdleProc(context, p.procId) && hasSurplusIdle(context),
   },
   delays: {
     REGISTER_TIMEOUT: ({ context }) => context.options.registerTimeout,
@@ -117,6 +127,7 @@ export const primitives = setup({
     SHUTDOWN_GRACE: ({ context }) => shutdownGrace(context),
     SPAWN_RETRY_DELAY: ({ context }) => spawnRetryDelay(context),
     JOB_START_DEADLINE: ({ context }) => startDeadline(context),
+    SURPLUS_IDLE_TIMEOUT: ({ context }) => context.options.surplusIdleTimeout,
   },
   actions: {
     connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
@@ -193,7 +204,8 @@ export const primitives = setup({
       let procs = context.procs;
       for (let i = 0; i < count; i++) {
         const procId = nextProcId(context, i);
-        procs = { ...procs, [procId]: prewarmingProc(procId, context.options.now()) };
+        const spawnedAt = context.options.now();
+        procs = { ...procs, [procId]: prewarmingProc(procId, spawnedAt, context.generation) };
         enqueue.spawnChild('jobProcess', {
           id: procId,
           systemId: procId,
@@ -201,6 +213,10 @@ export const primitives = setup({
             procId,
             initializeTimeout: context.options.initializeProcessTimeout,
             shutdownTimeout: context.options.shutdownProcessTimeout,
+            reuse: {
+              maxJobs: context.options.jobsPerProcess,
+              memoryGrowthMb: context.options.reuseMemoryGrowthMb,
+            },
           },
         });
       }
@@ -213,6 +229,7 @@ export const primitives = setup({
         const launch = job?.launch;
         if (!job || !launch) return;
         enqueue.cancel(startDeadlineId(p.jobId));
+        enqueue.cancel(idleTimerId(p.procId));
         enqueue.assign({
           jobs: patched(context.jobs, p.jobId, {
             phase: 'launching',
@@ -276,15 +293,20 @@ export const primitives = setup({
       prewarmFailures: context.prewarmFailures + 1,
       lastPrewarmFailure: p.reason,
     })),
-    /** Asks every process without a job to stop; they no longer count as spares, so fresh ones start. */
-    recycleIdleProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
-      let procs = context.procs;
-      for (const proc of procList(context)) {
-        if (proc.jobId || proc.phase === 'exiting') continue;
-        enqueue.sendTo(proc.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
-        procs = patched(procs, proc.procId, { phase: 'exiting' });
-      }
-      enqueue.assign({ procs, prewarmFailures: 0 });
+    /** The check of a reused idle process, `surplusIdleTimeout` from now (PROCESS_IDLE_TIMED_OUT). */
+    armIdleTimer: enqueueActions(({ enqueue }, p: { procId: string }) => {
+      enqueue.raise(
+        { type: 'PROCESS_IDLE_TIMED_OUT', procId: p.procId },
+        { delay: 'SURPLUS_IDLE_TIMEOUT', id: idleTimerId(p.procId) },
+      );
+    }),
+    /** Asks a process without a job to stop; it no longer counts as a spare. */
+    retireProcess: enqueueActions(({ enqueue }, p: { procId: string } & ReasonParams) => {
+      enqueue.cancel(idleTimerId(p.procId));
+      enqueue.sendTo(p.procId, { type: 'SHUTDOWN_REQUESTED', reason: p.reason });
+      enqueue.assign(({ context }) => ({
+        procs: patched(context.procs, p.procId, { phase: 'exiting' }),
+      }));
     }),
     requestJobSimulation: sendTo(
       'link',

@@ -24,6 +24,7 @@ import {
   firstIdleProc,
   jobList,
   offered,
+  procList,
   patched,
   queuedJobs,
   requestId,
@@ -51,8 +52,42 @@ export const workerSetup = primitives.extend<{
   forgetProcess: Extract<JobProcessReport, { type: 'PROCESS_EXITED' }>;
   terminateJob: JobIdParams;
   reportRemainingJobsFailed: undefined;
+  recycleIdleProcesses: ReasonParams;
+  takeBackProcess: { procId: string; spares: boolean };
 }>({
   actions: {
+    /**
+     * Asks every process without a job to stop, so fresh ones start; processes running a job now
+     * belong to the old generation and are not reused after it.
+     */
+    recycleIdleProcesses: enqueueActions(({ enqueue, context }, p) => {
+      for (const proc of procList(context)) {
+        if (proc.jobId || proc.phase === 'exiting') continue;
+        enqueue({ type: 'retireProcess', params: { procId: proc.procId, reason: p.reason } });
+      }
+      enqueue.assign({ prewarmFailures: 0, generation: context.generation + 1 });
+    }),
+    /**
+     * A reused process is idle again (the lifecycle region has recorded its job's end): it takes
+     * the oldest queued job; or is let go when it runs older code (dev reload) or spares are no
+     * longer kept (draining); else it waits as a spare, checked every `surplusIdleTimeout` and
+     * let go once more processes are idle than wanted.
+     */
+    takeBackProcess: enqueueActions(({ enqueue, context }, p) => {
+      const proc = context.procs[p.procId];
+      if (proc?.phase !== 'idle' || proc.jobId) return;
+      const retire = (reason: string) =>
+        enqueue({ type: 'retireProcess', params: { procId: p.procId, reason } });
+      const next = queuedJobs(context)[0];
+      if (proc.generation !== context.generation) return retire('its code has been replaced');
+      if (!next && !p.spares) return retire('no spares are kept while draining');
+      enqueue.emit({ type: 'processReused', procId: p.procId });
+      if (next) {
+        enqueue({ type: 'handJobToProcess', params: { jobId: next.jobId, procId: p.procId } });
+      } else {
+        enqueue({ type: 'armIdleTimer', params: { procId: p.procId } });
+      }
+    }),
     /** Says "no" to an offer that never got a slot. */
     declineOffer: enqueueActions(({ enqueue }, p) => {
       enqueue.emit(offered(p.job));
@@ -159,9 +194,14 @@ export const workerSetup = primitives.extend<{
         enqueue({ type: 'retryLaunch', params: p });
         return;
       }
+      // A kept process is idle again; the processes region decides what it does next.
       enqueue.assign({
         jobs: without(context.jobs, p.jobId),
-        procs: patched(context.procs, p.procId, { phase: 'exiting' }),
+        procs: patched(
+          context.procs,
+          p.procId,
+          p.processKept ? { phase: 'idle', jobId: undefined } : { phase: 'exiting' },
+        ),
       });
       enqueue({ type: 'reportJobEnd', params: p });
     }),

@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { InvalidOptionError } from './errors.ts';
-import { bool, checkUrl, fn, int, ms, num, sharedLimits, str } from './option-checks.ts';
+import { checkUrl, fn, int, ms, num, sharedLimits, str } from './option-checks.ts';
 import {
   resolveAgentModule,
   resolveAgentName,
@@ -17,6 +17,10 @@ import { parseProxyUrl, proxyFor, type ResolvedProxy } from './protocol/proxy.ts
 import type { JobContext } from './job-process/context.ts';
 import type { JobProcess } from './job-process/process.ts';
 import type { JobRequest } from './worker/job-request.ts';
+import { WorkerPermissions, type WorkerPermissionsInit } from './worker-permissions.ts';
+
+export { WorkerPermissions };
+export type { TrackSourceName, WorkerPermissionsInit } from './worker-permissions.ts';
 
 /**
  * What a job is started for: once per room, once per publishing participant, or once per
@@ -35,60 +39,6 @@ const WORKER_TYPES: readonly WorkerType[] = [
   WorkerType.ROOM,
   WorkerType.PUBLISHER,
   WorkerType.PARTICIPANT,
-];
-
-/** Track sources an agent may publish (mirrors LiveKit's `TrackSource`). */
-export type TrackSourceName = 'camera' | 'microphone' | 'screen_share' | 'screen_share_audio';
-
-/** Fields of `WorkerPermissions`; all optional, with LiveKit's defaults. */
-export interface WorkerPermissionsInit {
-  canPublish?: boolean;
-  canSubscribe?: boolean;
-  canPublishData?: boolean;
-  canUpdateMetadata?: boolean;
-  /** Sources the agent may publish; empty means all. */
-  canPublishSources?: TrackSourceName[];
-  /** A hidden agent is invisible to other participants (and so cannot publish). */
-  hidden?: boolean;
-}
-
-/** What the agent participant may do in the room; sent to the server at registration. */
-export class WorkerPermissions {
-  readonly canPublish: boolean;
-  readonly canSubscribe: boolean;
-  readonly canPublishData: boolean;
-  readonly canUpdateMetadata: boolean;
-  readonly canPublishSources: readonly TrackSourceName[];
-  readonly hidden: boolean;
-
-  constructor(init: WorkerPermissionsInit = {}) {
-    this.canPublish = bool('permissions.canPublish', init.canPublish, true);
-    this.canSubscribe = bool('permissions.canSubscribe', init.canSubscribe, true);
-    this.canPublishData = bool('permissions.canPublishData', init.canPublishData, true);
-    this.canUpdateMetadata = bool('permissions.canUpdateMetadata', init.canUpdateMetadata, true);
-    this.hidden = bool('permissions.hidden', init.hidden, false);
-    const sources = init.canPublishSources ?? [];
-    if (!Array.isArray(sources)) {
-      throw new InvalidOptionError('permissions.canPublishSources', 'must be an array');
-    }
-    for (const s of sources) {
-      if (!TRACK_SOURCES.includes(s)) {
-        throw new InvalidOptionError(
-          'permissions.canPublishSources',
-          `unknown source ${JSON.stringify(s)} (expected one of ${TRACK_SOURCES.join(', ')})`,
-        );
-      }
-    }
-    this.canPublishSources = Object.freeze([...sources]);
-    Object.freeze(this);
-  }
-}
-
-const TRACK_SOURCES: readonly TrackSourceName[] = [
-  'camera',
-  'microphone',
-  'screen_share',
-  'screen_share_audio',
 ];
 
 /** The view of the running worker that `loadFnc` receives. */
@@ -161,6 +111,17 @@ export interface WorkerOptionsInit {
   jobMemoryWarnMb?: number;
   /** RSS above which a job process is ended. Default 0 (disabled). */
   jobMemoryLimitMb?: number;
+  /**
+   * How many jobs one process may run, one after another. Default 1: every job gets a fresh
+   * process. Above 1 (opt-in process reuse), a process whose job ended cleanly — the job did not
+   * fail, every shutdown callback finished in its budget, the room was left — and whose RSS grew
+   * at most `reuseMemoryGrowthMb` since it got warm takes a later job instead of exiting, which
+   * saves a process start per job. Module state, timers and listeners a job leaves behind are
+   * then seen by the next job in that process.
+   */
+  jobsPerProcess?: number;
+  /** RSS growth (MB) since a process got warm past which it is not reused. Default 100. */
+  reuseMemoryGrowthMb?: number;
   /** Module that holds these options, imported by each job process. Default: the main script. */
   agentModule?: string | URL;
   /**
@@ -185,6 +146,8 @@ const overridable = {
   maxJobs: (v: number | undefined) => sharedLimits.maxJobs('maxJobs', v),
   loadThreshold: (v: number | undefined) => sharedLimits.loadThreshold('loadThreshold', v),
   port: (v: number | undefined) => sharedLimits.port('port', v),
+  jobsPerProcess: (v: number | undefined) =>
+    v === Infinity ? v : int('jobsPerProcess', v, 1, 1, 1_000_000),
 };
 
 /** The user's options. Construction validates everything and names the offending option. */
@@ -210,6 +173,8 @@ export class WorkerOptions {
   readonly shutdownProcessTimeout: number;
   readonly jobMemoryWarnMb: number;
   readonly jobMemoryLimitMb: number;
+  readonly jobsPerProcess: number;
+  readonly reuseMemoryGrowthMb: number;
   readonly agentModule: string | undefined;
   readonly httpProxy: string | null | undefined;
   readonly host: string;
@@ -278,6 +243,15 @@ export class WorkerOptions {
       Infinity,
       'a number ≥ 0',
     );
+    this.jobsPerProcess = overridable.jobsPerProcess(init.jobsPerProcess);
+    this.reuseMemoryGrowthMb = num(
+      'reuseMemoryGrowthMb',
+      init.reuseMemoryGrowthMb,
+      100,
+      0,
+      Infinity,
+      'a number ≥ 0',
+    );
     const mod = init.agentModule;
     if (mod !== undefined && typeof mod !== 'string' && !(mod instanceof URL)) {
       throw new InvalidOptionError('agentModule', 'must be a path or a file: URL');
@@ -332,6 +306,7 @@ export interface ResolveSources {
       | 'agentModule'
       | 'loadThreshold'
       | 'maxJobs'
+      | 'jobsPerProcess'
     >
   >;
   /** Production (`start`) or development (`dev`) defaults. */
@@ -364,6 +339,7 @@ export function resolveOptions(
     host: o.host ?? opts.host,
     loadThreshold: overridden(o.loadThreshold, opts.loadThreshold, overridable.loadThreshold),
     maxJobs: overridden(o.maxJobs, opts.maxJobs, overridable.maxJobs),
+    jobsPerProcess: overridden(o.jobsPerProcess, opts.jobsPerProcess, overridable.jobsPerProcess),
     agentModule: resolveAgentModule(o.agentModule ?? opts.agentModule),
     agentName: resolveAgentName(opts.agentName, env),
     proxy: proxyFor(new URL(credentials.wsUrl), opts.httpProxy, env),

@@ -52,6 +52,8 @@ export interface StartOptions {
   label?: string;
   /** More environment for the fixture (e.g. BENCH_LOAD_POLICY). */
   env?: Record<string, string>;
+  /** More `agent start` flags (agentstate only), e.g. `--jobs-per-process`. */
+  extraArgs?: string[];
 }
 
 function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string[] } {
@@ -67,6 +69,7 @@ function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string
           String(o.idleProcesses),
           '--load-threshold',
           String(o.loadThreshold ?? 1),
+          ...(o.extraArgs ?? []),
         ],
       };
     case 'agents-js':

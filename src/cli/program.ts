@@ -34,7 +34,11 @@ function workerFlags(cmd: ReturnType<typeof sade>, idleDefault: string): void {
     .option('--drain-timeout', 'ms to wait for running jobs on SIGTERM/SIGINT (default 1800000)')
     .option('--num-idle-processes', `prewarmed idle job processes (default ${idleDefault})`)
     .option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)')
-    .option('--max-jobs', 'cap on concurrent jobs of this process (default: no cap)');
+    .option('--max-jobs', 'cap on concurrent jobs of this process (default: no cap)')
+    .option(
+      '--jobs-per-process',
+      'jobs one job process may run in turn; above 1 a process whose job ended cleanly takes the next (default 1)',
+    );
 }
 
 function defineProgram(withFile: boolean): ReturnType<typeof sade> {
@@ -267,6 +271,7 @@ function agentOverrides(flags: Flags) {
     ...serverFlags(flags),
     drainTimeout: numberFlag(flags, 'drain-timeout'),
     numIdleProcesses: numberFlag(flags, 'num-idle-processes'),
+    jobsPerProcess: numberFlag(flags, 'jobs-per-process'),
   };
 }
 

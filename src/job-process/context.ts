@@ -255,21 +255,31 @@ export class JobContext {
     return this.#callbacks;
   }
 
-  /** Ends the job (successfully): shutdown callbacks run, the room is left, the process exits. */
+  /**
+   * Ends the job (successfully): shutdown callbacks run, the room is left, and the process exits
+   * (or, with `jobsPerProcess` above 1, may take the next job).
+   */
   shutdown(reason = 'shutdown requested by the job'): void {
     this.#onEnd({ outcome: 'success', reason });
   }
 
-  /** Leaves the room (if connected) within `budgetMs`, and stops watching it. For the runtime. */
-  async leaveRoom(budgetMs: number): Promise<void> {
+  /**
+   * Leaves the room (if connected) within `budgetMs`, and stops watching it. For the runtime.
+   * False when the disconnect failed or overran the budget (the process is then not reused).
+   */
+  async leaveRoom(budgetMs: number): Promise<boolean> {
     this.#detachRoom?.();
-    if (!this.#connecting) return;
+    if (!this.#connecting) return true;
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, budgetMs);
+    const deadline = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), budgetMs);
     });
     try {
-      await Promise.race([this.room.disconnect().catch(() => undefined), deadline]);
+      const left = this.room.disconnect().then(
+        () => true,
+        () => false,
+      );
+      return await Promise.race([left, deadline]);
     } finally {
       clearTimeout(timer);
     }

@@ -1,8 +1,9 @@
 /**
  * The child side of a job process: the module tinypool loads in the forked process, whose
  * default export is the one long task the host runs in it. The task imports the user's agent
- * module, prewarms once, waits for a job, runs it (`./runtime.ts`) and reports how it
- * ended. The process is then stopped by its host; it never runs a second job.
+ * module, prewarms once, waits for a job, runs it (`./runtime.ts`) and reports how it ended,
+ * with the facts the host decides reuse on. The host then stops the process, or (with
+ * `jobsPerProcess` above 1) gives it the next job.
  */
 import { importAgentModule } from '../agent-file/load.ts';
 import { JobProcess } from './process.ts';
@@ -30,11 +31,18 @@ function send(m: ChildMessage): void {
   if (process.connected) process.send?.(m, undefined, {}, () => {});
 }
 
-/** Waits for the host's first command after prewarm; pings are answered meanwhile by the listener. */
+/** What ends the wait for the next job: a job, or the host having gone away. */
+type NextJob = Extract<HostMessage, { type: 'launch' }> | { type: 'hostGone' };
+
+/**
+ * Waits for the host's next job between jobs, and routes `shutdown` to the running job; pings
+ * are answered by the listener all along.
+ */
 class Inbox {
-  #waiting: ((m: HostMessage) => void) | undefined;
-  #queued: HostMessage[] = [];
+  #waiting: ((m: NextJob) => void) | undefined;
+  #queued: NextJob[] = [];
   #job: RunningJob | undefined;
+  #gone = false;
 
   readonly listener = (raw: unknown): void => {
     if (!isHostMessage(raw)) return;
@@ -42,36 +50,45 @@ class Inbox {
       send({ type: 'pong', sentAt: raw.sentAt });
       return;
     }
-    if (raw.type === 'shutdown' && this.#job) {
-      this.#job.shutdown(raw.reason);
+    // `shutdown` is for the running job. Between jobs there is none: the host ends an idle
+    // process with a signal, so one that crossed its job's end on the way is dropped.
+    if (raw.type === 'shutdown') {
+      this.#job?.shutdown(raw.reason);
       return;
     }
-    if (this.#waiting) {
-      const w = this.#waiting;
-      this.#waiting = undefined;
-      w(raw);
-    } else {
-      this.#queued.push(raw);
-    }
+    this.#deliver(raw);
   };
 
-  next(): Promise<HostMessage> {
+  #deliver(m: NextJob): void {
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    if (w) w(m);
+    else this.#queued.push(m);
+  }
+
+  next(): Promise<NextJob> {
     const m = this.#queued.shift();
     if (m) return Promise.resolve(m);
+    if (this.#gone) return Promise.resolve({ type: 'hostGone' });
     return new Promise((resolve) => {
       this.#waiting = resolve;
     });
   }
 
-  /** From now on `shutdown` goes to this job. */
+  /** Until `detach`, `shutdown` goes to this job. */
   attach(job: RunningJob): void {
     this.#job = job;
   }
 
-  /** The host went away: end the job if there is one, else stop waiting. */
+  detach(): void {
+    this.#job = undefined;
+  }
+
+  /** The host went away: end the job if there is one, and stop waiting for the next. */
   hostGone(): void {
-    if (this.#job) this.#job.shutdown('worker process went away');
-    else this.listener({ type: 'shutdown', reason: 'worker process went away' });
+    this.#gone = true;
+    this.#job?.shutdown('worker process went away');
+    this.#deliver({ type: 'hostGone' });
   }
 }
 
@@ -117,29 +134,35 @@ async function dialogue(
   if (Object.values(warm).includes(false)) {
     log.debug('job runtime warm-up skipped a step', { ...warm });
   }
+  // Growth is counted from here, warm and idle, for the host's reuse decision.
+  const warmRss = process.memoryUsage.rss();
   send({ type: 'prewarmed' });
 
-  const first = await inbox.next();
-  if (first.type !== 'launch') return 'stopped before a job';
-
-  const jobLog = log.child({ jobId: first.job.jobId });
-  // Said in the same tick as the entrypoint is called (startJob calls it at once), and before
-  // anything the entrypoint logs: the worker knows the job runs before it reads its records,
-  // and starts the spare replacing this process only now, not during the hand-off.
-  send({ type: 'started', jobId: first.job.jobId });
-  const job = startJob({
-    entrypointFnc: agent.entrypointFnc,
-    info: first.job,
-    proc,
-    log: jobLog,
-    callbackTimeout: first.callbackTimeout,
-  });
-  inbox.attach(job);
-  const end = await job.done;
-  send(
-    end.outcome === 'success'
-      ? { type: 'ended', reason: end.reason }
-      : { type: 'failed', error: end.reason },
-  );
-  return end.outcome;
+  // One job after another: the host decides after each end whether this process takes another
+  // (process reuse) or stops it; without reuse the first end is the last.
+  for (;;) {
+    const next = await inbox.next();
+    if (next.type !== 'launch') return 'host gone';
+    const jobLog = log.child({ jobId: next.job.jobId });
+    // Said in the same tick as the entrypoint is called (startJob calls it at once), and before
+    // anything the entrypoint logs: the worker knows the job runs before it reads its records,
+    // and starts the spare replacing this process only now, not during the hand-off.
+    send({ type: 'started', jobId: next.job.jobId });
+    const job = startJob({
+      entrypointFnc: agent.entrypointFnc,
+      info: next.job,
+      proc,
+      log: jobLog,
+      callbackTimeout: next.callbackTimeout,
+    });
+    inbox.attach(job);
+    const end = await job.done;
+    inbox.detach();
+    const rssGrowthMb = Math.round((process.memoryUsage.rss() - warmRss) / 2 ** 20);
+    send(
+      end.outcome === 'success'
+        ? { type: 'ended', reason: end.reason, clean: end.clean, rssGrowthMb }
+        : { type: 'failed', error: end.reason, clean: end.clean, rssGrowthMb },
+    );
+  }
 }

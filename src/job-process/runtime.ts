@@ -26,12 +26,18 @@ export interface JobRunOptions {
   room?: JobContextInit['room'];
 }
 
+/** How a job ended, and whether its teardown was clean enough for the process to be reused. */
+export interface JobTeardown extends JobEnd {
+  /** Every shutdown callback finished in its budget without throwing, and the room was left in time. */
+  clean: boolean;
+}
+
 export interface RunningJob {
   readonly ctx: JobContext;
   /** Ends the job on the worker's behalf (server termination, drain, stop). */
   shutdown(reason: string): void;
   /** Resolves once the job has ended and is torn down; never rejects. */
-  readonly done: Promise<JobEnd>;
+  readonly done: Promise<JobTeardown>;
 }
 
 export function startJob(opts: JobRunOptions): RunningJob {
@@ -62,24 +68,32 @@ export function startJob(opts: JobRunOptions): RunningJob {
     },
   );
 
-  const done = ended.then(async (end) => {
+  const done = ended.then(async (end): Promise<JobTeardown> => {
     opts.log.info('job ending', { reason: end.reason, outcome: end.outcome });
-    await runShutdownCallbacks(ctx.shutdownCallbacks, end.reason, opts.callbackTimeout, opts.log);
-    await ctx.leaveRoom(opts.leaveTimeout ?? 5000);
-    return end;
+    const callbacksDone = await runShutdownCallbacks(
+      ctx.shutdownCallbacks,
+      end.reason,
+      opts.callbackTimeout,
+      opts.log,
+    );
+    const roomLeft = await ctx.leaveRoom(opts.leaveTimeout ?? 5000);
+    return { ...end, clean: callbacksDone && roomLeft };
   });
 
   return { ctx, shutdown: (reason) => settle({ outcome: 'success', reason }), done };
 }
 
-/** Runs every callback side by side; a throw or an overrun is logged and never stops the others. */
+/**
+ * Runs every callback side by side; a throw or an overrun is logged and never stops the others.
+ * Resolves true when every one finished in its budget without throwing.
+ */
 async function runShutdownCallbacks(
   callbacks: readonly ShutdownCallback[],
   reason: string,
   budgetMs: number,
   log: Logger,
-): Promise<void> {
-  await Promise.all(
+): Promise<boolean> {
+  const finished = await Promise.all(
     callbacks.map(async (fn, index) => {
       let timer: NodeJS.Timeout | undefined;
       const overrun = new Promise<'overrun'>((resolve) => {
@@ -87,15 +101,17 @@ async function runShutdownCallbacks(
       });
       try {
         const result = await Promise.race([Promise.resolve().then(() => fn(reason)), overrun]);
-        if (result === 'overrun')
-          log.warn('shutdown callback overran its budget', { index, budgetMs });
+        if (result !== 'overrun') return true;
+        log.warn('shutdown callback overran its budget', { index, budgetMs });
       } catch (error) {
         log.error('shutdown callback threw', { index, error });
       } finally {
         clearTimeout(timer);
       }
+      return false;
     }),
   );
+  return finished.every(Boolean);
 }
 
 export function errorMessage(err: unknown): string {

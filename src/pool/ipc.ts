@@ -1,7 +1,8 @@
 /**
  * The messages between a job process and its host, over the tinypool task channel (Node's IPC).
  * One task carries the whole dialogue: the child prewarms, says `prewarmed`, waits for `launch`,
- * says `started`, runs the job and says `ended` or `failed`. `ping`/`pong` run alongside.
+ * says `started`, runs the job and says `ended` or `failed`, then waits for the next `launch`
+ * (with process reuse) until the host stops it. `ping`/`pong` run alongside.
  *
  * The one file of `src/pool/` that both processes load: the worker side's host
  * (`process-host.ts`) and the job process's entry (`src/job-process/job-entry.ts`) share this
@@ -33,9 +34,17 @@ export type ChildMessage =
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields: LogFields }
   | { type: 'pong'; sentAt: number }
   /** The job ended well (callbacks ran, room left). */
-  | { type: 'ended'; reason: string }
+  | ({ type: 'ended'; reason: string } & JobTeardownFacts)
   /** The job failed (the entrypoint threw); callbacks still ran. */
-  | { type: 'failed'; error: string };
+  | ({ type: 'failed'; error: string } & JobTeardownFacts);
+
+/** What the host decides process reuse on, sent with a job's end. */
+export interface JobTeardownFacts {
+  /** Every shutdown callback finished in its budget without throwing, and the room was left in time. */
+  clean: boolean;
+  /** RSS growth (MB, rounded) since the process got warm. */
+  rssGrowthMb: number;
+}
 
 const CHILD_TYPES = new Set([
   'prewarmed',

@@ -76,6 +76,8 @@ export function createProcessHost(config: ProcessHostConfig) {
   return fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack, receive, input }) => {
     const emit = (e: ProcessHostEvent) => sendBack(e);
     let log = config.logger.child({ procId: input.procId });
+    // The process's own logger; `log` adds the job's fields while it runs one.
+    let processLog = log;
     const pool = new Tinypool({
       runtime: 'child_process',
       filename: JOB_ENTRY.href,
@@ -149,6 +151,7 @@ export function createProcessHost(config: ProcessHostConfig) {
       exited = { code: null, signal: null };
     } else {
       log = log.child({ pid });
+      processLog = log;
       relayChildOutput(child, () => log);
       child.once('exit', onExit);
       emit({ type: 'PROCESS_SPAWNED', pid });
@@ -191,14 +194,19 @@ export function createProcessHost(config: ProcessHostConfig) {
         case 'started':
           emit({ type: 'JOB_RUNNING' });
           return;
+        // The pinger keeps going: a reused process is watched between jobs too.
         case 'ended':
-          pinger?.stop();
-          emit({ type: 'JOB_RETURNED', outcome: 'success', reason: m.reason });
+        case 'failed': {
+          const { clean, rssGrowthMb } = m;
+          log.debug('job torn down', { clean, rssGrowthMb });
+          log = processLog;
+          emit(
+            m.type === 'ended'
+              ? { type: 'JOB_RETURNED', outcome: 'success', reason: m.reason, clean, rssGrowthMb }
+              : { type: 'JOB_RETURNED', outcome: 'failed', reason: m.error, clean, rssGrowthMb },
+          );
           return;
-        case 'failed':
-          pinger?.stop();
-          emit({ type: 'JOB_RETURNED', outcome: 'failed', reason: m.error });
-          return;
+        }
       }
     }
 
@@ -216,7 +224,7 @@ export function createProcessHost(config: ProcessHostConfig) {
       switch (cmd.type) {
         case 'LAUNCH_JOB': {
           const roomName = (cmd.job.job as { room?: { name?: string } } | null)?.room?.name;
-          log = log.child({ jobId: cmd.job.jobId, roomName });
+          log = processLog.child({ jobId: cmd.job.jobId, roomName });
           toChild?.({
             type: 'launch',
             job: cmd.job,

@@ -17,6 +17,15 @@ export const PROTOCOL_TIMINGS = {
  */
 export const INITIAL_START_ESTIMATE = 1_000;
 
+/**
+ * How long a reused process beyond the `numIdleProcesses` spares may stay idle (ms): a steady
+ * stream of jobs keeps taking it; after a burst the pool is back to its size within this.
+ */
+export const SURPLUS_IDLE_TIMEOUT = 5_000;
+
+/** Chart timings that are not user options; tests may stretch or shorten them. */
+export type ChartTuning = Partial<Pick<WorkerChartOptions, 'surplusIdleTimeout'>>;
+
 export function chartOptionsFrom(
   o: ResolvedWorkerOptions,
   random: () => number = Math.random,
@@ -40,6 +49,9 @@ export function chartOptionsFrom(
     // no more starts per second (1.2–1.4/s).
     maxConcurrentStarts: Math.max(1, availableParallelism()),
     jobStartBudget: o.jobStartBudget,
+    jobsPerProcess: o.jobsPerProcess,
+    reuseMemoryGrowthMb: o.reuseMemoryGrowthMb,
+    surplusIdleTimeout: SURPLUS_IDLE_TIMEOUT,
     initialStartEstimate: INITIAL_START_ESTIMATE,
     now: () => performance.now(),
     random,

@@ -72,6 +72,9 @@ function logEmitted(log: Logger, e: WorkerEmitted): void {
         reason: e.reason,
       });
       return;
+    case 'processReused':
+      log.debug('job process kept for another job', { procId: e.procId });
+      return;
     case 'processExited':
       (e.failed ? log.warn : log.debug)('job process exited', {
         procId: e.procId,

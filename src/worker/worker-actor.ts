@@ -72,7 +72,10 @@ export function createWorkerActor({
     ...(membership ? { guards: membership.guards } : {}),
   });
   const actor = createActor(machine, {
-    input: { options: chartOptionsFrom(resolved), serverUrl: resolved.wsUrl },
+    input: {
+      options: { ...chartOptionsFrom(resolved), ...config.chartTuning },
+      serverUrl: resolved.wsUrl,
+    },
     ...(config.inspect ? { inspect: config.inspect } : {}),
     ...(config.clock ? { clock: config.clock } : {}),
   });

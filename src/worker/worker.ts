@@ -29,6 +29,7 @@ import {
   type WorkerOptionsInit,
 } from '../options.ts';
 import { onStopSignals } from './stop-signals.ts';
+import type { ChartTuning } from './chart-options.ts';
 
 // In a job process a Worker only hands its options to the job runtime (`run()` below), so the
 // chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
@@ -54,6 +55,8 @@ export interface WorkerRunConfig extends ResolveSources {
   serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };
   /** Replaces the job process logic (tests, custom hosts). */
   jobProcessLogic?: AnyActorLogic;
+  /** @internal Chart timings that are not options (tests stretch or shorten them). */
+  chartTuning?: ChartTuning;
   /**
    * @internal Set by `WorkerGroup` for each of its agents: the process-wide load sample and
    * capacity checks it shares with the other agents, and what its job processes must know.

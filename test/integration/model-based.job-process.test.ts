@@ -11,7 +11,8 @@
  * | PREWARM_OK / PREWARM_FAIL | the prewarm is told to succeed / to throw |
  * | INIT_TIMEOUT | none given: the prewarm hangs past a short `initializeProcessTimeout` |
  * | LAUNCH | a dispatch while the process is the idle spare |
- * | JOB_RETURNED / JOB_THREW | the entrypoint is told to return / to throw |
+ * | JOB_RETURNED_CLEAN | the entrypoint is told to return (the worker reuses processes: `jobsPerProcess` 2) |
+ * | JOB_RETURNED / JOB_THREW | the same, with a shutdown callback that throws (not clean: not reused) / the entrypoint throws |
  * | SHUTDOWN | the server terminates the job (emulator), or the worker recycles its idle processes |
  * | SHUTDOWN_TIMEOUT | the job's shutdown callback blocks past a short `shutdownProcessTimeout` |
  * | (while shutting down) | the shutdown callback blocks (then PING_TIMEOUT needs nothing more) or never returns (CRASH, MEMORY_LIMIT) |
@@ -44,6 +45,7 @@ import { Gate } from '../fixtures/model/gate.ts';
 import { CoverageRecorder, summaryLine, writeCoverageReport } from '../model/chart-coverage.ts';
 import {
   jobProcessModel,
+  MODEL_JOBS_PER_PROCESS,
   serializeJobProcessModel,
   type JobProcessModelContext,
   type JobProcessModelEvent,
@@ -73,6 +75,7 @@ const EVENT_TYPES = Object.keys({
   LAUNCH: 1,
   JOB_CONFIRMED: 1,
   JOB_RETURNED: 1,
+  JOB_RETURNED_CLEAN: 1,
   JOB_THREW: 1,
   SHUTDOWN: 1,
   SHUTDOWN_TIMEOUT: 1,
@@ -108,7 +111,7 @@ function happensByItself(from: AnyMachineSnapshot, type: EventType): boolean {
   if (type === 'INIT_TIMEOUT' || type === 'SHUTDOWN_TIMEOUT') return true;
   return (
     from.matches({ running: 'shuttingDown' }) &&
-    (type === 'JOB_RETURNED' || type === 'PING_TIMEOUT')
+    (type === 'JOB_RETURNED' || type === 'JOB_RETURNED_CLEAN' || type === 'PING_TIMEOUT')
   );
 }
 
@@ -246,7 +249,8 @@ function runPath(events: readonly EventType[]) {
         if (!('procId' in r) || r.procId !== TARGET) return;
         if (r.type === 'PROCESS_PREWARMED') reports.push('prewarmed');
         else if (r.type === 'JOB_STARTED') reports.push('started');
-        else if (r.type === 'JOB_ENDED') reports.push(`ended:${r.outcome}`);
+        else if (r.type === 'JOB_ENDED')
+          reports.push(`ended:${r.outcome}${r.processKept ? ':kept' : ''}`);
         else if (r.type === 'PROCESS_EXITED')
           reports.push(`exited:${JSON.parse(seen.at(-1) ?? '""')}:${r.failed ? 'failed' : 'ok'}`);
       }
@@ -258,6 +262,7 @@ function runPath(events: readonly EventType[]) {
         agentName,
         numIdleProcesses: events[0] === 'START_FOR_JOB' ? 0 : 1,
         maxJobs: 1,
+        jobsPerProcess: MODEL_JOBS_PER_PROCESS,
         loadFnc: () => 0,
         wsUrl: emu.url,
         apiKey: emu.apiKey,
@@ -266,6 +271,8 @@ function runPath(events: readonly EventType[]) {
       {
         handleSignals: false,
         inspect,
+        // A kept process stays idle beside the spare for as long as the path needs it.
+        chartTuning: { surplusIdleTimeout: 10 * 60_000 },
         jobProcessLogic: createJobProcessLogic(opts, createLogger({ agentName }), {
           env: gate.env,
           pingInterval: 100,
@@ -296,7 +303,14 @@ function runPath(events: readonly EventType[]) {
       PREWARM_FAIL: () => gate.verdict(targetPid(), 'fail'),
       INIT_TIMEOUT: () => undefined, // no verdict: the prewarm hangs past its deadline
       JOB_RETURNED: (from) => {
-        // While shutting down, the job ends by itself once its shutdown callbacks ran.
+        // While shutting down, the job ends by itself once its shutdown callbacks ran (the
+        // SHUTDOWN stimulus made them throw, so the end is not clean).
+        if (from.matches({ running: 'active' })) {
+          gate.hangShutdown(targetPid(), 'throw');
+          gate.command(targetPid(), 'return');
+        }
+      },
+      JOB_RETURNED_CLEAN: (from) => {
         if (from.matches({ running: 'active' })) gate.command(targetPid(), 'return');
       },
       JOB_THREW: () => gate.command(targetPid(), 'throw'),
@@ -306,6 +320,7 @@ function runPath(events: readonly EventType[]) {
         if (next === 'SHUTDOWN_TIMEOUT' || next === 'PING_TIMEOUT')
           gate.hangShutdown(targetPid(), 'block');
         if (next === 'CRASH' || next === 'MEMORY_LIMIT') gate.hangShutdown(targetPid(), 'wait');
+        if (next === 'JOB_RETURNED') gate.hangShutdown(targetPid(), 'throw');
         const jobId = targetJobId();
         if (jobId) expect(emu.terminateJob(jobId), 'the server terminates the job').toBe(true);
         else worker.recycleIdleProcesses('model: shutdown');

@@ -6,8 +6,8 @@
  * adapter turns them into clock time.
  *
  * Effects are abstract strings, checked against the real actor after every step:
- * - reports to the worker: `prewarmed`, `started`, `ended:success|failed`,
- *   `exited:<final state>:ok|failed`;
+ * - reports to the worker: `prewarmed`, `started`, `ended:success|failed` (`ended:success:kept`
+ *   when the process stays for another job), `exited:<final state>:ok|failed`;
  * - commands to the host: `launch`, `shutdownJob`, `terminate`, `kill`.
  */
 import { assign, setup } from 'xstate';
@@ -34,6 +34,11 @@ export interface JobProcessModelContext {
   spawned: boolean;
   /** Chosen when the process starts to exit. */
   exit: ExitKind | undefined;
+  /**
+   * Jobs given so far. The model is of a process that may run `MODEL_JOBS_PER_PROCESS` jobs
+   * (process reuse): a job that returns clean before that sends it back to idle.
+   */
+  jobsRun: number;
   /** What the last step must have caused (not part of the state identity). */
   effects: string[];
 }
@@ -47,7 +52,8 @@ export type JobProcessModelEvent =
   | { type: 'INIT_TIMEOUT' }
   | { type: 'LAUNCH' }
   | { type: 'JOB_CONFIRMED' }
-  | { type: 'JOB_RETURNED' }
+  | { type: 'JOB_RETURNED' } // ended well, teardown facts unknown: never reused
+  | { type: 'JOB_RETURNED_CLEAN' } // ended well, teardown clean, memory within the bound
   | { type: 'JOB_THREW' }
   | { type: 'SHUTDOWN' }
   | { type: 'SHUTDOWN_TIMEOUT' }
@@ -60,6 +66,9 @@ export type JobProcessModelEvent =
   | { type: 'KILL_TIMEOUT' };
 
 type Ctx = JobProcessModelContext;
+
+/** The `reuse.maxJobs` the model's process is started with. */
+export const MODEL_JOBS_PER_PROCESS = 2;
 const endedIfHeld = (c: Ctx, outcome: 'success' | 'failed'): string[] =>
   c.holdsJob ? [`ended:${outcome}`] : [];
 const exitedEffect = (kind: ExitKind | 'abandoned') =>
@@ -110,10 +119,11 @@ export const jobProcessModel = setup({
     spawned: ({ context }) => context.spawned,
     notSpawned: ({ context }) => !context.spawned,
     holdsJob: ({ context }) => context.holdsJob,
+    mayRunMore: ({ context }) => context.jobsRun < MODEL_JOBS_PER_PROCESS,
   },
 }).createMachine({
   id: 'jobProcessModel',
-  context: { holdsJob: false, spawned: false, exit: undefined, effects: [] },
+  context: { holdsJob: false, spawned: false, exit: undefined, jobsRun: 0, effects: [] },
   initial: 'notStarted',
   states: {
     notStarted: {
@@ -121,7 +131,7 @@ export const jobProcessModel = setup({
         START_WARM: { target: 'prewarming', actions: { type: 'effects', params: { list: [] } } },
         START_FOR_JOB: {
           target: 'prewarming',
-          actions: assign({ holdsJob: true, effects: () => [] }),
+          actions: assign({ holdsJob: true, jobsRun: 1, effects: () => [] }),
         },
       },
     },
@@ -183,7 +193,11 @@ export const jobProcessModel = setup({
       on: {
         LAUNCH: {
           target: 'running',
-          actions: assign({ holdsJob: true, effects: () => ['launch'] }),
+          actions: assign({
+            holdsJob: true,
+            jobsRun: ({ context }) => context.jobsRun + 1,
+            effects: () => ['launch'],
+          }),
         },
         CRASH: { target: 'crashed', actions: { type: 'exitedNow', params: { kind: 'crashed' } } },
         SHUTDOWN: {
@@ -226,6 +240,21 @@ export const jobProcessModel = setup({
             params: { exit: 'finished', command: 'terminate', outcome: 'success' },
           },
         },
+        // A clean end: back to idle while the process may run more jobs, else let go as usual.
+        JOB_RETURNED_CLEAN: [
+          {
+            guard: 'mayRunMore',
+            target: 'idle',
+            actions: assign({ holdsJob: false, effects: () => ['ended:success:kept'] }),
+          },
+          {
+            target: 'exiting.terminating',
+            actions: {
+              type: 'beginExit',
+              params: { exit: 'finished', command: 'terminate', outcome: 'success' },
+            },
+          },
+        ],
         CRASH: { target: 'crashed', actions: { type: 'exitedNow', params: { kind: 'crashed' } } },
         KILL: {
           target: 'exiting.killing',
@@ -339,6 +368,6 @@ export function serializeJobProcessModel(s: {
   value: unknown;
   context: JobProcessModelContext;
 }): string {
-  const { holdsJob, spawned, exit } = s.context;
-  return JSON.stringify([s.value, holdsJob, spawned, exit]);
+  const { holdsJob, spawned, exit, jobsRun } = s.context;
+  return JSON.stringify([s.value, holdsJob, spawned, exit, jobsRun]);
 }

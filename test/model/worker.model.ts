@@ -13,6 +13,11 @@
  *   that gets warm runs the queued job if there is one, else it is idle;
  * - the one job's phase (an assigned job with no idle process is `queued` until a process gets
  *   warm or its start deadline passes), the processes starting and idle, and the load;
+ * - process reuse (`jobsPerProcess: 2`): a job that ends cleanly (JOB_ENDS_CLEAN) leaves its
+ *   process idle for another job if it was that process's first job and no reload replaced the
+ *   code meanwhile, unless the worker is draining; such a kept process is checked every
+ *   `surplusIdleTimeout` (IDLE_CHECK) and let go once more processes are idle than the one spare
+ *   plus a job about to need one. It is always the first idle process, so the next job takes it;
  * - what the server and the processes must have been told in that step (`effects`):
  *   `connect`, `disconnect`, `accept`, `decline`, `job:running|success|failed`, `simulate`,
  *   `launch` and `shutdownJob` (to a process), `spawn` (a new process).
@@ -29,6 +34,10 @@ export interface WorkerModelContext {
   starting: number;
   /** Warm processes without a job. */
   idle: number;
+  /** One of the idle processes is a kept one (it ran a job), with its idle check armed. */
+  keptIdle: boolean;
+  /** The running job's process runs its first job, on the current code: it may be kept. */
+  runningKeepable: boolean;
   load: 'low' | 'high';
   effects: string[];
 }
@@ -58,6 +67,9 @@ export type WorkerModelEventType =
   | 'TERMINATE'
   | 'START_DEADLINE'
   | 'JOB_ENDS'
+  | 'JOB_ENDS_CLEAN'
+  | 'IDLE_CHECK'
+  | 'IDLE_CHECK_SURPLUS'
   | 'JOB_CRASH'
   | 'PROC_WARM_OK'
   | 'PROC_WARM_FAIL'
@@ -97,6 +109,12 @@ export const workerModel = setup({
     anyIdle: ({ context }) => context.idle > 0,
     loadIs: ({ context }, p: { load: 'low' | 'high' }) => context.load === p.load,
     noJob: ({ context }) => context.job === 'none',
+    keptIdle: ({ context }) => context.keptIdle,
+    /** More processes are idle than the one spare plus a job about to need one. */
+    surplusIdle: ({ context }) => {
+      const waiting = context.job === 'deciding' || context.job === 'accepted' ? 1 : 0;
+      return context.idle > 1 + waiting;
+    },
   },
   actions: {
     effects: assign((_, p: { list: string[] }) => ({ effects: p.list })),
@@ -126,12 +144,31 @@ export const workerModel = setup({
       if (context.job === 'queued') return { job: 'none' as const, effects: ['job:failed'] };
       return { job: 'none' as const, effects: [] as string[] };
     }),
-    /** The assignment arrives: an idle process takes the job, or the job is queued. */
+    /**
+     * The assignment arrives: an idle process takes the job (a kept one first: it is the oldest
+     * idle), or the job is queued.
+     */
     assignJob: assign(({ context }) =>
       context.idle > 0
-        ? { job: 'running' as const, idle: context.idle - 1, effects: ['launch', 'job:running'] }
+        ? {
+            job: 'running' as const,
+            idle: context.idle - 1,
+            keptIdle: false,
+            runningKeepable: !context.keptIdle,
+            effects: ['launch', 'job:running'],
+          }
         : { job: 'queued' as const, effects: [] as string[] },
     ),
+    /** A clean end: the process stays idle when it may (warming or backing off, not draining). */
+    keepProcess: assign(({ context }) =>
+      context.runningKeepable ? { idle: context.idle + 1, keptIdle: true } : {},
+    ),
+    /** The kept process's idle check when it is a surplus: it is let go. */
+    retireKept: assign(({ context }) => ({
+      idle: context.idle - 1,
+      keptIdle: false,
+      effects: [] as string[],
+    })),
     /** Starts what the pool lacks: one per queued job, plus one spare when `spares`. */
     fillPool: assign(({ context }, p: { spares: boolean }) => filled(context, p.spares)),
     /** After an assignment: the queued job's process, and a spare only once a job runs. */
@@ -145,14 +182,29 @@ export const workerModel = setup({
         ? {
             starting: context.starting - 1,
             job: 'running' as const,
+            runningKeepable: true,
             effects: ['launch', 'job:running'],
           }
         : { starting: context.starting - 1, idle: context.idle + 1, effects: [] as string[] },
     ),
     processFailed: assign(({ context }) => ({ starting: context.starting - 1, effects: [] })),
-    idleCrashed: assign(({ context }) => ({ idle: context.idle - 1, effects: [] })),
-    /** Recycle: every process without a job is let go (new ones follow). */
-    dropSpares: assign({ starting: 0, idle: 0, effects: [] }),
+    /** An idle process crashes: the kept one if there is one (it is the first idle). */
+    idleCrashed: assign(({ context }) => ({
+      idle: context.idle - 1,
+      keptIdle: false,
+      effects: [],
+    })),
+    /**
+     * Recycle: every process without a job is let go (new ones follow); the running job's
+     * process now runs old code and is not kept after it.
+     */
+    dropSpares: assign({
+      starting: 0,
+      idle: 0,
+      keptIdle: false,
+      runningKeepable: false,
+      effects: [],
+    }),
     clearEffects: assign({ effects: [] }),
     /**
      * Stopping: the server hears at once about a job still held (its process dies with the
@@ -173,7 +225,15 @@ export const workerModel = setup({
 }).createMachine({
   id: 'workerModel',
   type: 'parallel',
-  context: { job: 'none', starting: 1, idle: 0, load: 'low', effects: ['connect', 'spawn'] },
+  context: {
+    job: 'none',
+    starting: 1,
+    idle: 0,
+    keptIdle: false,
+    runningKeepable: false,
+    load: 'low',
+    effects: ['connect', 'spawn'],
+  },
   states: {
     lifecycle: {
       initial: 'connecting',
@@ -208,6 +268,10 @@ export const workerModel = setup({
           actions: { type: 'setJob', params: { job: 'none', effects: [] } },
         },
         JOB_ENDS: {
+          guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
+          actions: { type: 'setJob', params: { job: 'none', effects: ['job:success'] } },
+        },
+        JOB_ENDS_CLEAN: {
           guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
           actions: { type: 'setJob', params: { job: 'none', effects: ['job:success'] } },
         },
@@ -325,6 +389,13 @@ export const workerModel = setup({
       on: {
         // Draining: no new spares.
         DRAIN: '.closed',
+        // The kept process's check (one deadline; two events, so paths take both outcomes):
+        // checked again later, or let go as a surplus.
+        IDLE_CHECK: {
+          guard: and(['keptIdle', not('surplusIdle')]),
+          actions: 'clearEffects',
+        },
+        IDLE_CHECK_SURPLUS: { guard: and(['keptIdle', 'surplusIdle']), actions: 'retireKept' },
       },
       states: {
         warming: {
@@ -357,6 +428,10 @@ export const workerModel = setup({
               actions: ['idleCrashed', { type: 'fillPool', params: { spares: true } }],
             },
             RECYCLE: { actions: ['dropSpares', { type: 'fillPool', params: { spares: true } }] },
+            JOB_ENDS_CLEAN: {
+              guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
+              actions: 'keepProcess',
+            },
           },
         },
         backingOff: {
@@ -373,6 +448,10 @@ export const workerModel = setup({
             PROC_WARM_OK: { guard: 'anyStarting', actions: 'processWarm' },
             PROC_WARM_FAIL: { guard: 'anyStarting', actions: 'processFailed' },
             SPARE_CRASH: { guard: 'anyIdle', actions: 'idleCrashed' },
+            JOB_ENDS_CLEAN: {
+              guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
+              actions: 'keepProcess',
+            },
           },
         },
         // Draining or stopped: only a queued job still gets a process started for it.
@@ -401,6 +480,6 @@ export const workerModel = setup({
 
 /** A model state's identity: where it is and what it holds; never the effects. */
 export function serializeWorkerModel(s: { value: unknown; context: WorkerModelContext }): string {
-  const { job, starting, idle, load } = s.context;
-  return JSON.stringify([s.value, job, starting, idle, load]);
+  const { job, starting, idle, load, keptIdle, runningKeepable } = s.context;
+  return JSON.stringify([s.value, job, starting, idle, load, keptIdle, runningKeepable]);
 }

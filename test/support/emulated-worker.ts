@@ -2,6 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Worker, WorkerOptions, type WorkerOptionsInit } from '../../src/index.ts';
+import type { WorkerRunConfig } from '../../src/worker/worker.ts';
 import { startEmulator, type Emulator } from '../../src/testing/index.ts';
 
 export const scriptedAgent = fileURLToPath(
@@ -11,7 +12,10 @@ export const scriptedAgent = fileURLToPath(
 export function workerFactory(emu: () => Emulator) {
   const started: Worker[] = [];
   /** A worker against the emulator, not yet running (stopped after each test all the same). */
-  const build = (opts: Partial<WorkerOptionsInit> = {}): Worker => {
+  const build = (
+    opts: Partial<WorkerOptionsInit> = {},
+    config: Omit<WorkerRunConfig, 'handleSignals'> = {},
+  ): Worker => {
     const worker = new Worker(
       new WorkerOptions({
         entrypointFnc: () => undefined,
@@ -24,13 +28,16 @@ export function workerFactory(emu: () => Emulator) {
         apiSecret: emu().apiSecret,
         ...opts,
       }),
-      { handleSignals: false },
+      { ...config, handleSignals: false },
     );
     started.push(worker);
     return worker;
   };
-  const start = (opts: Partial<WorkerOptionsInit> = {}): Worker => {
-    const worker = build(opts);
+  const start = (
+    opts: Partial<WorkerOptionsInit> = {},
+    config: Omit<WorkerRunConfig, 'handleSignals'> = {},
+  ): Worker => {
+    const worker = build(opts, config);
     // Failures surface through the assertions on `run()` where a test cares.
     worker.run().catch(() => undefined);
     return worker;

@@ -276,6 +276,7 @@ describe('jobProcess chart', () => {
         jobId: 'J2',
         outcome: 'failed',
         reason: 'prewarm failed: model missing',
+        processKept: false,
       },
       {
         type: 'PROCESS_EXITED',
@@ -333,6 +334,7 @@ describe('jobProcess chart', () => {
         jobId: 'J1',
         outcome: 'failed',
         reason: 'crashed (code 137)',
+        processKept: false,
       },
       {
         type: 'PROCESS_EXITED',

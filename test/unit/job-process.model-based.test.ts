@@ -23,6 +23,7 @@ import { UNREACHABLE } from '../model/unreachable.ts';
 import { startJobProcessChart } from '../support/job-process-chart-harness.ts';
 import {
   jobProcessModel,
+  MODEL_JOBS_PER_PROCESS,
   serializeJobProcessModel,
   type JobProcessModelContext,
 } from '../model/jobProcess.model.ts';
@@ -55,6 +56,7 @@ function startProcess(withJob: boolean) {
       shutdownTimeout: SHUTDOWN,
       terminateTimeout: TERM,
       killTimeout: KILL,
+      reuse: { maxJobs: MODEL_JOBS_PER_PROCESS, memoryGrowthMb: 50 },
     },
     recorder.inspect,
   );
@@ -80,7 +82,8 @@ function startProcess(withJob: boolean) {
       for (const { report: r, state: finalState } of reports.slice(seenReports)) {
         if (r.type === 'PROCESS_PREWARMED') out.push('prewarmed');
         else if (r.type === 'JOB_STARTED') out.push('started');
-        else if (r.type === 'JOB_ENDED') out.push(`ended:${r.outcome}`);
+        else if (r.type === 'JOB_ENDED')
+          out.push(`ended:${r.outcome}${r.processKept ? ':kept' : ''}`);
         else out.push(`exited:${String(finalState)}:${r.failed ? 'failed' : 'ok'}`);
       }
       for (const cmd of commands.slice(seenCommands)) {
@@ -125,7 +128,7 @@ function runPath(path: ReturnType<typeof testModel.getShortestPaths>[number]) {
       if (!sut) throw new Error('no process started');
       return sut;
     };
-    let jobGiven = false;
+    let jobsGiven = 0;
     // The graph keeps one snapshot per model state, so a step's effects are recomputed from the
     // previous step's state and the event actually taken.
     let previous: AnyMachineSnapshot | undefined;
@@ -137,19 +140,27 @@ function runPath(path: ReturnType<typeof testModel.getShortestPaths>[number]) {
         },
         START_FOR_JOB: () => {
           sut = startProcess(true);
-          jobGiven = true;
+          jobsGiven = 1;
         },
         SPAWNED: () => live().host({ type: 'PROCESS_SPAWNED', pid: PID }),
         PREWARM_OK: () => live().host({ type: 'PREWARM_SUCCEEDED' }),
         PREWARM_FAIL: () => live().host({ type: 'PREWARM_FAILED', error: 'model says no' }),
         INIT_TIMEOUT: () => passDeadline(live(), INIT),
         LAUNCH: () => {
-          jobGiven = true;
+          jobsGiven++;
           live().child.send({ type: 'LAUNCH', job });
         },
         JOB_CONFIRMED: () => live().host({ type: 'JOB_RUNNING' }),
         JOB_RETURNED: () =>
           live().host({ type: 'JOB_RETURNED', outcome: 'success', reason: 'room disconnected' }),
+        JOB_RETURNED_CLEAN: () =>
+          live().host({
+            type: 'JOB_RETURNED',
+            outcome: 'success',
+            reason: 'room disconnected',
+            clean: true,
+            rssGrowthMb: 10,
+          }),
         JOB_THREW: () =>
           live().host({ type: 'JOB_RETURNED', outcome: 'failed', reason: 'entrypoint threw' }),
         SHUTDOWN: () => live().child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'model' }),
@@ -192,7 +203,7 @@ function runPath(path: ReturnType<typeof testModel.getShortestPaths>[number]) {
             // PROCESS_EXITED is always the last report, and a job given is reported ended once.
             expect(types.filter((t) => t === 'PROCESS_EXITED')).toHaveLength(1);
             expect(types.at(-1)).toBe('PROCESS_EXITED');
-            expect(types.filter((t) => t === 'JOB_ENDED')).toHaveLength(jobGiven ? 1 : 0);
+            expect(types.filter((t) => t === 'JOB_ENDED')).toHaveLength(jobsGiven);
             expect(s.hostStopped, 'the host is released').toBe(true);
           }
         },

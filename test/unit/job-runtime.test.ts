@@ -62,6 +62,7 @@ describe('job runtime', () => {
     expect(await job.done).toEqual({
       outcome: 'success',
       reason: 'entrypoint returned without connecting',
+      clean: true,
     });
   });
 
@@ -84,7 +85,7 @@ describe('job runtime', () => {
     await new Promise((r) => setTimeout(r, 20));
     room.emit(RoomEvent.ParticipantDisconnected, participant('someone-else'));
     room.emit(RoomEvent.ParticipantDisconnected, participant('pub'));
-    expect(await job.done).toEqual({ outcome: 'success', reason: 'publisher left' });
+    expect(await job.done).toEqual({ outcome: 'success', reason: 'publisher left', clean: true });
   });
 
   it('ends a PARTICIPANT job when the participant it is for leaves, and only then', async () => {
@@ -99,7 +100,11 @@ describe('job runtime', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(ended).toBe(false);
     room.emit(RoomEvent.ParticipantDisconnected, participant('jane'));
-    expect(await job.done).toEqual({ outcome: 'success', reason: 'participant left' });
+    expect(await job.done).toEqual({
+      outcome: 'success',
+      reason: 'participant left',
+      clean: true,
+    });
   });
 
   it('gives a PARTICIPANT job ctx.participant: the job’s ParticipantInfo, then the live participant once in the room', async () => {
@@ -130,7 +135,12 @@ describe('job runtime', () => {
       ctx.addShutdownCallback((reason) => void ran.push(reason));
       throw new Error('boom');
     });
-    expect(await job.done).toEqual({ outcome: 'failed', reason: 'entrypoint threw: boom' });
+    // Not clean: a callback overran (the process would not be reused).
+    expect(await job.done).toEqual({
+      outcome: 'failed',
+      reason: 'entrypoint threw: boom',
+      clean: false,
+    });
     expect(ran).toEqual(['entrypoint threw: boom']);
   });
 
@@ -146,7 +156,11 @@ describe('job runtime', () => {
   it('ends on the worker’s request while the entrypoint still runs', async () => {
     const { job } = run(() => new Promise(() => {}));
     job.shutdown('server terminated the job');
-    expect(await job.done).toEqual({ outcome: 'success', reason: 'server terminated the job' });
+    expect(await job.done).toEqual({
+      outcome: 'success',
+      reason: 'server terminated the job',
+      clean: true,
+    });
   });
 
   it('does not count a failed connection as connected', async () => {

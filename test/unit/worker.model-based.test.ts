@@ -60,6 +60,7 @@ const MS = {
   initialize: 15_000,
   startBudget: 30_000,
   startDeadline: 45_000, // startBudget + initialize
+  surplusIdle: 4_000,
 } as const;
 
 const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
@@ -145,6 +146,8 @@ function startWorker() {
     requestTimeout: MS.request,
     assignmentTimeout: MS.assignment,
     initializeProcessTimeout: MS.initialize,
+    jobsPerProcess: 2,
+    surplusIdleTimeout: MS.surplusIdle,
     random: () => 1,
   });
   const actor = createActor(machine, {
@@ -235,6 +238,16 @@ function startWorker() {
     TERMINATE: () => server({ type: 'JOB_TERMINATED', jobId: current!.id }),
     JOB_ENDS: () =>
       procOfJob().send({ type: 'JOB_RETURNED', outcome: 'success', reason: 'room closed' }),
+    JOB_ENDS_CLEAN: () =>
+      procOfJob().send({
+        type: 'JOB_RETURNED',
+        outcome: 'success',
+        reason: 'room closed',
+        clean: true,
+        rssGrowthMb: 1,
+      }),
+    IDLE_CHECK: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
+    IDLE_CHECK_SURPLUS: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
     JOB_CRASH: () => procOfJob().send({ type: 'CHILD_EXITED', code: 1, signal: null }),
     START_DEADLINE: () => deadline(MS.startDeadline, 'the start deadline'),
     PROC_WARM_OK: () => spareHost('prewarming').send({ type: 'PREWARM_SUCCEEDED' }),
