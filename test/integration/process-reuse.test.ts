@@ -77,15 +77,18 @@ describe('process reuse (emulator, real job processes)', () => {
       { chartTuning: { surplusIdleTimeout: 500 } },
     );
     await workers.ready(worker);
-    // The spare replacing the one the job took is warm before the job ends.
-    emu().createDispatch({ room: 'surplus-1', agentName: 'reuse-surplus', metadata: 'sleep:3000' });
+    // A job that runs until the server ends it, so the spare replacing its process is warm first.
+    emu().createDispatch({ room: 'surplus-1', agentName: 'reuse-surplus', metadata: 'hold' });
     await eventually(
-      () => idleProcs(worker).length === 1 && worker.activeJobs.length === 1,
-      'a warm spare beside the job',
+      () => idleProcs(worker).length === 1 && worker.activeJobs[0]?.phase === 'running',
+      'a warm spare beside the running job',
       30_000,
     );
-    const jobPid = worker.activeJobs[0]!.pid!;
+    const job = worker.activeJobs[0]!;
+    const jobPid = job.pid!;
+    expect(emu().terminateJob(job.id)).toBe(true);
     await eventually(() => worker.activeJobs.length === 0, 'the job to end', 30_000);
+    expect(emu().jobs.find((j) => j.room === 'surplus-1')?.status).toBe('success');
     // For a moment two processes are idle: the spare and the kept one.
     await eventually(() => !isAlive(jobPid), 'the surplus kept process to exit', 10_000);
     expect(idleProcs(worker)).toHaveLength(1);
