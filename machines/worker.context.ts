@@ -54,6 +54,11 @@ export interface WorkerChartOptions {
    * back to its size soon after a burst.
    */
   surplusIdleTimeout: number;
+  /**
+   * How long after a job's entrypoint starts the spare that replaces its process is started
+   * (`SPARE_REFILL_DELAY` in src/worker/chart-options.ts says why).
+   */
+  spareRefillDelay: number;
   /** The start time (ms) assumed before any process has been measured. */
   initialStartEstimate: number;
   /** The chart's clock for measuring starts (ms; only differences are used). Injected for tests. */

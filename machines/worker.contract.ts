@@ -60,7 +60,9 @@ export type WorkerEvent =
   /** Internal (raised with a delay by the chart): a queued job's time to get a process is up. */
   | { type: 'JOB_START_DEADLINE_PASSED'; jobId: string }
   /** Internal (raised with a delay): a reused process has been idle for `surplusIdleTimeout`. */
-  | { type: 'PROCESS_IDLE_TIMED_OUT'; procId: string };
+  | { type: 'PROCESS_IDLE_TIMED_OUT'; procId: string }
+  /** Internal (raised with a delay by the chart): time to replace the spare a started job took. */
+  | { type: 'SPARE_REFILL_DUE' };
 
 /** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
 export type WorkerEmitted =

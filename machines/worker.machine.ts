@@ -288,10 +288,12 @@ export const workerMachine = workerSetup.createMachine({
             },
             // The lifecycle region (first in document order) has just used a process or queued
             // the job. A queued job gets its start now; the spare that replaces a process a job
-            // took is started once that job's entrypoint runs (JOB_STARTED), so the hand-off does
-            // not share the CPU with a new process booting.
+            // took is started SPARE_REFILL_DELAY after that job's entrypoint runs (JOB_STARTED),
+            // so neither the hand-off nor the job's joining its room shares the CPU with a new
+            // process booting.
             JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
-            JOB_STARTED: { actions: { type: 'startProcesses', params: { spares: true } } },
+            JOB_STARTED: { actions: 'scheduleSpareRefill' },
+            SPARE_REFILL_DUE: { actions: { type: 'startProcesses', params: { spares: true } } },
             JOB_ENDED: {
               guard: { type: 'processKept', params: fromEvent },
               actions: {

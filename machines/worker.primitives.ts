@@ -128,6 +128,7 @@ export const primitives = setup({
     SPAWN_RETRY_DELAY: ({ context }) => spawnRetryDelay(context),
     JOB_START_DEADLINE: ({ context }) => startDeadline(context),
     SURPLUS_IDLE_TIMEOUT: ({ context }) => context.options.surplusIdleTimeout,
+    SPARE_REFILL_DELAY: ({ context }) => context.options.spareRefillDelay,
   },
   actions: {
     connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
@@ -153,6 +154,8 @@ export const primitives = setup({
       { delay: 'STATUS_INTERVAL', id: 'statusTick' },
     ),
     cancelStatusTick: cancel('statusTick'),
+    /** One refill per started job; each one starts only what the pool still lacks. */
+    scheduleSpareRefill: raise({ type: 'SPARE_REFILL_DUE' }, { delay: 'SPARE_REFILL_DELAY' }),
     reportStatus: enqueueActions(({ enqueue, context }, p: { status: WorkerAvailability }) => {
       const report = { status: p.status, load: context.load, jobCount: activeJobCount(context) };
       enqueue.sendTo('link', { type: 'WORKER_STATUS_REPORTED', ...report });

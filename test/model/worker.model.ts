@@ -38,6 +38,8 @@ export interface WorkerModelContext {
   keptIdle: boolean;
   /** The running job's process runs its first job, on the current code: it may be kept. */
   runningKeepable: boolean;
+  /** A started job's spare refill is due (`spareRefillDelay` after its entrypoint ran). */
+  refillPending: boolean;
   load: 'low' | 'high';
   effects: string[];
 }
@@ -70,6 +72,7 @@ export type WorkerModelEventType =
   | 'JOB_ENDS_CLEAN'
   | 'IDLE_CHECK'
   | 'IDLE_CHECK_SURPLUS'
+  | 'SPARE_REFILL'
   | 'JOB_CRASH'
   | 'PROC_WARM_OK'
   | 'PROC_WARM_FAIL'
@@ -110,6 +113,7 @@ export const workerModel = setup({
     loadIs: ({ context }, p: { load: 'low' | 'high' }) => context.load === p.load,
     noJob: ({ context }) => context.job === 'none',
     keptIdle: ({ context }) => context.keptIdle,
+    refillPending: ({ context }) => context.refillPending,
     /** More processes are idle than the one spare plus a job about to need one. */
     surplusIdle: ({ context }) => {
       const waiting = context.job === 'deciding' || context.job === 'accepted' ? 1 : 0;
@@ -171,11 +175,22 @@ export const workerModel = setup({
     })),
     /** Starts what the pool lacks: one per queued job, plus one spare when `spares`. */
     fillPool: assign(({ context }, p: { spares: boolean }) => filled(context, p.spares)),
-    /** After an assignment: the queued job's process, and a spare only once a job runs. */
-    fillPoolAfterAssignment: assign(({ context }) =>
-      // `assignJob` (lifecycle region, first) has already moved the job on.
-      filled(context, context.job === 'running'),
-    ),
+    /**
+     * After an assignment: the queued job's process now; a job that runs at once has its spare
+     * refill scheduled (`assignJob`, lifecycle region, first, has already moved the job on).
+     */
+    fillPoolAfterAssignment: assign(({ context }) => ({
+      ...filled(context, false),
+      refillPending: context.refillPending || context.job === 'running',
+    })),
+    /** The refill after a job started: what the pool lacks is started now. */
+    refill: assign(({ context }) => ({
+      refillPending: false,
+      effects: [],
+      ...filled({ ...context, effects: [] }, true),
+    })),
+    /** The refill comes while the pool is not warming: nothing starts. */
+    dropRefill: assign({ refillPending: false, effects: [] }),
     /** A process gets warm: it runs the queued job, or is idle. */
     processWarm: assign(({ context }) =>
       context.job === 'queued'
@@ -232,6 +247,7 @@ export const workerModel = setup({
     keptIdle: false,
     runningKeepable: false,
     load: 'low',
+    refillPending: false,
     effects: ['connect', 'spawn'],
   },
   states: {
@@ -396,6 +412,7 @@ export const workerModel = setup({
           actions: 'clearEffects',
         },
         IDLE_CHECK_SURPLUS: { guard: and(['keptIdle', 'surplusIdle']), actions: 'retireKept' },
+        SPARE_REFILL: { guard: 'refillPending', actions: 'dropRefill' },
       },
       states: {
         warming: {
@@ -417,6 +434,7 @@ export const workerModel = setup({
               guard: 'anyStarting',
               actions: ['processWarm', { type: 'fillPool', params: { spares: true } }],
             },
+            SPARE_REFILL: { guard: 'refillPending', actions: 'refill' },
             // A failed start fails no job by itself; the pool backs off before the next.
             PROC_WARM_FAIL: {
               guard: 'anyStarting',
@@ -428,9 +446,19 @@ export const workerModel = setup({
               actions: ['idleCrashed', { type: 'fillPool', params: { spares: true } }],
             },
             RECYCLE: { actions: ['dropSpares', { type: 'fillPool', params: { spares: true } }] },
+            // A job's process that exits leaves the pool short until a refill: it is refilled
+            // now (a kept one is idle again instead).
             JOB_ENDS_CLEAN: {
               guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
-              actions: 'keepProcess',
+              actions: ['keepProcess', { type: 'fillPool', params: { spares: true } }],
+            },
+            JOB_ENDS: {
+              guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
+              actions: { type: 'fillPool', params: { spares: true } },
+            },
+            JOB_CRASH: {
+              guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
+              actions: { type: 'fillPool', params: { spares: true } },
             },
           },
         },
@@ -480,6 +508,15 @@ export const workerModel = setup({
 
 /** A model state's identity: where it is and what it holds; never the effects. */
 export function serializeWorkerModel(s: { value: unknown; context: WorkerModelContext }): string {
-  const { job, starting, idle, load, keptIdle, runningKeepable } = s.context;
-  return JSON.stringify([s.value, job, starting, idle, load, keptIdle, runningKeepable]);
+  const { job, starting, idle, load, keptIdle, runningKeepable, refillPending } = s.context;
+  return JSON.stringify([
+    s.value,
+    job,
+    starting,
+    idle,
+    load,
+    keptIdle,
+    runningKeepable,
+    refillPending,
+  ]);
 }

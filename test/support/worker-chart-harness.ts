@@ -20,6 +20,7 @@ import type {
 } from '../../machines/processHost.contract.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import type { WorkerChartOptions } from '../../machines/worker.context.ts';
+import { SPARE_REFILL_DELAY } from '../../src/worker/chart-options.ts';
 import {
   workerMachine,
   type WorkerEmitted,
@@ -54,6 +55,7 @@ export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChar
   jobsPerProcess: 1,
   reuseMemoryGrowthMb: 100,
   surplusIdleTimeout: 5_000,
+  spareRefillDelay: SPARE_REFILL_DELAY,
   initialStartEstimate: 1_000,
   now: () => 0,
   random: () => 1,

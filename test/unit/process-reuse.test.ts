@@ -121,7 +121,9 @@ describe('process reuse: the worker chart', () => {
     const w = await worker({ options: { numIdleProcesses: 1, jobsPerProcess: 3 } });
     await w.assign('AJ_1');
     const first = w.procOf('AJ_1')!;
-    // The spare replacing the one AJ_1 took.
+    // The spare replacing the one AJ_1 took, started once AJ_1 had time to join its room.
+    w.clock.increment(500);
+    await w.flush();
     expect(w.hosts.size).toBe(2);
     w.hosts.get(first)!.send(clean());
     await w.flush();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { SPARE_REFILL_DELAY } from '../../src/worker/chart-options.ts';
 import { makeJob, startWorkerChart } from '../support/worker-chart-harness.ts';
 
 const register = { type: 'REGISTERED', workerId: 'AW_test', serverVersion: '1.13.5' } as const;
@@ -50,6 +51,13 @@ describe('worker chart', () => {
     expect(launched).toMatchObject({
       job: { jobId: 'AJ_1', token: 'tok', url: 'ws://server.test', workerId: 'AW_test' },
     });
+    // The replacement waits while the job joins its room, then starts.
+    expect(w.hosts.size).toBe(1);
+    w.clock.increment(SPARE_REFILL_DELAY - 1);
+    await w.flush();
+    expect(w.hosts.size).toBe(1);
+    w.clock.increment(1);
+    await w.flush();
     expect(w.hosts.size).toBe(2);
     expect(w.jobStatuses()).toContainEqual(
       expect.objectContaining({ jobId: 'AJ_1', outcome: 'running' }),
@@ -266,6 +274,8 @@ describe('worker chart', () => {
   it('recycles idle processes into fresh ones and leaves running jobs alone', async () => {
     const w = await registered({ options: { numIdleProcesses: 2 } });
     await acceptAndAssign(w, 'AJ_1');
+    w.clock.increment(SPARE_REFILL_DELAY);
+    await w.flush();
     const before = Object.values(w.actor.getSnapshot().context.procs);
     const running = before.find((p) => p.jobId === 'AJ_1')!;
     const idle = before.filter((p) => !p.jobId).map((p) => p.procId);

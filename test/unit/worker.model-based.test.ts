@@ -61,6 +61,7 @@ const MS = {
   startBudget: 30_000,
   startDeadline: 45_000, // startBudget + initialize
   surplusIdle: 4_000,
+  spareRefill: 600,
 } as const;
 
 const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
@@ -148,6 +149,7 @@ function startWorker() {
     initializeProcessTimeout: MS.initialize,
     jobsPerProcess: 2,
     surplusIdleTimeout: MS.surplusIdle,
+    spareRefillDelay: MS.spareRefill,
     random: () => 1,
   });
   const actor = createActor(machine, {
@@ -248,6 +250,7 @@ function startWorker() {
       }),
     IDLE_CHECK: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
     IDLE_CHECK_SURPLUS: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
+    SPARE_REFILL: () => deadline(MS.spareRefill, "the refill of a started job's spare"),
     JOB_CRASH: () => procOfJob().send({ type: 'CHILD_EXITED', code: 1, signal: null }),
     START_DEADLINE: () => deadline(MS.startDeadline, 'the start deadline'),
     PROC_WARM_OK: () => spareHost('prewarming').send({ type: 'PREWARM_SUCCEEDED' }),
