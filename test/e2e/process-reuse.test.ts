@@ -62,8 +62,11 @@ describe('process reuse on a real server', () => {
       (r) => r.message === 'job torn down' && r.pid === pids[0],
     );
     expect(teardowns.map((r) => r.clean)).toEqual([true, true, true]);
+    const procId = teardowns[0]?.procId;
     expect(
-      worker.records.filter((r) => r.message === 'job process kept for another job'),
+      worker.records.filter(
+        (r) => r.message === 'job process kept for another job' && r.procId === procId,
+      ),
     ).toHaveLength(2);
     // How much a real room job grew the process (for the README's default bound).
     console.log('RSS growth after each job (MB):', teardowns.map((r) => r.rssGrowthMb).join(', '));
