@@ -27,6 +27,11 @@ const stopsAt = <T extends string>(target: T) => ({
   actions: { type: 'recordStopReason' as const, params: fromEvent },
 });
 
+/** Params of `retireProcess` for the process an event names, with this reason. */
+const retiredAs =
+  (reason: string) =>
+  ({ event }: { event: { procId: string } }) => ({ procId: event.procId, reason });
+
 /** The link is down: count the failure and wait to reconnect. */
 const reconnects = {
   target: 'reconnecting' as const,
@@ -261,14 +266,27 @@ export const workerMachine = workerSetup.createMachine({
       on: {
         'xstate.done.state.worker.lifecycle': '.closed',
         DRAIN_REQUESTED: '.closed',
+        // A process back from its job (reuse): let go if a reload replaced its code, else it
+        // takes the oldest queued job, else it waits as a spare.
+        JOB_ENDED: [
+          {
+            guard: { type: 'keptWithReplacedCode', params: fromEvent },
+            actions: { type: 'retireProcess', params: retiredAs('its code has been replaced') },
+          },
+          {
+            guard: { type: 'keptWithQueuedJob', params: fromEvent },
+            actions: { type: 'giveQueuedJob', params: fromEvent },
+          },
+          {
+            guard: { type: 'processKept', params: fromEvent },
+            actions: { type: 'keepAsSpare', params: fromEvent },
+          },
+        ],
         // A reused idle process is let go once more are idle than wanted, else checked again.
         PROCESS_IDLE_TIMED_OUT: [
           {
             guard: { type: 'isSurplusIdle', params: fromEvent },
-            actions: {
-              type: 'retireProcess',
-              params: ({ event }) => ({ procId: event.procId, reason: 'surplus idle process' }),
-            },
+            actions: { type: 'retireProcess', params: retiredAs('surplus idle process') },
           },
           {
             guard: { type: 'isIdle', params: fromEvent },
@@ -294,13 +312,6 @@ export const workerMachine = workerSetup.createMachine({
             JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
             JOB_STARTED: { actions: 'scheduleSpareRefill' },
             SPARE_REFILL_DUE: { actions: { type: 'startProcesses', params: { spares: true } } },
-            JOB_ENDED: {
-              guard: { type: 'processKept', params: fromEvent },
-              actions: {
-                type: 'takeBackProcess',
-                params: ({ event }) => ({ ...event, spares: true }),
-              },
-            },
             PROCESS_PREWARMED: {
               actions: [
                 { type: 'markProcessPrewarmed', params: fromEvent },
@@ -334,13 +345,6 @@ export const workerMachine = workerSetup.createMachine({
               actions: { type: 'recycleIdleProcesses', params: fromEvent },
             },
             PROCESS_PREWARMED: { actions: { type: 'markProcessPrewarmed', params: fromEvent } },
-            JOB_ENDED: {
-              guard: { type: 'processKept', params: fromEvent },
-              actions: {
-                type: 'takeBackProcess',
-                params: ({ event }) => ({ ...event, spares: true }),
-              },
-            },
             PROCESS_EXITED: [
               {
                 guard: { type: 'prewarmFailed', params: fromEvent },
@@ -359,13 +363,18 @@ export const workerMachine = workerSetup.createMachine({
           type: 'final',
           on: {
             JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
-            JOB_ENDED: {
-              guard: { type: 'processKept', params: fromEvent },
-              actions: {
-                type: 'takeBackProcess',
-                params: ({ event }) => ({ ...event, spares: false }),
+            // No spares while draining: a process back from its job (reuse) takes a queued job
+            // or is let go.
+            JOB_ENDED: [
+              {
+                guard: { type: 'keptWithQueuedJob', params: fromEvent },
+                actions: { type: 'giveQueuedJob', params: fromEvent },
               },
-            },
+              {
+                guard: { type: 'processKept', params: fromEvent },
+                actions: { type: 'retireProcess', params: retiredAs('no spares while draining') },
+              },
+            ],
             PROCESS_PREWARMED: {
               actions: [
                 { type: 'markProcessPrewarmed', params: fromEvent },

@@ -47,6 +47,7 @@ import {
   prewarmingProc,
   processesToStart,
   procList,
+  queuedJobs,
   reconnectDelay,
   requestId,
   shutdownGrace,
@@ -111,6 +112,13 @@ export const primitives = setup({
       p.failed && context.procs[p.procId]?.phase === 'prewarming',
     /** A job's process went back to idle for another job (reuse). */
     processKept: (_, p: { processKept: boolean }) => p.processKept,
+    /** It came back, but imported code a reload has replaced since: it is not reused. */
+    keptWithReplacedCode: ({ context }, p: { procId: string; processKept: boolean }) =>
+      p.processKept &&
+      (context.procs[p.procId]?.generation ?? context.generation) !== context.generation,
+    /** It came back, and a job is queued for the next warm process. */
+    keptWithQueuedJob: ({ context }, p: { processKept: boolean }) =>
+      p.processKept && queuedJobs(context).length > 0,
     /** The process is idle and holds no job. */
     isIdle: ({ context }, p: { procId: string }) => isIdleProc(context, p.procId),
     /** It is idle, and more processes are idle than the spares and waiting jobs need. */

@@ -53,7 +53,8 @@ export const workerSetup = primitives.extend<{
   terminateJob: JobIdParams;
   reportRemainingJobsFailed: undefined;
   recycleIdleProcesses: ReasonParams;
-  takeBackProcess: { procId: string; spares: boolean };
+  giveQueuedJob: { procId: string };
+  keepAsSpare: { procId: string };
 }>({
   actions: {
     /**
@@ -67,26 +68,17 @@ export const workerSetup = primitives.extend<{
       }
       enqueue.assign({ prewarmFailures: 0, generation: context.generation + 1 });
     }),
-    /**
-     * A reused process is idle again (the lifecycle region has recorded its job's end): it takes
-     * the oldest queued job; or is let go when it runs older code (dev reload) or spares are no
-     * longer kept (draining); else it waits as a spare, checked every `surplusIdleTimeout` and
-     * let go once more processes are idle than wanted.
-     */
-    takeBackProcess: enqueueActions(({ enqueue, context }, p) => {
-      const proc = context.procs[p.procId];
-      if (proc?.phase !== 'idle' || proc.jobId) return;
-      const retire = (reason: string) =>
-        enqueue({ type: 'retireProcess', params: { procId: p.procId, reason } });
+    /** A process that came back (reuse) takes the oldest queued job. */
+    giveQueuedJob: enqueueActions(({ enqueue, context }, p) => {
       const next = queuedJobs(context)[0];
-      if (proc.generation !== context.generation) return retire('its code has been replaced');
-      if (!next && !p.spares) return retire('no spares are kept while draining');
+      if (!next) return;
       enqueue.emit({ type: 'processReused', procId: p.procId });
-      if (next) {
-        enqueue({ type: 'handJobToProcess', params: { jobId: next.jobId, procId: p.procId } });
-      } else {
-        enqueue({ type: 'armIdleTimer', params: { procId: p.procId } });
-      }
+      enqueue({ type: 'handJobToProcess', params: { jobId: next.jobId, procId: p.procId } });
+    }),
+    /** A process that came back waits as a spare, checked every `surplusIdleTimeout`. */
+    keepAsSpare: enqueueActions(({ enqueue }, p) => {
+      enqueue.emit({ type: 'processReused', procId: p.procId });
+      enqueue({ type: 'armIdleTimer', params: { procId: p.procId } });
     }),
     /** Says "no" to an offer that never got a slot. */
     declineOffer: enqueueActions(({ enqueue }, p) => {

@@ -66,6 +66,7 @@ const EAGER: World = {
     'RECONNECT_DELAY',
     'DRAIN_TIMEOUT',
     'JOB_ENDS',
+    'SPARE_REFILL',
   ]),
   stimuli: new Set(STIMULI),
 };
@@ -81,6 +82,7 @@ const GATED: World = {
     'DRAIN_TIMEOUT',
     'JOB_ENDS',
     'SPAWN_RETRY',
+    'SPARE_REFILL',
   ]),
   stimuli: new Set([...STIMULI, 'PROC_WARM_OK', 'PROC_WARM_FAIL']),
 };

@@ -11,5 +11,9 @@ export const UNREACHABLE: Unreachable = {
       'defensive: `available` is left by its `always` as soon as a job can no longer be taken, so an offer handled in `available` always passes canTakeJob',
     'lifecycle.draining: REQUEST_ACCEPTED#0 → (stay)':
       'defensive: entering `draining` stops every deciding request (declineUndecidedRequests), so no known job can be accepted while draining',
+    'processes: JOB_ENDED#1 → (stay)':
+      'not with the model’s one job slot: a job is queued only while no other job runs, so none can be waiting when a reused process comes back; test/unit/process-reuse.test.ts takes it (a queued job takes a process as it comes back)',
+    'processes.closed: JOB_ENDED#0 → (stay)':
+      'not with the model’s one job slot (as above), here while draining; test/unit/process-reuse.test.ts takes it (draining, a queued job still takes a process that comes back)',
   },
 };

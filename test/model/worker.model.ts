@@ -36,8 +36,10 @@ export interface WorkerModelContext {
   idle: number;
   /** One of the idle processes is a kept one (it ran a job), with its idle check armed. */
   keptIdle: boolean;
-  /** The running job's process runs its first job, on the current code: it may be kept. */
+  /** The running job's process runs its first job (`jobsPerProcess: 2`): it may be kept. */
   runningKeepable: boolean;
+  /** A reload replaced the code since the running job's process started: it is not kept. */
+  runningStale: boolean;
   /** A started job's spare refill is due (`spareRefillDelay` after its entrypoint ran). */
   refillPending: boolean;
   load: 'low' | 'high';
@@ -70,6 +72,7 @@ export type WorkerModelEventType =
   | 'START_DEADLINE'
   | 'JOB_ENDS'
   | 'JOB_ENDS_CLEAN'
+  | 'JOB_ENDS_CLEAN_STALE'
   | 'IDLE_CHECK'
   | 'IDLE_CHECK_SURPLUS'
   | 'SPARE_REFILL'
@@ -113,6 +116,17 @@ export const workerModel = setup({
     loadIs: ({ context }, p: { load: 'low' | 'high' }) => context.load === p.load,
     noJob: ({ context }) => context.job === 'none',
     keptIdle: ({ context }) => context.keptIdle,
+    /** The running job's process would be kept but runs replaced code. */
+    keptButStale: ({ context }) => context.runningKeepable && context.runningStale,
+    /** A job runs, and its process may be kept or exits: not the reload case. */
+    endsUnlessStale: ({ context }) =>
+      (context.job === 'running' || context.job === 'endingJob') &&
+      !(context.runningKeepable && context.runningStale),
+    /** A job runs whose process would be kept but runs replaced code. */
+    endsKeptButStale: ({ context }) =>
+      (context.job === 'running' || context.job === 'endingJob') &&
+      context.runningKeepable &&
+      context.runningStale,
     refillPending: ({ context }) => context.refillPending,
     /** More processes are idle than the one spare plus a job about to need one. */
     surplusIdle: ({ context }) => {
@@ -159,13 +173,16 @@ export const workerModel = setup({
             idle: context.idle - 1,
             keptIdle: false,
             runningKeepable: !context.keptIdle,
+            runningStale: false,
             effects: ['launch', 'job:running'],
           }
         : { job: 'queued' as const, effects: [] as string[] },
     ),
     /** A clean end: the process stays idle when it may (warming or backing off, not draining). */
     keepProcess: assign(({ context }) =>
-      context.runningKeepable ? { idle: context.idle + 1, keptIdle: true } : {},
+      context.runningKeepable && !context.runningStale
+        ? { idle: context.idle + 1, keptIdle: true }
+        : {},
     ),
     /** The kept process's idle check when it is a surplus: it is let go. */
     retireKept: assign(({ context }) => ({
@@ -198,6 +215,7 @@ export const workerModel = setup({
             starting: context.starting - 1,
             job: 'running' as const,
             runningKeepable: true,
+            runningStale: false,
             effects: ['launch', 'job:running'],
           }
         : { starting: context.starting - 1, idle: context.idle + 1, effects: [] as string[] },
@@ -213,13 +231,13 @@ export const workerModel = setup({
      * Recycle: every process without a job is let go (new ones follow); the running job's
      * process now runs old code and is not kept after it.
      */
-    dropSpares: assign({
+    dropSpares: assign(({ context }) => ({
       starting: 0,
       idle: 0,
       keptIdle: false,
-      runningKeepable: false,
+      runningStale: context.job === 'running' || context.job === 'endingJob',
       effects: [],
-    }),
+    })),
     clearEffects: assign({ effects: [] }),
     /**
      * Stopping: the server hears at once about a job still held (its process dies with the
@@ -246,6 +264,7 @@ export const workerModel = setup({
     idle: 0,
     keptIdle: false,
     runningKeepable: false,
+    runningStale: false,
     load: 'low',
     refillPending: false,
     effects: ['connect', 'spawn'],
@@ -287,8 +306,13 @@ export const workerModel = setup({
           guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
           actions: { type: 'setJob', params: { job: 'none', effects: ['job:success'] } },
         },
+        // One stimulus (a clean end); two events, so paths take both ways a reload decides it.
         JOB_ENDS_CLEAN: {
-          guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
+          guard: 'endsUnlessStale',
+          actions: { type: 'setJob', params: { job: 'none', effects: ['job:success'] } },
+        },
+        JOB_ENDS_CLEAN_STALE: {
+          guard: 'endsKeptButStale',
           actions: { type: 'setJob', params: { job: 'none', effects: ['job:success'] } },
         },
         JOB_CRASH: {
@@ -449,8 +473,12 @@ export const workerModel = setup({
             // A job's process that exits leaves the pool short until a refill: it is refilled
             // now (a kept one is idle again instead).
             JOB_ENDS_CLEAN: {
-              guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
+              guard: 'endsUnlessStale',
               actions: ['keepProcess', { type: 'fillPool', params: { spares: true } }],
+            },
+            JOB_ENDS_CLEAN_STALE: {
+              guard: 'endsKeptButStale',
+              actions: { type: 'fillPool', params: { spares: true } },
             },
             JOB_ENDS: {
               guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
@@ -476,10 +504,7 @@ export const workerModel = setup({
             PROC_WARM_OK: { guard: 'anyStarting', actions: 'processWarm' },
             PROC_WARM_FAIL: { guard: 'anyStarting', actions: 'processFailed' },
             SPARE_CRASH: { guard: 'anyIdle', actions: 'idleCrashed' },
-            JOB_ENDS_CLEAN: {
-              guard: { type: 'jobIs', params: { phases: ['running', 'endingJob'] } },
-              actions: 'keepProcess',
-            },
+            JOB_ENDS_CLEAN: { guard: 'endsUnlessStale', actions: 'keepProcess' },
           },
         },
         // Draining or stopped: only a queued job still gets a process started for it.
@@ -508,7 +533,8 @@ export const workerModel = setup({
 
 /** A model state's identity: where it is and what it holds; never the effects. */
 export function serializeWorkerModel(s: { value: unknown; context: WorkerModelContext }): string {
-  const { job, starting, idle, load, keptIdle, runningKeepable, refillPending } = s.context;
+  const { job, starting, idle, load, keptIdle, runningKeepable, runningStale, refillPending } =
+    s.context;
   return JSON.stringify([
     s.value,
     job,
@@ -517,6 +543,7 @@ export function serializeWorkerModel(s: { value: unknown; context: WorkerModelCo
     load,
     keptIdle,
     runningKeepable,
+    runningStale,
     refillPending,
   ]);
 }

@@ -203,6 +203,24 @@ describe('process reuse: the worker chart', () => {
     expect(w.actor.getSnapshot().context.jobs['AJ_2']?.phase).toBe('running');
   });
 
+  it('while draining, still gives a queued job to a process that comes back', async () => {
+    const w = await worker({
+      options: { numIdleProcesses: 1, jobsPerProcess: 2 },
+      autoPrewarm: false,
+    });
+    const [first] = [...w.hosts.keys()];
+    w.hosts.get(first!)!.send({ type: 'PREWARM_SUCCEEDED' });
+    await w.flush();
+    await w.assign('AJ_1');
+    await w.assign('AJ_2');
+    w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
+    expect(w.actor.getSnapshot().context.jobs['AJ_2']?.phase).toBe('queued');
+    w.hosts.get(first!)!.send(clean());
+    await w.flush();
+    expect(w.procOf('AJ_2')).toBe(first);
+    expect(w.lifecycle().lifecycle).toEqual({ draining: 'waitingForJobs' });
+  });
+
   it('does not reuse a process that started before the code was replaced (dev reload)', async () => {
     const w = await worker({ options: { numIdleProcesses: 1, jobsPerProcess: 3 } });
     await w.assign('AJ_1');

@@ -66,6 +66,15 @@ const MS = {
 
 const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
 
+/** A job's clean end, as its process reports it (the process may be reused). */
+const cleanEnd = {
+  type: 'JOB_RETURNED',
+  outcome: 'success',
+  reason: 'room closed',
+  clean: true,
+  rssGrowthMb: 1,
+} as const;
+
 interface Host {
   procId: string;
   commands: ProcessHostCommand[];
@@ -240,14 +249,8 @@ function startWorker() {
     TERMINATE: () => server({ type: 'JOB_TERMINATED', jobId: current!.id }),
     JOB_ENDS: () =>
       procOfJob().send({ type: 'JOB_RETURNED', outcome: 'success', reason: 'room closed' }),
-    JOB_ENDS_CLEAN: () =>
-      procOfJob().send({
-        type: 'JOB_RETURNED',
-        outcome: 'success',
-        reason: 'room closed',
-        clean: true,
-        rssGrowthMb: 1,
-      }),
+    JOB_ENDS_CLEAN: () => procOfJob().send(cleanEnd),
+    JOB_ENDS_CLEAN_STALE: () => procOfJob().send(cleanEnd),
     IDLE_CHECK: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
     IDLE_CHECK_SURPLUS: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
     SPARE_REFILL: () => deadline(MS.spareRefill, "the refill of a started job's spare"),
