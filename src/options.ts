@@ -102,7 +102,8 @@ export interface WorkerOptionsInit {
    * is still declined (decision `startDelay`) when the jobs already waiting for processes, times
    * the measured start time of a process, divided by the processes that may start at once, is
    * over this. A job assigned with no warm process waits at most this plus
-   * `initializeProcessTimeout`, then fails. Default 10 s.
+   * `initializeProcessTimeout`, then fails. Default 15 s: LiveKit's client SDKs give an agent
+   * 20 s to join before they fail the session.
    */
   jobStartBudget?: number;
   /** Budget for a job process to end after being asked to. Default 60 s. */
@@ -225,7 +226,7 @@ export class WorkerOptions {
       init.initializeProcessTimeout,
       10_000,
     );
-    this.jobStartBudget = ms('jobStartBudget', init.jobStartBudget, 10_000);
+    this.jobStartBudget = ms('jobStartBudget', init.jobStartBudget, 15_000);
     this.shutdownProcessTimeout = ms('shutdownProcessTimeout', init.shutdownProcessTimeout, 60_000);
     this.jobMemoryWarnMb = num(
       'jobMemoryWarnMb',

@@ -36,7 +36,7 @@ describe('WorkerOptions', () => {
       loadThreshold: 0.7,
       maxJobs: Infinity,
       initializeProcessTimeout: 10_000,
-      jobStartBudget: 10_000,
+      jobStartBudget: 15_000,
       shutdownProcessTimeout: 60_000,
       jobMemoryLimitMb: 0,
       port: 8081,
