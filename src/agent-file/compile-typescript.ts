@@ -26,17 +26,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { AgentStateError } from '../errors.ts';
 import { PACKAGE_ROOT } from '../package-root.ts';
+import { isTypeScriptFile } from './typescript-file.ts';
 
-const TYPESCRIPT = /\.(?:ts|mts|cts|tsx)$/;
 const USER_SOURCE = /\.(?:[cm]?[jt]s|[jt]sx)$/;
 
 /** The agent file could not be compiled (a syntax or type-stripping error, or a missing import). */
 export class AgentCompileError extends AgentStateError {}
-
-/** Whether an agent file needs compiling before plain `node` can import it. */
-export function isTypeScriptFile(file: string): boolean {
-  return TYPESCRIPT.test(file);
-}
 
 /** Where the bundle of `file` goes: stable per source path, so a rebuild replaces it in place. */
 export function compiledPathFor(file: string, dir = join(dirname(file), '.agentstate')): string {
@@ -187,5 +182,5 @@ function loaderFor(path: string): 'ts' | 'tsx' | 'js' | 'jsx' {
   const ext = extname(path);
   if (ext === '.tsx') return 'tsx';
   if (ext === '.jsx') return 'jsx';
-  return TYPESCRIPT.test(path) ? 'ts' : 'js';
+  return isTypeScriptFile(path) ? 'ts' : 'js';
 }

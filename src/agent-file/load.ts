@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { AgentStateError } from '../errors.ts';
 import { registeredAgentOptions } from '../runtime-registry.ts';
 import { WorkerOptions, type WorkerOptionsInit } from '../options.ts';
-import { compileTypeScriptAgent, isTypeScriptFile } from './compile-typescript.ts';
+import { isTypeScriptFile } from './typescript-file.ts';
 
 const LOADING = Symbol.for('agentstate.cli.loadingAgent');
 type LoadingSlot = { [LOADING]?: { options?: WorkerOptions } };
@@ -42,6 +42,8 @@ export function captureRunAppOptions(opts: WorkerOptions): boolean {
 export async function agentModuleFor(path: string): Promise<string> {
   if (!isTypeScriptFile(path)) return path;
   try {
+    // Only the worker compiles; a job process, which imports this file too, never loads the compiler.
+    const { compileTypeScriptAgent } = await import('./compile-typescript.ts');
     return await compileTypeScriptAgent(path);
   } catch (cause) {
     throw new AgentFileError(cause instanceof Error ? cause.message : String(cause), { cause });

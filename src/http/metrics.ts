@@ -7,7 +7,6 @@
 import type { Registry } from 'prom-client';
 import { isJobProcess } from '../runtime-registry.ts';
 import { WORKER_STATUSES } from '../../machines/worker.contract.ts';
-import { readRssMb } from '../pool/memory.ts';
 import type { Worker } from '../worker/worker.ts';
 import { workerFullness } from './fullness.ts';
 import { processCounts } from './worker-info.ts';
@@ -15,6 +14,8 @@ import { processCounts } from './worker-info.ts';
 // prom-client (and the OpenTelemetry API it loads) is for the worker's HTTP server only; a job
 // process imports agentstate through the user's agent file and must not pay for it.
 const prom = isJobProcess() ? undefined : await import('prom-client');
+// The RSS reader (node:child_process, node:fs/promises) likewise.
+const memory = isJobProcess() ? undefined : await import('../pool/memory.ts');
 
 export interface WorkerMetrics {
   readonly registry: Registry;
@@ -119,7 +120,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
       await Promise.all(
         procs.map(async (p) => {
           if (p.pid === undefined) return;
-          const mb = await readRssMb(p.pid);
+          const mb = await memory?.readRssMb(p.pid);
           if (mb !== undefined) {
             this.set({ proc_id: p.procId, job_id: p.jobId ?? '' }, Math.round(mb * 1024 * 1024));
           }

@@ -13,7 +13,7 @@
  * while every agent is registered, `/worker` lists each agent, and the metrics carry an
  * `agent` label (see group-info.ts).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentStateError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -101,6 +101,9 @@ export async function bindHealthServer(
   const { host, port } = options;
   const log = options.logger ?? createLogger();
   let served: Served | undefined;
+  // Imported here, not at the top: every job process loads this module (the package's entry
+  // exports it) and never serves HTTP; node:http would cost each of them a few ms to start.
+  const { createServer } = await import('node:http');
   const server = createServer((req, res) => {
     handle(served, req, res).catch((err: unknown) => {
       log.warn('health server request failed', { path: req.url, error: err });

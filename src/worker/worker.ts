@@ -15,7 +15,7 @@ import {
 } from '../../machines/worker.context.ts';
 import type { WorkerEmitted, WorkerStatusName } from '../../machines/worker.contract.ts';
 import type { workerMachine } from '../../machines/worker.machine.ts';
-import { isTypeScriptFile } from '../agent-file/compile-typescript.ts';
+import { isTypeScriptFile } from '../agent-file/typescript-file.ts';
 import { agentModuleFor } from '../agent-file/load.ts';
 import type { Clock } from '../clock.ts';
 import { AgentStateError, ServerRefusedError } from '../errors.ts';

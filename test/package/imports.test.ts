@@ -7,13 +7,13 @@ import { describe, expect, inject, it } from 'vitest';
 
 const app = inject('packedProject');
 
-function nodeEval(code: string): string {
+function nodeEval(code: string, env: NodeJS.ProcessEnv = {}): string {
   return execFileSync(process.execPath, ['--input-type=module', '-e', code], {
     cwd: app,
     encoding: 'utf8',
     timeout: 30_000,
     // Nothing inherited may sneak a loader in.
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
   });
 }
 
@@ -58,6 +58,30 @@ describe('the installed package', () => {
       console.log(JSON.stringify(urls.filter((u) => /node_modules\\/(tsx|esbuild)\\//.test(u))));
     `);
     expect(JSON.parse(out)).toEqual([]);
+  });
+
+  it('costs a job process no HTTP server, hashing or compiler modules', () => {
+    // What a job process imports: its entry (the agent loader and the runtime), then the user's
+    // `import 'agentstate'`. Each module looked for here is the worker's business only.
+    const out = nodeEval(
+      `
+      const entry = import.meta.resolve('agentstate');
+      await import(new URL('./job-process/job-entry.js', entry).href);
+      await import('agentstate');
+      const builtins = process.moduleLoadList.filter((m) =>
+        /^NativeModule (http|_http_server|crypto|fs\\/promises)$/.test(m));
+      const { Session } = await import('node:inspector/promises');
+      const s = new Session();
+      s.connect();
+      const urls = [];
+      s.on('Debugger.scriptParsed', (m) => urls.push(m.params.url));
+      await s.post('Debugger.enable');
+      const own = urls.filter((u) => /\\/dist\\/src\\/(agent-file\\/compile-typescript|pool\\/memory)\\.js$/.test(u));
+      console.log(JSON.stringify({ builtins, own, entry: urls.some((u) => u.endsWith('/job-entry.js')) }));
+    `,
+      { AGENTSTATE_JOB_PROCESS: '1' },
+    );
+    expect(JSON.parse(out)).toEqual({ builtins: [], own: [], entry: true });
   });
 
   it('runs from dist/, compiled JavaScript, not from TypeScript sources', () => {
