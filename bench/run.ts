@@ -663,7 +663,7 @@ function buildFigures(
       note:
         'utime+stime from /proc/<pid>/stat of each warm idle job process (its CPU time moved ≤ 20 ms over 1 s, so it has finished prewarming and runs no job), read after the warm-up, after each churn slice and after each burst: ' +
         'processes started at the bench start, in churn and in the burst, each counted once (raw.warmProcesses). Python forks its job processes from a forkserver that has imported the modules already, so its figure is what a fork costs after that, ' +
-        'not an interpreter start; the forkserver itself is a helper (idle figures). Idle CPU since the process got warm is included, a few ms at most (see the idle tree CPU).',
+        "not an interpreter start; the forkserver itself is a helper (idle figures). Idle CPU since the process got warm is included: for a Node process read more than ~10 s after it got warm, that is V8's memory reducer (two heap collections ~8 s into idleness, ~30-60 ms of CPU together), so processes read after churn or a burst show more than those read right after the warm-up.",
     }),
     withRatios({
       id: 'warm_process_rss',

@@ -12,7 +12,9 @@ import { RoomEvent } from '@livekit/rtc-node';
 import { WorkerOptions, type JobContext } from 'agentstate';
 import { instrumentAssignments, nowMs } from './instrument.ts';
 
-instrumentAssignments();
+// The worker's socket only: a job process (marked by AGENTSTATE_JOB_PROCESS, docs/architecture.md
+// §4) has none, and would pay for the instrumentation's imports at every start.
+if (process.env.AGENTSTATE_JOB_PROCESS !== '1') await instrumentAssignments();
 
 /** The seed's example: each job is a tenth of the worker, whatever the CPU does. */
 const seedLoad = (worker: { activeJobs: readonly unknown[] }): number =>

@@ -5,18 +5,24 @@
  * handles it. Used for the "assignment → entrypoint called" figure. The agents-js fixture carries
  * its own copy (it resolves `ws` and `@livekit/protocol` from bench/peers/js).
  */
-import { ServerMessage } from '@livekit/protocol';
-import { WebSocket } from 'ws';
-
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
 let installed = false;
 
-export function instrumentAssignments(): void {
+/**
+ * Call it in the worker process only. `@livekit/protocol` (its ES build, with a second copy of
+ * @bufbuild/protobuf) and `ws` are imported here, not at the top, so a job process importing the
+ * agent file does not load them: they cost a job process ~150 ms of CPU at every start.
+ */
+export async function instrumentAssignments(): Promise<void> {
   if (installed) return;
   installed = true;
+  const [{ ServerMessage }, { WebSocket }] = await Promise.all([
+    import('@livekit/protocol'),
+    import('ws'),
+  ]);
   // Called with `emit.call(this, …)` below: the original method, bound to each socket.
   // eslint-disable-next-line @typescript-eslint/unbound-method
   const emit = WebSocket.prototype.emit;
