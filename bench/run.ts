@@ -10,6 +10,9 @@
  * (server target_load 1), so the figures measure dispatch rather than the CPU gate. Runs are
  * interleaved framework by framework so background noise hits all three alike.
  *
+ * `--only latency [--rounds N]` runs the latency jobs alone (with their per-phase split inside the
+ * job) and writes test-artifacts/bench/latest.{json,md} instead of bench/results/.
+ *
  * `--ref <commit>` benchmarks agentstate as committed at <commit> (exported with `git archive` to a
  * temp dir that borrows this repo's node_modules) instead of the working tree, e.g. while the
  * working tree is mid-edit; the bench's own code always comes from the working tree.
@@ -18,7 +21,7 @@
 import './lib/quiet-rtc.ts';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
@@ -41,6 +44,7 @@ import {
   readPins,
   type PeerInstall,
 } from './lib/peers.ts';
+import { LATENCY_FIGURES, phaseFigures } from './lib/phases.ts';
 import { processTree } from './lib/procfs.ts';
 import { withRatios, writeReport, type Figure, type Value } from './lib/report.ts';
 import { runOneJob, type JobTiming } from './lib/scenarios.ts';
@@ -49,7 +53,13 @@ import { summarize } from './lib/stats.ts';
 import { FRAMEWORKS, startWorker, type Framework, type WorkerHandle } from './lib/workers.ts';
 
 const quick = process.argv.includes('--quick');
-const cfg = quick
+const argOf = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const only = argOf('--only');
+if (only !== undefined && only !== 'latency') throw new Error(`--only ${only}: only "latency"`);
+const cfgBase = quick
   ? {
       latencyRounds: 8,
       idleWindowMs: 15_000,
@@ -68,6 +78,7 @@ const cfg = quick
       burstDeadlineMs: 40_000,
       recoverMs: 90_000,
     };
+const cfg = { ...cfgBase, latencyRounds: Number(argOf('--rounds') ?? cfgBase.latencyRounds) };
 const IDLE_PROCESSES = 4;
 const BURST_SIZE = 50;
 const CHURN_CONCURRENCY = 4;
@@ -82,7 +93,7 @@ const METHOD = [
   'Latency jobs: a user joins a fresh room, the bench calls createDispatch, waits for the agent participant and its data message, then leaves; frameworks interleaved job by job in rotating order, 0.5 s apart.',
   'Bursts and churn slices run one framework at a time, rotating the order; the others stay idle (and registered).',
   'The machine has 2 cores and other engineers may be running test suites on it at the same time: figures are noisy, interleaving spreads the noise over all three alike; compare ratios rather than absolute numbers.',
-  'Instrumentation is in the bench fixtures only (bench/agents/): the entrypoint stamps its start time into the data message; Node workers print a line when a JobAssignment frame reaches their `ws` socket, Python when AgentServer._handle_assignment is entered. No framework code is changed.',
+  'Instrumentation is in the bench fixtures only (bench/agents/): the entrypoint stamps its start time into the data message; Node workers print a line when a JobAssignment frame reaches their `ws` socket, Python when AgentServer._handle_assignment is entered; the message carries the times the entrypoint was called, connect resolved and the user was found, and each fixture appends the time its publish call resolved to the BENCH_STAMPS file (the "in the job" phases). No framework code is changed.',
   `The seed's 9-job example runs last, on a second worker per framework (agent name bench-<framework>-seed, load function min(active jobs / 10, 1), load threshold ${SEED_THRESHOLD}, 4 warm processes), started for it alone; the three run at the same time (the figure is a count the CPU must not change), each offered ${SEED_OFFERS} jobs one after another.`,
   'Peers run their documented production entry points: `node agent.mjs start` (cli.runApp + ServerOptions, defineAgent) and `python -m livekit.agents start agent.py` (AgentServer + rtc_session).',
 ];
@@ -133,7 +144,12 @@ const server = await startLiveKitServer({
 log(`livekit-server ${LIVEKIT_SERVER_VERSION} at ${server.url}`);
 const dispatch = new AgentDispatchClient(server.httpUrl, server.apiKey, server.apiSecret);
 const roomService = new RoomServiceClient(server.httpUrl, server.apiKey, server.apiSecret);
-const deps = { server, dispatch };
+// The fixtures' "publish resolved" stamps (bench/agents/instrument.ts); workers inherit the env.
+const stampsFile = join(repoRoot, 'test-artifacts', 'bench', 'stamps.jsonl');
+mkdirSync(dirname(stampsFile), { recursive: true });
+writeFileSync(stampsFile, '');
+process.env.BENCH_STAMPS = stampsFile;
+const deps = { server, dispatch, stampsFile };
 
 const workers = new Map<Framework, WorkerHandle>();
 const registrationMs: Partial<Record<Framework, number>> = {};
@@ -195,13 +211,15 @@ try {
     busyAtSample.set(fw, busyAtSample.get(fw)! + busy);
   };
   await Promise.all(active.map((fw) => sampleWarm(fw, 'warm-up')));
-  log(`sampling idle cost for ${cfg.idleWindowMs / 1000} s (all workers at once)`);
   const idle = new Map<Framework, IdleSample>();
-  await Promise.all(
-    active.map(async (fw) =>
-      idle.set(fw, await sampleIdle(fw, workers.get(fw)!.pid, cfg.idleWindowMs)),
-    ),
-  );
+  if (!only) {
+    log(`sampling idle cost for ${cfg.idleWindowMs / 1000} s (all workers at once)`);
+    await Promise.all(
+      active.map(async (fw) =>
+        idle.set(fw, await sampleIdle(fw, workers.get(fw)!.pid, cfg.idleWindowMs)),
+      ),
+    );
+  }
 
   // ---- latency, interleaved ----------------------------------------------------------------------
   log(`latency: ${cfg.latencyRounds} rounds × ${active.length} frameworks, interleaved`);
@@ -224,7 +242,7 @@ try {
   // with the three frameworks' default ones.
   const reuseChurn: ChurnSlice[] = [];
   let reuseWorker: WorkerHandle | undefined;
-  if (active.includes('agentstate')) {
+  if (!only && active.includes('agentstate')) {
     reuseWorker = await startWorker('agentstate', {
       repoRoot,
       agentstateRoot,
@@ -238,7 +256,7 @@ try {
     });
     await waitForStableTree(reuseWorker.pid, 30_000);
   }
-  for (let s = 0; s < cfg.churnSlices; s++) {
+  for (let s = 0; s < (only ? 0 : cfg.churnSlices); s++) {
     for (const fw of rotated(active, s)) {
       const slice = await runChurnSlice(
         deps,
@@ -267,7 +285,7 @@ try {
 
   // ---- burst (last: it can leave a framework's pool in backoff) -------------------------------------------------------------------------------------
   const bursts = new Map<Framework, BurstRun[]>(active.map((fw) => [fw, []]));
-  for (let b = 0; b < cfg.bursts; b++) {
+  for (let b = 0; b < (only ? 0 : cfg.bursts); b++) {
     for (const fw of rotated(active, b)) {
       log(`burst ${b + 1}: ${BURST_SIZE} dispatches at once to ${fw}`);
       const answersBefore =
@@ -307,7 +325,7 @@ try {
   const seed = new Map<Framework, SeedExampleResult>();
   const seedErrors: Partial<Record<Framework, string>> = {};
   await Promise.all(
-    active.map(async (fw) => {
+    (only ? [] : active).map(async (fw) => {
       let w: WorkerHandle | undefined;
       try {
         w = await startWorker(fw, {
@@ -351,12 +369,13 @@ try {
     warmSamples,
     seed,
     seedErrors,
-  );
-  const resultsDir = join(benchDir, 'results');
+  ).filter((f) => !only || LATENCY_FIGURES.has(f.id));
+  const resultsDir = only ? join(repoRoot, 'test-artifacts', 'bench') : join(benchDir, 'results');
   mkdirSync(resultsDir, { recursive: true });
   writeReport(resultsDir, {
     generatedAt: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
+    ...(only ? { only: `${only} (${cfg.latencyRounds} rounds)` } : {}),
     durationSeconds: Math.round((Date.now() - startedAt) / 1000),
     machine: {
       cpus: availableParallelism(),
@@ -528,6 +547,15 @@ function buildFigures(
     return s ? { value: pick(s) } : undefined;
   };
   const R = cfg.latencyRounds;
+  const perTiming = (pick: (t: JobTiming) => number | undefined) =>
+    per((fw) =>
+      summarize(
+        timings
+          .get(fw)!
+          .map(pick)
+          .filter((x): x is number => typeof x === 'number' && Number.isFinite(x)),
+      ),
+    );
   return [
     withRatios({
       id: 'dispatch_to_agent_visible',
@@ -569,6 +597,7 @@ function buildFigures(
         'JobAssignment frame at the worker → first line of the entrypoint in the warm job process. Node workers: the frame as the `ws` socket emits it, before the framework sees it (bench/agents/instrument.ts); ' +
         'Python: at the entry of AgentServer._handle_assignment (after aiohttp and protobuf decoding, so a fraction of a millisecond in its favour).',
     }),
+    ...phaseFigures(perTiming, R).map(withRatios),
     withRatios({
       id: 'burst_served',
       figure: `burst of ${BURST_SIZE}: agents joined`,

@@ -11,6 +11,7 @@
 import { cli, defineAgent, ServerOptions } from '@livekit/agents';
 import { ServerMessage } from '@livekit/protocol';
 import { RoomEvent } from '@livekit/rtc-node';
+import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 
@@ -38,16 +39,30 @@ export default defineAgent({
   entry: async (ctx) => {
     const entryAt = nowMs();
     await ctx.connect();
+    const connectedAt = nowMs();
     const user = await ctx.waitForParticipant();
+    const userAt = nowMs();
     ctx.room.on(RoomEvent.ParticipantDisconnected, (p) => {
       if (p.identity === user.identity) ctx.shutdown(`${user.identity} left`);
     });
-    const payload = { framework: 'agents-js', jobId: ctx.job.id, entryAt, pid: process.pid };
+    const payload = {
+      framework: 'agents-js',
+      jobId: ctx.job.id,
+      entryAt,
+      connectedAt,
+      userAt,
+      pid: process.pid,
+    };
     await ctx.room.localParticipant.publishData(new TextEncoder().encode(JSON.stringify(payload)), {
       reliable: true,
       topic: 'bench',
       destination_identities: [user.identity],
     });
+    // Bench-only: the publish call resolved (as bench/agents/instrument.ts stampPublished).
+    if (process.env.BENCH_STAMPS) {
+      const line = JSON.stringify({ jobId: ctx.job.id, publishedAt: nowMs() });
+      appendFileSync(process.env.BENCH_STAMPS, line + '\n');
+    }
   },
 });
 

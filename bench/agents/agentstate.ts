@@ -10,7 +10,7 @@
  */
 import { RoomEvent } from '@livekit/rtc-node';
 import { WorkerOptions, type JobContext } from 'agentstate';
-import { instrumentAssignments, nowMs } from './instrument.ts';
+import { instrumentAssignments, nowMs, stampPublished } from './instrument.ts';
 
 // The worker's socket only: a job process (marked by AGENTSTATE_JOB_PROCESS, docs/architecture.md
 // §4) has none, and would pay for the instrumentation's imports at every start.
@@ -28,14 +28,24 @@ export default new WorkerOptions({
   entrypointFnc: async (ctx: JobContext) => {
     const entryAt = nowMs();
     await ctx.connect();
+    const connectedAt = nowMs();
     const user = await ctx.waitForParticipant(undefined, { timeout: 120_000 });
+    const userAt = nowMs();
     ctx.room.on(RoomEvent.ParticipantDisconnected, (p) => {
       if (p.identity === user.identity) ctx.shutdown(`${user.identity} left`);
     });
-    const payload = { framework: 'agentstate', jobId: ctx.jobId, entryAt, pid: process.pid };
+    const payload = {
+      framework: 'agentstate',
+      jobId: ctx.jobId,
+      entryAt,
+      connectedAt,
+      userAt,
+      pid: process.pid,
+    };
     await ctx.room.localParticipant!.publishData(
       new TextEncoder().encode(JSON.stringify(payload)),
       { reliable: true, topic: 'bench', destination_identities: [user.identity] },
     );
+    stampPublished(ctx.jobId);
   },
 });

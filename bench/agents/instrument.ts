@@ -5,8 +5,20 @@
  * handles it. Used for the "assignment → entrypoint called" figure. The agents-js fixture carries
  * its own copy (it resolves `ws` and `@livekit/protocol` from bench/peers/js).
  */
+import { appendFileSync } from 'node:fs';
+
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/**
+ * Appends `{jobId,publishedAt}` to the file BENCH_STAMPS names (if set) once the data message's
+ * publish call has resolved: that moment cannot travel in the message itself. A file rather than
+ * stdout because each framework treats its job processes' output differently.
+ */
+export function stampPublished(jobId: string): void {
+  const file = process.env.BENCH_STAMPS;
+  if (file) appendFileSync(file, JSON.stringify({ jobId, publishedAt: nowMs() }) + '\n');
 }
 
 let installed = false;

@@ -51,14 +51,28 @@ async def on_request(req: JobRequest) -> None:
 async def entrypoint(ctx: JobContext) -> None:
     entry_at = time.time() * 1000
     await ctx.connect()
+    connected_at = time.time() * 1000
     user = await ctx.wait_for_participant()
+    user_at = time.time() * 1000
 
     def on_disconnected(p: rtc.RemoteParticipant) -> None:
         if p.identity == user.identity:
             ctx.shutdown(f"{user.identity} left")
 
     ctx.room.on("participant_disconnected", on_disconnected)
-    payload = {"framework": "livekit-agents", "jobId": ctx.job.id, "entryAt": entry_at, "pid": os.getpid()}
+    payload = {
+        "framework": "livekit-agents",
+        "jobId": ctx.job.id,
+        "entryAt": entry_at,
+        "connectedAt": connected_at,
+        "userAt": user_at,
+        "pid": os.getpid(),
+    }
     await ctx.room.local_participant.publish_data(
         json.dumps(payload), reliable=True, topic="bench", destination_identities=[user.identity]
     )
+    # Bench-only: the publish call resolved (as bench/agents/instrument.ts stampPublished).
+    stamps = os.environ.get("BENCH_STAMPS")
+    if stamps:
+        with open(stamps, "a") as f:
+            f.write(json.dumps({"jobId": ctx.job.id, "publishedAt": time.time() * 1000}) + "\n")

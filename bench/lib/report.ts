@@ -47,6 +47,8 @@ function cell(v: Value | undefined): string {
 export interface Report {
   generatedAt: string;
   mode: 'quick' | 'full';
+  /** `--only <scenario>`: the figures of that scenario alone. */
+  only?: string;
   durationSeconds: number;
   machine: Record<string, unknown>;
   versions: Record<string, unknown>;
@@ -60,7 +62,8 @@ export function writeReport(dir: string, report: Report): void {
   const lines = [
     `# Benchmarks: agentstate vs @livekit/agents (agents-js) vs livekit-agents (Python)`,
     '',
-    `${report.generatedAt}, \`npm run bench${report.mode === 'quick' ? ' -- --quick' : ''}\`, ` +
+    `${report.generatedAt}, \`npm run bench${report.mode === 'quick' ? ' -- --quick' : ''}\`` +
+      `${report.only ? `, only ${report.only}` : ''}, ` +
       `${report.durationSeconds} s, ${String(report.machine.cpus)} cores; ` +
       `${Object.entries(report.versions)
         .map(([k, v]) => `${k} ${String(v)}`)

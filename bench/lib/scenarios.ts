@@ -2,6 +2,7 @@
  * One bench job as a user sees it: join a room, ask the server for the framework's agent, see the
  * agent join, get its data message, leave.
  */
+import { readFileSync } from 'node:fs';
 import { ParticipantKind, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
 import { AgentDispatchClient } from 'livekit-server-sdk';
 import { joinRoom, withDeadline } from '../../test/support/participants.ts';
@@ -20,18 +21,56 @@ export interface JobTiming {
   assignmentToEntryMs?: number;
   /** createDispatch sent → the agent's data message received. */
   dispatchToDataMs?: number;
+  /** Inside the job (agent's clock, then the user's; same machine): entrypoint → connect resolved. */
+  entryToConnectedMs?: number;
+  /** Connect resolved → the user participant found (it joined before the dispatch). */
+  connectedToUserMs?: number;
+  /** User found → the publish call resolved (needs `JobDeps.stampsFile`). */
+  userToPublishedMs?: number;
+  /** Publish call resolved → the user receives the message (needs `JobDeps.stampsFile`). */
+  publishedToReceivedMs?: number;
+  /** Entrypoint called → the user receives the message. */
+  entryToReceivedMs?: number;
 }
 
 interface Payload {
   framework: string;
   jobId: string;
   entryAt: number;
+  connectedAt?: number;
+  userAt?: number;
   pid: number;
 }
 
 export interface JobDeps {
   server: ServerCreds & { httpUrl: string };
   dispatch: AgentDispatchClient;
+  /** The file the fixtures append their "publish resolved" stamps to (env BENCH_STAMPS). */
+  stampsFile?: string;
+}
+
+/** The fixture's `publishedAt` for `jobId` from the stamps file, waiting up to `timeoutMs`. */
+async function publishedAt(
+  file: string,
+  jobId: string,
+  timeoutMs: number,
+): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      // not written yet
+    }
+    for (const line of text.split('\n')) {
+      if (!line.includes(jobId)) continue;
+      const rec = JSON.parse(line) as { jobId: string; publishedAt: number };
+      if (rec.jobId === jobId) return rec.publishedAt;
+    }
+    if (Date.now() > deadline) return undefined;
+    await new Promise((done) => setTimeout(done, 20));
+  }
 }
 
 let seq = 0;
@@ -69,8 +108,17 @@ export async function runOneJob(
     );
     if (onJoin) user.room.off(RoomEvent.ParticipantConnected, onJoin);
     const assignedAt = await worker.waitForAssignment(got.payload.jobId, 2_000);
+    const p = got.payload;
+    const pubAt = deps.stampsFile ? await publishedAt(deps.stampsFile, p.jobId, 2_000) : undefined;
+    const diff = (a: number | undefined, b: number | undefined) =>
+      a === undefined || b === undefined ? undefined : b - a;
     return {
       ok: true,
+      entryToConnectedMs: diff(p.entryAt, p.connectedAt),
+      connectedToUserMs: diff(p.connectedAt, p.userAt),
+      userToPublishedMs: diff(p.userAt, pubAt),
+      publishedToReceivedMs: diff(pubAt, got.at),
+      entryToReceivedMs: got.at - p.entryAt,
       dispatchToJoinedMs: waitForJoin ? joinedAt - t0 : undefined,
       dispatchToEntryMs: got.payload.entryAt - t0,
       assignmentToEntryMs: assignedAt === undefined ? undefined : got.payload.entryAt - assignedAt,
