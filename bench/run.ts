@@ -319,9 +319,10 @@ try {
   }
 
   // ---- the seed's 9-job example, on a worker of its own per framework -----------------------------
-  log(
-    `seed example: ${SEED_OFFERS} jobs one after another, load min(jobs / 10, 1), threshold ${SEED_THRESHOLD}`,
-  );
+  if (!only)
+    log(
+      `seed example: ${SEED_OFFERS} jobs one after another, load min(jobs / 10, 1), threshold ${SEED_THRESHOLD}`,
+    );
   const seed = new Map<Framework, SeedExampleResult>();
   const seedErrors: Partial<Record<Framework, string>> = {};
   await Promise.all(
