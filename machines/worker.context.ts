@@ -59,6 +59,12 @@ export interface WorkerChartOptions {
    * (`SPARE_REFILL_DELAY` in src/worker/chart-options.ts says why).
    */
   spareRefillDelay: number;
+  /**
+   * The same, when the job's process may be reused after it: a short job brings its process
+   * back before then, so no start is spent on a spare that would be a surplus at once; a long
+   * one gets its spare replaced after this.
+   */
+  reusedSpareRefillDelay: number;
   /** The start time (ms) assumed before any process has been measured. */
   initialStartEstimate: number;
   /** The chart's clock for measuring starts (ms; only differences are used). Injected for tests. */
@@ -77,6 +83,8 @@ export interface ProcRecord {
   spawnedAt: number;
   /** The code generation it imported (`WorkerContext.generation` at its spawn). */
   generation: number;
+  /** Jobs handed to it so far. */
+  jobsRun: number;
 }
 
 /**
@@ -136,6 +144,7 @@ export const prewarmingProc = (
   jobId: undefined,
   spawnedAt,
   generation,
+  jobsRun: 0,
 });
 
 export interface WorkerContext {

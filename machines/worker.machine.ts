@@ -310,7 +310,15 @@ export const workerMachine = workerSetup.createMachine({
             // so neither the hand-off nor the job's joining its room shares the CPU with a new
             // process booting.
             JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
-            JOB_STARTED: { actions: 'scheduleSpareRefill' },
+            // With reuse, a process that may come back after its job is replaced only if the job
+            // is still running after REUSED_SPARE_REFILL_DELAY.
+            JOB_STARTED: [
+              {
+                guard: { type: 'startedInReusableProcess', params: fromEvent },
+                actions: 'scheduleReusedSpareRefill',
+              },
+              { actions: 'scheduleSpareRefill' },
+            ],
             SPARE_REFILL_DUE: { actions: { type: 'startProcesses', params: { spares: true } } },
             PROCESS_PREWARMED: {
               actions: [

@@ -110,6 +110,9 @@ export const primitives = setup({
     canTakeJob: and(['takesOffers', or(['hasIdleProcess', 'startsInTime'])]),
     prewarmFailed: ({ context }, p: { procId: string; failed: boolean }) =>
       p.failed && context.procs[p.procId]?.phase === 'prewarming',
+    /** The job just started runs in a process that may take another job after it (reuse). */
+    startedInReusableProcess: ({ context }, p: { procId: string }) =>
+      (context.procs[p.procId]?.jobsRun ?? Infinity) < context.options.jobsPerProcess,
     /** A job's process went back to idle for another job (reuse). */
     processKept: (_, p: { processKept: boolean }) => p.processKept,
     /** It came back, but imported code a reload has replaced since: it is not reused. */
@@ -137,6 +140,7 @@ export const primitives = setup({
     JOB_START_DEADLINE: ({ context }) => startDeadline(context),
     SURPLUS_IDLE_TIMEOUT: ({ context }) => context.options.surplusIdleTimeout,
     SPARE_REFILL_DELAY: ({ context }) => context.options.spareRefillDelay,
+    REUSED_SPARE_REFILL_DELAY: ({ context }) => context.options.reusedSpareRefillDelay,
   },
   actions: {
     connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
@@ -164,6 +168,11 @@ export const primitives = setup({
     cancelStatusTick: cancel('statusTick'),
     /** One refill per started job; each one starts only what the pool still lacks. */
     scheduleSpareRefill: raise({ type: 'SPARE_REFILL_DUE' }, { delay: 'SPARE_REFILL_DELAY' }),
+    /** The refill for a job whose process may come back to take the next one (reuse). */
+    scheduleReusedSpareRefill: raise(
+      { type: 'SPARE_REFILL_DUE' },
+      { delay: 'REUSED_SPARE_REFILL_DELAY' },
+    ),
     reportStatus: enqueueActions(({ enqueue, context }, p: { status: WorkerAvailability }) => {
       const report = { status: p.status, load: context.load, jobCount: activeJobCount(context) };
       enqueue.sendTo('link', { type: 'WORKER_STATUS_REPORTED', ...report });
@@ -247,7 +256,11 @@ export const primitives = setup({
             procId: p.procId,
             launchAttempts: job.launchAttempts + 1,
           }),
-          procs: patched(context.procs, p.procId, { phase: 'running', jobId: p.jobId }),
+          procs: patched(context.procs, p.procId, {
+            phase: 'running',
+            jobId: p.jobId,
+            jobsRun: (context.procs[p.procId]?.jobsRun ?? 0) + 1,
+          }),
         });
         enqueue.sendTo(p.procId, { type: 'LAUNCH', job: launch });
         enqueue.emit({ type: 'jobLaunched', jobId: p.jobId, procId: p.procId });

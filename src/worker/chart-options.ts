@@ -34,7 +34,7 @@ export const SPARE_REFILL_DELAY = 500;
 
 /** Chart timings that are not user options; tests may stretch or shorten them. */
 export type ChartTuning = Partial<
-  Pick<WorkerChartOptions, 'surplusIdleTimeout' | 'spareRefillDelay'>
+  Pick<WorkerChartOptions, 'surplusIdleTimeout' | 'spareRefillDelay' | 'reusedSpareRefillDelay'>
 >;
 
 export function chartOptionsFrom(
@@ -64,6 +64,7 @@ export function chartOptionsFrom(
     reuseMemoryGrowthMb: o.reuseMemoryGrowthMb,
     surplusIdleTimeout: SURPLUS_IDLE_TIMEOUT,
     spareRefillDelay: SPARE_REFILL_DELAY,
+    reusedSpareRefillDelay: SURPLUS_IDLE_TIMEOUT,
     initialStartEstimate: INITIAL_START_ESTIMATE,
     now: () => performance.now(),
     random,

@@ -67,6 +67,7 @@ const EAGER: World = {
     'DRAIN_TIMEOUT',
     'JOB_ENDS',
     'SPARE_REFILL',
+    'SPARE_REFILL_LATE',
   ]),
   stimuli: new Set(STIMULI),
 };
@@ -83,6 +84,7 @@ const GATED: World = {
     'JOB_ENDS',
     'SPAWN_RETRY',
     'SPARE_REFILL',
+    'SPARE_REFILL_LATE',
   ]),
   stimuli: new Set([...STIMULI, 'PROC_WARM_OK', 'PROC_WARM_FAIL']),
 };

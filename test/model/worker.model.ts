@@ -42,6 +42,8 @@ export interface WorkerModelContext {
   runningStale: boolean;
   /** A started job's spare refill is due (`spareRefillDelay` after its entrypoint ran). */
   refillPending: boolean;
+  /** The same, for a job in a process that may be reused: later (`reusedSpareRefillDelay`). */
+  refillLatePending: boolean;
   load: 'low' | 'high';
   effects: string[];
 }
@@ -76,6 +78,7 @@ export type WorkerModelEventType =
   | 'IDLE_CHECK'
   | 'IDLE_CHECK_SURPLUS'
   | 'SPARE_REFILL'
+  | 'SPARE_REFILL_LATE'
   | 'JOB_CRASH'
   | 'PROC_WARM_OK'
   | 'PROC_WARM_FAIL'
@@ -128,6 +131,7 @@ export const workerModel = setup({
       context.runningKeepable &&
       context.runningStale,
     refillPending: ({ context }) => context.refillPending,
+    refillLatePending: ({ context }) => context.refillLatePending,
     /** More processes are idle than the one spare plus a job about to need one. */
     surplusIdle: ({ context }) => {
       const waiting = context.job === 'deciding' || context.job === 'accepted' ? 1 : 0;
@@ -196,26 +200,40 @@ export const workerModel = setup({
      * After an assignment: the queued job's process now; a job that runs at once has its spare
      * refill scheduled (`assignJob`, lifecycle region, first, has already moved the job on).
      */
-    fillPoolAfterAssignment: assign(({ context }) => ({
-      ...filled(context, false),
-      refillPending: context.refillPending || context.job === 'running',
-    })),
+    fillPoolAfterAssignment: assign(({ context }) => {
+      const runs = context.job === 'running';
+      return {
+        ...filled(context, false),
+        // A fresh process may be reused after this job: its refill comes later.
+        refillPending: context.refillPending || (runs && !context.runningKeepable),
+        refillLatePending: context.refillLatePending || (runs && context.runningKeepable),
+      };
+    }),
     /** The refill after a job started: what the pool lacks is started now. */
     refill: assign(({ context }) => ({
       refillPending: false,
       effects: [],
       ...filled({ ...context, effects: [] }, true),
     })),
+    refillLate: assign(({ context }) => ({
+      refillLatePending: false,
+      effects: [],
+      ...filled({ ...context, effects: [] }, true),
+    })),
     /** The refill comes while the pool is not warming: nothing starts. */
     dropRefill: assign({ refillPending: false, effects: [] }),
+    dropRefillLate: assign({ refillLatePending: false, effects: [] }),
+
     /** A process gets warm: it runs the queued job, or is idle. */
-    processWarm: assign(({ context }) =>
+    processWarm: assign(({ context }, p: { refills: boolean }) =>
       context.job === 'queued'
         ? {
             starting: context.starting - 1,
             job: 'running' as const,
             runningKeepable: true,
             runningStale: false,
+            // The job started in a fresh process (it may be reused): its refill comes later.
+            refillLatePending: context.refillLatePending || p.refills,
             effects: ['launch', 'job:running'],
           }
         : { starting: context.starting - 1, idle: context.idle + 1, effects: [] as string[] },
@@ -267,6 +285,7 @@ export const workerModel = setup({
     runningStale: false,
     load: 'low',
     refillPending: false,
+    refillLatePending: false,
     effects: ['connect', 'spawn'],
   },
   states: {
@@ -437,6 +456,7 @@ export const workerModel = setup({
         },
         IDLE_CHECK_SURPLUS: { guard: and(['keptIdle', 'surplusIdle']), actions: 'retireKept' },
         SPARE_REFILL: { guard: 'refillPending', actions: 'dropRefill' },
+        SPARE_REFILL_LATE: { guard: 'refillLatePending', actions: 'dropRefillLate' },
       },
       states: {
         warming: {
@@ -456,9 +476,13 @@ export const workerModel = setup({
             },
             PROC_WARM_OK: {
               guard: 'anyStarting',
-              actions: ['processWarm', { type: 'fillPool', params: { spares: true } }],
+              actions: [
+                { type: 'processWarm', params: { refills: true } },
+                { type: 'fillPool', params: { spares: true } },
+              ],
             },
             SPARE_REFILL: { guard: 'refillPending', actions: 'refill' },
+            SPARE_REFILL_LATE: { guard: 'refillLatePending', actions: 'refillLate' },
             // A failed start fails no job by itself; the pool backs off before the next.
             PROC_WARM_FAIL: {
               guard: 'anyStarting',
@@ -501,7 +525,10 @@ export const workerModel = setup({
               target: 'warming',
               actions: ['dropSpares', { type: 'fillPool', params: { spares: true } }],
             },
-            PROC_WARM_OK: { guard: 'anyStarting', actions: 'processWarm' },
+            PROC_WARM_OK: {
+              guard: 'anyStarting',
+              actions: { type: 'processWarm', params: { refills: false } },
+            },
             PROC_WARM_FAIL: { guard: 'anyStarting', actions: 'processFailed' },
             SPARE_CRASH: { guard: 'anyIdle', actions: 'idleCrashed' },
             JOB_ENDS_CLEAN: { guard: 'endsUnlessStale', actions: 'keepProcess' },
@@ -517,7 +544,10 @@ export const workerModel = setup({
             },
             PROC_WARM_OK: {
               guard: 'anyStarting',
-              actions: ['processWarm', { type: 'fillPool', params: { spares: false } }],
+              actions: [
+                { type: 'processWarm', params: { refills: false } },
+                { type: 'fillPool', params: { spares: false } },
+              ],
             },
             PROC_WARM_FAIL: { guard: 'anyStarting', actions: 'processFailed' },
             SPARE_CRASH: {
@@ -533,8 +563,17 @@ export const workerModel = setup({
 
 /** A model state's identity: where it is and what it holds; never the effects. */
 export function serializeWorkerModel(s: { value: unknown; context: WorkerModelContext }): string {
-  const { job, starting, idle, load, keptIdle, runningKeepable, runningStale, refillPending } =
-    s.context;
+  const {
+    job,
+    starting,
+    idle,
+    load,
+    keptIdle,
+    runningKeepable,
+    runningStale,
+    refillPending,
+    refillLatePending,
+  } = s.context;
   return JSON.stringify([
     s.value,
     job,
@@ -545,5 +584,6 @@ export function serializeWorkerModel(s: { value: unknown; context: WorkerModelCo
     runningKeepable,
     runningStale,
     refillPending,
+    refillLatePending,
   ]);
 }

@@ -56,6 +56,7 @@ export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChar
   reuseMemoryGrowthMb: 100,
   surplusIdleTimeout: 5_000,
   spareRefillDelay: SPARE_REFILL_DELAY,
+  reusedSpareRefillDelay: 5_000,
   initialStartEstimate: 1_000,
   now: () => 0,
   random: () => 1,

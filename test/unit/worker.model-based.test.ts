@@ -62,6 +62,7 @@ const MS = {
   startDeadline: 45_000, // startBudget + initialize
   surplusIdle: 4_000,
   spareRefill: 600,
+  reusedSpareRefill: 700,
 } as const;
 
 const recorder = new CoverageRecorder(['worker', 'jobRequest', 'jobProcess']);
@@ -159,6 +160,7 @@ function startWorker() {
     jobsPerProcess: 2,
     surplusIdleTimeout: MS.surplusIdle,
     spareRefillDelay: MS.spareRefill,
+    reusedSpareRefillDelay: MS.reusedSpareRefill,
     random: () => 1,
   });
   const actor = createActor(machine, {
@@ -254,6 +256,8 @@ function startWorker() {
     IDLE_CHECK: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
     IDLE_CHECK_SURPLUS: () => deadline(MS.surplusIdle, 'the idle check of a kept process'),
     SPARE_REFILL: () => deadline(MS.spareRefill, "the refill of a started job's spare"),
+    SPARE_REFILL_LATE: () =>
+      deadline(MS.reusedSpareRefill, 'the refill of a spare for a job in a reusable process'),
     JOB_CRASH: () => procOfJob().send({ type: 'CHILD_EXITED', code: 1, signal: null }),
     START_DEADLINE: () => deadline(MS.startDeadline, 'the start deadline'),
     PROC_WARM_OK: () => spareHost('prewarming').send({ type: 'PREWARM_SUCCEEDED' }),
