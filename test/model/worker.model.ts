@@ -561,29 +561,20 @@ export const workerModel = setup({
   },
 });
 
+/** What a model state holds besides where it is: its identity, with the state value. */
+const IDENTITY: readonly (keyof Omit<WorkerModelContext, 'effects'>)[] = [
+  'job',
+  'starting',
+  'idle',
+  'load',
+  'keptIdle',
+  'runningKeepable',
+  'runningStale',
+  'refillPending',
+  'refillLatePending',
+];
+
 /** A model state's identity: where it is and what it holds; never the effects. */
 export function serializeWorkerModel(s: { value: unknown; context: WorkerModelContext }): string {
-  const {
-    job,
-    starting,
-    idle,
-    load,
-    keptIdle,
-    runningKeepable,
-    runningStale,
-    refillPending,
-    refillLatePending,
-  } = s.context;
-  return JSON.stringify([
-    s.value,
-    job,
-    starting,
-    idle,
-    load,
-    keptIdle,
-    runningKeepable,
-    runningStale,
-    refillPending,
-    refillLatePending,
-  ]);
+  return JSON.stringify([s.value, ...IDENTITY.map((k) => s.context[k])]);
 }

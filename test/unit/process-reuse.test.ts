@@ -116,6 +116,20 @@ async function worker(options: Parameters<typeof startWorkerChart>[0] = {}) {
   return { ...w, assign, procOf, procs, launchesOn, terminated };
 }
 
+/** AJ_1 runs in the one warm process (`first`); AJ_2 is queued, its process still starting. */
+async function oneJobRunningOneQueued() {
+  const w = await worker({
+    options: { numIdleProcesses: 1, jobsPerProcess: 2 },
+    autoPrewarm: false,
+  });
+  const [first] = [...w.hosts.keys()];
+  w.hosts.get(first!)!.send({ type: 'PREWARM_SUCCEEDED' });
+  await w.flush();
+  await w.assign('AJ_1');
+  await w.assign('AJ_2');
+  return { w, first: first! };
+}
+
 describe('process reuse: the worker chart', () => {
   it('gives the next job to the process that came back, starting no process for it', async () => {
     const w = await worker({
@@ -209,35 +223,19 @@ describe('process reuse: the worker chart', () => {
   });
 
   it('hands a queued job to a process as it comes back', async () => {
-    const w = await worker({
-      options: { numIdleProcesses: 1, jobsPerProcess: 2 },
-      autoPrewarm: false,
-    });
-    const [first] = [...w.hosts.keys()];
-    w.hosts.get(first!)!.send({ type: 'PREWARM_SUCCEEDED' });
-    await w.flush();
-    await w.assign('AJ_1');
-    await w.assign('AJ_2');
+    const { w, first } = await oneJobRunningOneQueued();
     expect(w.actor.getSnapshot().context.jobs['AJ_2']?.phase).toBe('queued');
-    w.hosts.get(first!)!.send(clean());
+    w.hosts.get(first)!.send(clean());
     await w.flush();
     expect(w.procOf('AJ_2')).toBe(first);
     expect(w.actor.getSnapshot().context.jobs['AJ_2']?.phase).toBe('running');
   });
 
   it('while draining, still gives a queued job to a process that comes back', async () => {
-    const w = await worker({
-      options: { numIdleProcesses: 1, jobsPerProcess: 2 },
-      autoPrewarm: false,
-    });
-    const [first] = [...w.hosts.keys()];
-    w.hosts.get(first!)!.send({ type: 'PREWARM_SUCCEEDED' });
-    await w.flush();
-    await w.assign('AJ_1');
-    await w.assign('AJ_2');
+    const { w, first } = await oneJobRunningOneQueued();
     w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
     expect(w.actor.getSnapshot().context.jobs['AJ_2']?.phase).toBe('queued');
-    w.hosts.get(first!)!.send(clean());
+    w.hosts.get(first)!.send(clean());
     await w.flush();
     expect(w.procOf('AJ_2')).toBe(first);
     expect(w.lifecycle().lifecycle).toEqual({ draining: 'waitingForJobs' });
