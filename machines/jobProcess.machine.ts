@@ -5,7 +5,8 @@
  * child says as events and carries out the chart's commands. Every wait has a named delay taken
  * from the input, so tests drive it with a `SimulatedClock`.
  *
- * Reports to the worker follow `jobProcess.contract.ts`: `PROCESS_PREWARMED`, `JOB_STARTED`,
+ * How each end is chosen is in `jobProcess.exits.ts`. Reports to the worker follow
+ * `jobProcess.contract.ts`: `PROCESS_PREWARMED`, `JOB_STARTED`,
  * exactly one `JOB_ENDED` per job the process was given, and `PROCESS_EXITED` last.
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
@@ -14,7 +15,6 @@ import {
   DEFAULT_TERMINATE_TIMEOUT,
   NO_REUSE,
   type JobOutcome,
-  type JobProcessCommand,
   type JobProcessMachineInput,
   type JobProcessReport,
   type JobProcessTimeouts,
@@ -27,35 +27,19 @@ import type {
   ProcessHostInput,
 } from './processHost.contract.ts';
 import { fromEvent } from './params.ts';
+import {
+  CHOSEN_EXITS,
+  endsAt,
+  endsOn,
+  type Exit,
+  type ExitKind,
+  type JobProcessEvent,
+} from './jobProcess.exits.ts';
+
+export type { Exit, ExitKind, JobProcessEvent } from './jobProcess.exits.ts';
 
 // Re-exported for the worker and tests that build this chart's input.
 export type { JobProcessMachineInput, JobProcessTimeouts } from './jobProcess.contract.ts';
-
-export type JobProcessEvent = JobProcessCommand | ProcessHostEvent;
-
-/** The final state a process ends in, chosen when it starts to exit. */
-export type ExitKind = 'crashed' | ChosenExitKind;
-
-/**
- * The ends chosen on the way into `exiting` (every one but `crashed`, which is the process's own
- * doing). `exiting` routes the process's exit to the final state of the same name.
- */
-const CHOSEN_EXITS = [
-  'finished',
-  'stopped',
-  'prewarmFailed',
-  'prewarmTimedOut',
-  'killed',
-  'memoryExceeded',
-  'unresponsive',
-] as const;
-type ChosenExitKind = (typeof CHOSEN_EXITS)[number];
-
-/** Which final state, and why. */
-export interface Exit {
-  kind: ExitKind;
-  reason: string;
-}
 
 export interface JobProcessContext {
   procId: string;
@@ -69,61 +53,6 @@ export interface JobProcessContext {
   /** Jobs given to this process so far (the one running included). */
   jobsRun: number;
 }
-
-/** `crashed (code 1)`, `crashed (signal SIGSEGV)`. */
-export function describeExit(code: number | null, signal: string | null): string {
-  return signal ? `signal ${signal}` : `code ${code ?? 'unknown'}`;
-}
-
-/** The events that end a process by themselves. */
-type EndingEvent = Extract<
-  JobProcessEvent,
-  {
-    type:
-      | 'CHILD_EXITED'
-      | 'PREWARM_FAILED'
-      | 'SHUTDOWN_REQUESTED'
-      | 'KILL_REQUESTED'
-      | 'PING_TIMED_OUT'
-      | 'MEMORY_EXCEEDED';
-  }
->;
-
-/** The exit an ending event chooses. */
-function exitFor({ event }: { event: EndingEvent }): Exit {
-  switch (event.type) {
-    case 'CHILD_EXITED':
-      return { kind: 'crashed', reason: `crashed (${describeExit(event.code, event.signal)})` };
-    case 'PREWARM_FAILED':
-      return { kind: 'prewarmFailed', reason: `prewarm failed: ${event.error}` };
-    case 'SHUTDOWN_REQUESTED':
-      return { kind: 'stopped', reason: `shutdown requested: ${event.reason}` };
-    case 'KILL_REQUESTED':
-      return { kind: 'killed', reason: `kill requested: ${event.reason}` };
-    case 'PING_TIMED_OUT':
-      return { kind: 'unresponsive', reason: `unresponsive (no pong for ${event.silentMs} ms)` };
-    case 'MEMORY_EXCEEDED':
-      return {
-        kind: 'memoryExceeded',
-        reason: `memory limit (${event.rssMb} MB > ${event.limitMb} MB)`,
-      };
-  }
-}
-
-/**
- * A transition that ends the process: the exit is recorded and a job the process holds is
- * reported failed (a no-op without one). `endsOn` takes the exit from the ending event,
- * `endsAt` is for a deadline and names its exit.
- */
-const ending = <T extends string, P>(target: T, exit: P) => ({
-  target,
-  actions: [
-    { type: 'beginExit' as const, params: exit },
-    { type: 'reportJobEnded' as const, params: { outcome: 'failed' as const } },
-  ],
-});
-const endsOn = <T extends string>(target: T) => ending(target, exitFor);
-const endsAt = <T extends string>(target: T, exit: Exit) => ending(target, exit);
 
 export const jobProcessMachine = setup({
   types: {

@@ -1,0 +1,160 @@
+/**
+ * The worker chart's `processes` region (docs/architecture.md §2): the supply of job processes.
+ * `warming` keeps `numIdleProcesses` spares and starts one per queued job, at most
+ * `maxConcurrentStarts` at once; `backingOff` waits after failed prewarms; `closed` (draining or
+ * stopped) starts only what queued jobs need. With process reuse, it decides what a process back
+ * from its job does. Its structure only: guards and actions are in `worker.setup.ts` and
+ * `worker.primitives.ts`; the machine is assembled in `worker.machine.ts`.
+ */
+import { fromEvent } from './params.ts';
+import { workerSetup } from './worker.setup.ts';
+
+/** Params of `retireProcess` for the process an event names, with this reason. */
+const retiredAs =
+  (reason: string) =>
+  ({ event }: { event: { procId: string } }) => ({ procId: event.procId, reason });
+
+export const processesRegion = workerSetup.createStateConfig({
+  initial: 'warming',
+  on: {
+    'xstate.done.state.worker.lifecycle': '.closed',
+    DRAIN_REQUESTED: '.closed',
+    // A process back from its job (reuse): let go if a reload replaced its code, else it
+    // takes the oldest queued job, else it waits as a spare.
+    JOB_ENDED: [
+      {
+        guard: { type: 'keptWithReplacedCode', params: fromEvent },
+        actions: { type: 'retireProcess', params: retiredAs('its code has been replaced') },
+      },
+      {
+        guard: { type: 'keptWithQueuedJob', params: fromEvent },
+        actions: { type: 'giveQueuedJob', params: fromEvent },
+      },
+      {
+        guard: { type: 'processKept', params: fromEvent },
+        actions: { type: 'keepAsSpare', params: fromEvent },
+      },
+    ],
+    // A reused idle process is let go once more are idle than wanted, else checked again.
+    PROCESS_IDLE_TIMED_OUT: [
+      {
+        guard: { type: 'isSurplusIdle', params: fromEvent },
+        actions: { type: 'retireProcess', params: retiredAs('surplus idle process') },
+      },
+      {
+        guard: { type: 'isIdle', params: fromEvent },
+        actions: { type: 'armIdleTimer', params: fromEvent },
+      },
+    ],
+  },
+  states: {
+    warming: {
+      entry: { type: 'startProcesses', params: { spares: true } },
+      on: {
+        PROCESSES_RECYCLE_REQUESTED: {
+          actions: [
+            { type: 'recycleIdleProcesses', params: fromEvent },
+            { type: 'startProcesses', params: { spares: true } },
+          ],
+        },
+        // The lifecycle region (first in document order) has just used a process or queued
+        // the job. A queued job gets its start now; the spare that replaces a process a job
+        // took is started SPARE_REFILL_DELAY after that job's entrypoint runs (JOB_STARTED),
+        // so neither the hand-off nor the job's joining its room shares the CPU with a new
+        // process booting.
+        JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
+        // With reuse, a process that may come back after its job is replaced only if the job
+        // is still running after REUSED_SPARE_REFILL_DELAY.
+        JOB_STARTED: [
+          {
+            guard: { type: 'startedInReusableProcess', params: fromEvent },
+            actions: 'scheduleReusedSpareRefill',
+          },
+          { actions: 'scheduleSpareRefill' },
+        ],
+        SPARE_REFILL_DUE: { actions: { type: 'startProcesses', params: { spares: true } } },
+        PROCESS_PREWARMED: {
+          actions: [
+            { type: 'markProcessPrewarmed', params: fromEvent },
+            { type: 'startProcesses', params: { spares: true } },
+          ],
+        },
+        PROCESS_EXITED: [
+          {
+            guard: { type: 'prewarmFailed', params: fromEvent },
+            target: 'backingOff',
+            actions: [
+              { type: 'recordPrewarmFailure', params: fromEvent },
+              { type: 'forgetProcess', params: fromEvent },
+            ],
+          },
+          {
+            actions: [
+              { type: 'forgetProcess', params: fromEvent },
+              { type: 'startProcesses', params: { spares: true } },
+            ],
+          },
+        ],
+      },
+    },
+    backingOff: {
+      after: { SPAWN_RETRY_DELAY: 'warming' },
+      on: {
+        // New code may fix what made prewarms fail: retry at once.
+        PROCESSES_RECYCLE_REQUESTED: {
+          target: 'warming',
+          actions: { type: 'recycleIdleProcesses', params: fromEvent },
+        },
+        PROCESS_PREWARMED: { actions: { type: 'markProcessPrewarmed', params: fromEvent } },
+        PROCESS_EXITED: [
+          {
+            guard: { type: 'prewarmFailed', params: fromEvent },
+            actions: [
+              { type: 'recordPrewarmFailure', params: fromEvent },
+              { type: 'forgetProcess', params: fromEvent },
+            ],
+          },
+          { actions: { type: 'forgetProcess', params: fromEvent } },
+        ],
+      },
+    },
+    // No spares any more, but jobs queued before the drain still get their processes (a
+    // failed start is not retried here: the job's deadline ends it).
+    closed: {
+      type: 'final',
+      on: {
+        JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
+        // No spares while draining: a process back from its job (reuse) takes a queued job
+        // or is let go.
+        JOB_ENDED: [
+          {
+            guard: { type: 'keptWithQueuedJob', params: fromEvent },
+            actions: { type: 'giveQueuedJob', params: fromEvent },
+          },
+          {
+            guard: { type: 'processKept', params: fromEvent },
+            actions: { type: 'retireProcess', params: retiredAs('no spares while draining') },
+          },
+        ],
+        PROCESS_PREWARMED: {
+          actions: [
+            { type: 'markProcessPrewarmed', params: fromEvent },
+            { type: 'startProcesses', params: { spares: false } },
+          ],
+        },
+        PROCESS_EXITED: [
+          {
+            guard: { type: 'prewarmFailed', params: fromEvent },
+            actions: { type: 'forgetProcess', params: fromEvent },
+          },
+          {
+            actions: [
+              { type: 'forgetProcess', params: fromEvent },
+              { type: 'startProcesses', params: { spares: false } },
+            ],
+          },
+        ],
+      },
+    },
+  },
+});
