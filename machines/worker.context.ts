@@ -301,15 +301,16 @@ export function without<T>(record: Record<string, T>, key: string): Record<strin
   return rest;
 }
 
-/**
- * A kept process is a surplus while more processes are idle than the spares wanted plus the
- * jobs about to need one.
- */
+/** The process is idle and holds no job. */
 export const isIdleProc = (c: WorkerContext, procId: string): boolean => {
   const proc = c.procs[procId];
   return proc?.phase === 'idle' && !proc.jobId;
 };
 
+/**
+ * A kept process is a surplus while more processes are idle than the spares wanted plus the
+ * jobs about to need one.
+ */
 export const hasSurplusIdle = (c: WorkerContext): boolean =>
   idleProcCount(c) > c.options.numIdleProcesses + waitingJobCount(c);
 

@@ -147,8 +147,7 @@ const overridable = {
   maxJobs: (v: number | undefined) => sharedLimits.maxJobs('maxJobs', v),
   loadThreshold: (v: number | undefined) => sharedLimits.loadThreshold('loadThreshold', v),
   port: (v: number | undefined) => sharedLimits.port('port', v),
-  jobsPerProcess: (v: number | undefined) =>
-    v === Infinity ? v : int('jobsPerProcess', v, 1, 1, 1_000_000),
+  jobsPerProcess: (v: number | undefined) => int('jobsPerProcess', v, 1, 1, 1_000_000),
 };
 
 /** The user's options. Construction validates everything and names the offending option. */

@@ -32,6 +32,13 @@ export const SURPLUS_IDLE_TIMEOUT = 5_000;
  */
 export const SPARE_REFILL_DELAY = 500;
 
+/**
+ * How long after a job's entrypoint starts the spare replacing its process is started when that
+ * process may come back for the next job (reuse): as long as a kept process may stay a surplus,
+ * so a short job brings its process back before a spare is spent on it.
+ */
+const REUSED_SPARE_REFILL_DELAY = SURPLUS_IDLE_TIMEOUT;
+
 /** Chart timings that are not user options; tests may stretch or shorten them. */
 export type ChartTuning = Partial<
   Pick<WorkerChartOptions, 'surplusIdleTimeout' | 'spareRefillDelay' | 'reusedSpareRefillDelay'>
@@ -64,7 +71,7 @@ export function chartOptionsFrom(
     reuseMemoryGrowthMb: o.reuseMemoryGrowthMb,
     surplusIdleTimeout: SURPLUS_IDLE_TIMEOUT,
     spareRefillDelay: SPARE_REFILL_DELAY,
-    reusedSpareRefillDelay: SURPLUS_IDLE_TIMEOUT,
+    reusedSpareRefillDelay: REUSED_SPARE_REFILL_DELAY,
     initialStartEstimate: INITIAL_START_ESTIMATE,
     now: () => performance.now(),
     random,
