@@ -11,7 +11,9 @@
  * interleaved framework by framework so background noise hits all three alike.
  *
  * `--only latency [--rounds N]` runs the latency jobs alone (with their per-phase split inside the
- * job) and writes test-artifacts/bench/latest.{json,md} instead of bench/results/.
+ * job), `--only churn` the churn slices alone (with their CPU per job); either writes
+ * test-artifacts/bench/latest.{json,md} instead of bench/results/. `--frameworks a,b` runs only
+ * those frameworks (names as in the report's columns).
  *
  * `--ref <commit>` benchmarks agentstate as committed at <commit> (exported with `git archive` to a
  * temp dir that borrows this repo's node_modules) instead of the working tree, e.g. while the
@@ -58,7 +60,17 @@ const argOf = (name: string): string | undefined => {
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 const only = argOf('--only');
-if (only !== undefined && only !== 'latency') throw new Error(`--only ${only}: only "latency"`);
+if (only !== undefined && only !== 'latency' && only !== 'churn') {
+  throw new Error(`--only ${only}: "latency" or "churn"`);
+}
+/** `--frameworks agentstate,livekit-agents`: run these alone (a probe; ratios need two). */
+const picked = argOf('--frameworks')?.split(',');
+for (const fw of picked ?? []) {
+  if (!(FRAMEWORKS as readonly string[]).includes(fw)) {
+    throw new Error(`--frameworks ${fw}: one of ${FRAMEWORKS.join(', ')}`);
+  }
+}
+const isPicked = (fw: Framework) => !picked || picked.includes(fw);
 const cfgBase = quick
   ? {
       latencyRounds: 8,
@@ -93,7 +105,7 @@ const METHOD = [
   'Latency jobs: a user joins a fresh room, the bench calls createDispatch, waits for the agent participant and its data message, then leaves; frameworks interleaved job by job in rotating order, 0.5 s apart.',
   'Bursts and churn slices run one framework at a time, rotating the order; the others stay idle (and registered).',
   'The machine has 2 cores and other engineers may be running test suites on it at the same time: figures are noisy, interleaving spreads the noise over all three alike; compare ratios rather than absolute numbers.',
-  'Instrumentation is in the bench fixtures only (bench/agents/): the entrypoint stamps its start time into the data message; Node workers print a line when a JobAssignment frame reaches their `ws` socket, Python when AgentServer._handle_assignment is entered; the message carries the times the entrypoint was called, connect resolved and the user was found, and each fixture appends the time its publish call resolved to the BENCH_STAMPS file (the "in the job" phases). No framework code is changed.',
+  'Instrumentation is in the bench fixtures only (bench/agents/): the entrypoint stamps its start time into the data message; Node workers print a line when a JobAssignment frame reaches their `ws` socket (stamped then, decoded and written after the framework has handled the frame, so the measurement stays off the hand-off), Python when AgentServer._handle_assignment is entered; the Node fixtures touch `performance` when the agent file is imported, so the entrypoint’s first stamp does not include Node loading perf_hooks (~1 ms); the message carries the times the entrypoint was called, connect resolved and the user was found, and each fixture appends the time its publish call resolved to the BENCH_STAMPS file (the "in the job" phases). No framework code is changed.',
   `The seed's 9-job example runs last, on a second worker per framework (agent name bench-<framework>-seed, load function min(active jobs / 10, 1), load threshold ${SEED_THRESHOLD}, 4 warm processes), started for it alone; the three run at the same time (the figure is a count the CPU must not change), each offered ${SEED_OFFERS} jobs one after another.`,
   'Peers run their documented production entry points: `node agent.mjs start` (cli.runApp + ServerOptions, defineAgent) and `python -m livekit.agents start agent.py` (AgentServer + rtc_session).',
 ];
@@ -120,9 +132,12 @@ const rotated = <T>(xs: T[], i: number): T[] => xs.map((_, k) => xs[(k + i) % xs
 // ---- peers --------------------------------------------------------------------------------------
 const pins = readPins(benchDir);
 placeAgentstateFixture(benchDir, agentstateRoot);
+const notPicked: PeerInstall = { ok: false, error: 'not in --frameworks', versions: {} };
 const installs: Record<Exclude<Framework, 'agentstate'>, PeerInstall> = {
-  'agents-js': ensureAgentsJs(benchDir, pins, log),
-  'livekit-agents': ensureLiveKitAgentsPy(benchDir, pins, log),
+  'agents-js': isPicked('agents-js') ? ensureAgentsJs(benchDir, pins, log) : notPicked,
+  'livekit-agents': isPicked('livekit-agents')
+    ? ensureLiveKitAgentsPy(benchDir, pins, log)
+    : notPicked,
 };
 const unavailable = new Map<Framework, string>();
 for (const [fw, inst] of Object.entries(installs) as [Framework, PeerInstall][]) {
@@ -165,7 +180,7 @@ process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
 try {
   for (const fw of FRAMEWORKS) {
-    if (unavailable.has(fw)) continue;
+    if (unavailable.has(fw) || !isPicked(fw)) continue;
     const t = Date.now();
     try {
       const w = await startWorker(fw, {
@@ -222,9 +237,12 @@ try {
   }
 
   // ---- latency, interleaved ----------------------------------------------------------------------
-  log(`latency: ${cfg.latencyRounds} rounds × ${active.length} frameworks, interleaved`);
+  const latencyRounds = only === 'churn' ? 0 : cfg.latencyRounds;
+  if (latencyRounds) {
+    log(`latency: ${latencyRounds} rounds × ${active.length} frameworks, interleaved`);
+  }
   const timings = new Map<Framework, JobTiming[]>(active.map((fw) => [fw, []]));
-  for (let r = 0; r < cfg.latencyRounds; r++) {
+  for (let r = 0; r < latencyRounds; r++) {
     for (const fw of rotated(active, r)) {
       timings.get(fw)!.push(await runOneJob(deps, workers.get(fw)!, 'lat'));
       await sleep(500);
@@ -242,7 +260,8 @@ try {
   // with the three frameworks' default ones.
   const reuseChurn: ChurnSlice[] = [];
   let reuseWorker: WorkerHandle | undefined;
-  if (!only && active.includes('agentstate')) {
+  const runsChurn = only === undefined || only === 'churn';
+  if (runsChurn && active.includes('agentstate')) {
     reuseWorker = await startWorker('agentstate', {
       repoRoot,
       agentstateRoot,
@@ -256,13 +275,14 @@ try {
     });
     await waitForStableTree(reuseWorker.pid, 30_000);
   }
-  for (let s = 0; s < (only ? 0 : cfg.churnSlices); s++) {
+  for (let s = 0; s < (runsChurn ? cfg.churnSlices : 0); s++) {
     for (const fw of rotated(active, s)) {
       const slice = await runChurnSlice(
         deps,
         workers.get(fw)!,
         cfg.churnSliceMs,
         CHURN_CONCURRENCY,
+        server.pid,
       );
       churn.get(fw)!.push(slice);
       log(
@@ -273,7 +293,13 @@ try {
       await sampleWarm(fw, 'churn');
     }
     if (reuseWorker) {
-      const slice = await runChurnSlice(deps, reuseWorker, cfg.churnSliceMs, CHURN_CONCURRENCY);
+      const slice = await runChurnSlice(
+        deps,
+        reuseWorker,
+        cfg.churnSliceMs,
+        CHURN_CONCURRENCY,
+        server.pid,
+      );
       reuseChurn.push(slice);
       log(
         `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed`,
@@ -370,13 +396,19 @@ try {
     warmSamples,
     seed,
     seedErrors,
-  ).filter((f) => !only || LATENCY_FIGURES.has(f.id));
+  ).filter(
+    (f) =>
+      only === undefined ||
+      (only === 'latency' ? LATENCY_FIGURES.has(f.id) : f.id.startsWith('churn_')),
+  );
   const resultsDir = only ? join(repoRoot, 'test-artifacts', 'bench') : join(benchDir, 'results');
   mkdirSync(resultsDir, { recursive: true });
   writeReport(resultsDir, {
     generatedAt: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
-    ...(only ? { only: `${only} (${cfg.latencyRounds} rounds)` } : {}),
+    ...(only === 'latency' ? { only: `latency (${cfg.latencyRounds} rounds)` } : {}),
+    ...(only === 'churn' ? { only: `churn (${cfg.churnSlices} slices)` } : {}),
+    ...(picked ? { frameworks: picked } : {}),
     durationSeconds: Math.round((Date.now() - startedAt) / 1000),
     machine: {
       cpus: availableParallelism(),
@@ -727,6 +759,34 @@ function buildFigures(
       note:
         `The same closed loop on a second agentstate worker started with --jobs-per-process ${REUSE_JOBS_PER_PROCESS} (README "Process reuse"): a process whose job ended cleanly takes a later job instead of a fresh process starting. Its slices run right after each round of the three default ones. ` +
         'The peers have no process reuse in their releases (livekit-agents only on an unreleased branch): their cells repeat their default churn figure from the same run, so the ratio compares with what a user of theirs gets.',
+    }),
+    withRatios({
+      id: 'churn_worker_cpu_per_job',
+      figure: 'churn: CPU per job of the worker and its processes',
+      unit: 'ms CPU',
+      better: 'lower',
+      runs: cfg.churnSlices,
+      frameworks: per((fw) =>
+        summarize(churn.get(fw)!.flatMap((c) => (c.cpuPerJobMs ? [c.cpuPerJobMs.workerTree] : []))),
+      ),
+      note:
+        "utime+stime of the worker and every process it started over a churn slice (exited ones through their parent's cutime+cstime), divided by the jobs done in it: starts, hand-offs, the agent's connect, publish and leave. " +
+        "livekit-server's and the bench's own share per job (its rtc-node users) are in raw.churn[].cpuPerJobMs; on 2 cores the three together bound the churn rate.",
+    }),
+    withRatios({
+      id: 'churn_worker_cpu_per_job_reuse',
+      figure: `churn: CPU per job with opt-in process reuse (agentstate --jobs-per-process ${REUSE_JOBS_PER_PROCESS}; the peers as above)`,
+      unit: 'ms CPU',
+      better: 'lower',
+      runs: cfg.churnSlices,
+      frameworks: per((fw) =>
+        summarize(
+          (fw === 'agentstate' ? reuseChurn : churn.get(fw)!).flatMap((c) =>
+            c.cpuPerJobMs ? [c.cpuPerJobMs.workerTree] : [],
+          ),
+        ),
+      ),
+      note: 'As above, for the churn slices of the worker with process reuse.',
     }),
     withRatios({
       id: 'seed_example_accepted',

@@ -4,7 +4,18 @@
  * jobs completed inside the slice.
  */
 import { runOneJob, type JobDeps } from './scenarios.ts';
+import { treeCpuMs } from './procfs.ts';
 import type { WorkerHandle } from './workers.ts';
+
+/** CPU time (ms) spent during a slice, per part of the system. */
+export interface ChurnCpu {
+  /** The framework's worker and every process it started (job processes, helpers). */
+  workerTree: number;
+  /** livekit-server. */
+  server: number;
+  /** The bench process itself: its rtc-node users (joins, leaves, data), dispatch calls. */
+  bench: number;
+}
 
 export interface ChurnSlice {
   completed: number;
@@ -12,6 +23,8 @@ export interface ChurnSlice {
   sliceMs: number;
   jobsPerMinute: number;
   errors: string[];
+  /** CPU per completed job (ms), per part: what a job costs the machine, end to end. */
+  cpuPerJobMs?: ChurnCpu;
 }
 
 export async function runChurnSlice(
@@ -19,15 +32,27 @@ export async function runChurnSlice(
   worker: WorkerHandle,
   sliceMs: number,
   concurrency: number,
+  serverPid?: number,
 ): Promise<ChurnSlice> {
+  const cpuNow = (): ChurnCpu => {
+    const own = process.cpuUsage();
+    return {
+      workerTree: treeCpuMs(worker.pid),
+      server: serverPid === undefined ? 0 : treeCpuMs(serverPid),
+      bench: (own.user + own.system) / 1000,
+    };
+  };
+  const cpuBefore = cpuNow();
   const start = performance.now();
   const end = start + sliceMs;
   let completed = 0;
   let failed = 0;
+  let ran = 0;
   const errors: string[] = [];
   const loop = async () => {
     while (performance.now() < end) {
       const r = await runOneJob(deps, worker, 'churn', 15_000, false);
+      if (r.ok) ran++; // CPU is read until every loop is back, so its jobs are all counted
       if (performance.now() > end) break; // finished after the slice: not counted
       if (r.ok) completed++;
       else {
@@ -37,11 +62,19 @@ export async function runChurnSlice(
     }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
+  const cpuAfter = cpuNow();
+  const perJob = (k: keyof ChurnCpu) =>
+    ran === 0 ? 0 : Math.round((cpuAfter[k] - cpuBefore[k]) / ran);
   return {
     completed,
     failed,
     sliceMs,
     jobsPerMinute: Math.round((completed / sliceMs) * 60_000 * 10) / 10,
     errors,
+    cpuPerJobMs: {
+      workerTree: perJob('workerTree'),
+      server: perJob('server'),
+      bench: perJob('bench'),
+    },
   };
 }

@@ -8,6 +8,8 @@ export interface ProcInfo {
   ppid: number;
   /** utime + stime in ms. */
   cpuMs: number;
+  /** utime + stime + cutime + cstime, in clock ticks. */
+  ownAndReapedTicks: number;
   rssKb: number;
   cmd: string;
 }
@@ -19,10 +21,11 @@ function statOf(pid: number): ProcInfo | undefined {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ppid = Number(rest[1]);
     const cpuTicks = Number(rest[11]) + Number(rest[12]);
+    const ownAndReapedTicks = cpuTicks + Number(rest[13]) + Number(rest[14]);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-    return { pid, ppid, cpuMs: (cpuTicks * 1000) / CLK_TCK, rssKb, cmd };
+    return { pid, ppid, cpuMs: (cpuTicks * 1000) / CLK_TCK, ownAndReapedTicks, rssKb, cmd };
   } catch {
     return undefined;
   }
@@ -51,6 +54,18 @@ export function processTree(root: number): (ProcInfo & { depth: number })[] {
   };
   walk(rootInfo, 0);
   return out;
+}
+
+/**
+ * CPU time (ms) of a process tree so far, children that already exited included: each live
+ * process's utime+stime plus cutime+cstime (what its reaped children used). A process that
+ * exits between two readings moves from its own fields into its parent's, so the delta of two
+ * readings is what the tree used in between, however many processes came and went.
+ */
+export function treeCpuMs(root: number): number {
+  let ticks = 0;
+  for (const p of processTree(root)) ticks += p.ownAndReapedTicks;
+  return (ticks * 1000) / CLK_TCK;
 }
 
 /** Proportional set size (shared pages divided among sharers), in kB; 0 if unreadable. */

@@ -49,6 +49,8 @@ export interface Report {
   mode: 'quick' | 'full';
   /** `--only <scenario>`: the figures of that scenario alone. */
   only?: string;
+  /** `--frameworks a,b`: the frameworks run (all when absent). */
+  frameworks?: string[];
   durationSeconds: number;
   machine: Record<string, unknown>;
   versions: Record<string, unknown>;
@@ -63,7 +65,8 @@ export function writeReport(dir: string, report: Report): void {
     `# Benchmarks: agentstate vs @livekit/agents (agents-js) vs livekit-agents (Python)`,
     '',
     `${report.generatedAt}, \`npm run bench${report.mode === 'quick' ? ' -- --quick' : ''}\`` +
-      `${report.only ? `, only ${report.only}` : ''}, ` +
+      `${report.only ? `, only ${report.only}` : ''}` +
+      `${report.frameworks ? `, frameworks ${report.frameworks.join(', ')}` : ''}, ` +
       `${report.durationSeconds} s, ${String(report.machine.cpus)} cores; ` +
       `${Object.entries(report.versions)
         .map(([k, v]) => `${k} ${String(v)}`)
