@@ -57,10 +57,6 @@ const TARGET_LEFT: Partial<Record<JobType, string>> = {
 };
 
 export class JobContext {
-  /** The job's room. Not connected until `connect()`; attach handlers before connecting if you need every event. */
-  readonly room: Room;
-  /** The server's job description (room, participant for PUBLISHER jobs, metadata, …). */
-  readonly job: Job;
   /** This job's process, with whatever `prewarmFnc` put in `proc.userdata`. */
   readonly proc: JobProcess;
   /** What the worker launched this job with (token included; never log it). */
@@ -72,14 +68,28 @@ export class JobContext {
   /** The connection in progress or made; `undefined` until `connect()` (or after it failed). */
   #connecting: Promise<void> | undefined;
   #detachRoom: (() => void) | undefined;
+  // Built on first use, not in the constructor: the entrypoint is called as soon as the context
+  // exists, and an agent that does other work before it reads the job or touches the room does
+  // not wait ~0.3 ms for both to be built first.
+  #job: Job | undefined;
+  #room: Room | undefined;
 
   constructor(init: JobContextInit) {
     this.info = init.info;
     this.proc = init.proc;
-    this.job = Job.fromJson(init.info.job, { ignoreUnknownFields: true });
-    this.room = init.room ?? new Room();
+    this.#room = init.room;
     this.#onEnd = init.onEnd;
     this.#ended = init.ended;
+  }
+
+  /** The job's room. Not connected until `connect()`; attach handlers before connecting if you need every event. */
+  get room(): Room {
+    return (this.#room ??= new Room());
+  }
+
+  /** The server's job description (room, participant for PUBLISHER jobs, metadata, …). */
+  get job(): Job {
+    return (this.#job ??= Job.fromJson(this.info.job, { ignoreUnknownFields: true }));
   }
 
   /** The id of this job. */

@@ -8,7 +8,7 @@
 import { importAgentModule } from '../agent-file/load.ts';
 import { JobProcess } from './process.ts';
 import { errorMessage, startJob, type RunningJob } from './runtime.ts';
-import { warmJobRuntime } from './warm-up.ts';
+import { startNativeRuntime, warmJobRuntime } from './warm-up.ts';
 import { createLogger, setLogSink } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
 import {
@@ -31,16 +31,24 @@ function send(m: ChildMessage): void {
   if (process.connected) process.send?.(m, undefined, {}, () => {});
 }
 
-/** What ends the wait for the next job: a job, or the host having gone away. */
-type NextJob = Extract<HostMessage, { type: 'launch' }> | { type: 'hostGone' };
+type Launch = Extract<HostMessage, { type: 'launch' }>;
+
+/** What ends the wait for the next job: a job, started, or the host having gone away. */
+type NextJob = { type: 'started'; job: RunningJob } | { type: 'hostGone' };
+
+/** Starts a launched job; called in the tick its `launch` message arrives in. */
+type StartJob = (launch: Launch) => RunningJob;
 
 /**
  * Waits for the host's next job between jobs, and routes `shutdown` to the running job; pings
- * are answered by the listener all along.
+ * are answered by the listener all along. A `launch` that finds the task waiting starts its job
+ * inside the message listener itself: the hand-off does not wait for the promise the loop
+ * awaits to settle (a microtask turn behind the rest of Node's tick).
  */
 class Inbox {
-  #waiting: ((m: NextJob) => void) | undefined;
-  #queued: NextJob[] = [];
+  #waiting:
+    { resolve: (m: NextJob) => void; reject: (err: unknown) => void; start: StartJob } | undefined;
+  #queued: Launch[] = [];
   #job: RunningJob | undefined;
   #gone = false;
 
@@ -56,28 +64,34 @@ class Inbox {
       this.#job?.shutdown(raw.reason);
       return;
     }
-    this.#deliver(raw);
+    const w = this.#waiting;
+    if (!w) {
+      this.#queued.push(raw);
+      return;
+    }
+    this.#waiting = undefined;
+    // A start that throws fails the task as it would have in the loop, not the listener.
+    try {
+      w.resolve(this.#begin(raw, w.start));
+    } catch (err) {
+      w.reject(err);
+    }
   };
 
-  #deliver(m: NextJob): void {
-    const w = this.#waiting;
-    this.#waiting = undefined;
-    if (w) w(m);
-    else this.#queued.push(m);
+  #begin(launch: Launch, start: StartJob): NextJob {
+    // Until `detach`, `shutdown` goes to this job.
+    this.#job = start(launch);
+    return { type: 'started', job: this.#job };
   }
 
-  next(): Promise<NextJob> {
+  /** The next job, started with `start`, or the host having gone. */
+  next(start: StartJob): Promise<NextJob> {
     const m = this.#queued.shift();
-    if (m) return Promise.resolve(m);
+    if (m) return Promise.resolve(this.#begin(m, start));
     if (this.#gone) return Promise.resolve({ type: 'hostGone' });
-    return new Promise((resolve) => {
-      this.#waiting = resolve;
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject, start };
     });
-  }
-
-  /** Until `detach`, `shutdown` goes to this job. */
-  attach(job: RunningJob): void {
-    this.#job = job;
   }
 
   detach(): void {
@@ -88,7 +102,9 @@ class Inbox {
   hostGone(): void {
     this.#gone = true;
     this.#job?.shutdown('worker process went away');
-    this.#deliver({ type: 'hostGone' });
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.resolve({ type: 'hostGone' });
   }
 }
 
@@ -122,6 +138,8 @@ async function dialogue(
 ): Promise<string> {
   const proc = new JobProcess(process.pid);
   let agent: AgentFunctions;
+  // Before the agent module: the native runtime is configured by us, whatever it imports.
+  startNativeRuntime();
   try {
     agent = await importAgentModule(task.agentModule);
     await agent.prewarmFnc?.(proc);
@@ -140,22 +158,23 @@ async function dialogue(
 
   // One job after another: the host decides after each end whether this process takes another
   // (process reuse) or stops it; without reuse the first end is the last.
-  for (;;) {
-    const next = await inbox.next();
-    if (next.type !== 'launch') return 'host gone';
-    const jobLog = log.child({ jobId: next.job.jobId });
+  const start: StartJob = (launch) => {
     // Said in the same tick as the entrypoint is called (startJob calls it at once), and before
     // anything the entrypoint logs: the worker knows the job runs before it reads its records,
     // and starts the spare replacing this process only now, not during the hand-off.
-    send({ type: 'started', jobId: next.job.jobId });
-    const job = startJob({
+    send({ type: 'started', jobId: launch.job.jobId });
+    return startJob({
       entrypointFnc: agent.entrypointFnc,
-      info: next.job,
+      info: launch.job,
       proc,
-      log: jobLog,
-      callbackTimeout: next.callbackTimeout,
+      log: log.child({ jobId: launch.job.jobId }),
+      callbackTimeout: launch.callbackTimeout,
     });
-    inbox.attach(job);
+  };
+  for (;;) {
+    const next = await inbox.next(start);
+    if (next.type !== 'started') return 'host gone';
+    const { job } = next;
     const end = await job.done;
     inbox.detach();
     const rssGrowthMb = Math.round((process.memoryUsage.rss() - warmRss) / 2 ** 20);
