@@ -5,7 +5,7 @@
  * rtc-node's native runtime; the reflection of its FFI messages, ~13 ms for the first request
  * alone) cost milliseconds each on the job's critical path; here they cost the same once (~15 ms
  * in all), while the process is idle. Nothing done here outlives the call but the native
- * runtime and the reflection caches, which every job uses anyway.
+ * runtime, the reflection caches and Node's `perf_hooks`, which jobs use anyway.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -16,14 +16,16 @@ import type { JobProcess } from './process.ts';
 /** What the warm-up managed; a step that fails is skipped (the job then pays for it, as before). */
 export interface WarmUpReport {
   context: boolean;
+  performance: boolean;
   nativeRuntime: boolean;
   ffiMessages: boolean;
 }
 
 export function warmJobRuntime(proc: JobProcess): WarmUpReport {
   return {
-    context: warmContext(proc),
     nativeRuntime: startNativeRuntime(),
+    context: warmContext(proc),
+    performance: warmPerformance(),
     ffiMessages: warmFfiMessages(),
   };
 }
@@ -92,16 +94,53 @@ function warmContext(proc: JobProcess): boolean {
 }
 
 /**
- * rtc-node starts its native (Rust) runtime on the first FFI call of the process, normally inside
- * `ctx.connect()`. Its client is not exported; it sits beside the package's CommonJS entry, and
- * takes ~1 ms and ~2 MB to start. If the package's layout ever changes, this is skipped.
+ * Node loads `perf_hooks` (eight internal modules, ~1 ms) on the first use of the `performance`
+ * global; an entrypoint that times itself (as agents reporting latency metrics do) would pay for
+ * it inside its job.
  */
-function startNativeRuntime(): boolean {
+function warmPerformance(): boolean {
+  return performance.now() >= 0;
+}
+
+/** rtc-node's FFI bindings, the one function of them this module calls. */
+interface FfiBindings {
+  livekitInitialize?: (onEvent: unknown, captureLogs: boolean, ...rest: unknown[]) => unknown;
+}
+
+/**
+ * Starts rtc-node's native (Rust) runtime, which it otherwise starts on the first FFI call of the
+ * process (normally inside `ctx.connect()`), with the native side's log capture off. rtc-node asks
+ * for every native log record, down to TRACE, as an FFI event of its own, decodes each one in
+ * JavaScript on the main thread and drops it: ~1,450 events per room connect (libwebrtc's and the
+ * websocket's debug lines), ~100 ms of CPU per first connect and ~45 per later one (measured).
+ * Without capture the native side filters by `RUST_LOG` (default: errors only) and writes to the
+ * process's stderr, which the worker passes through (README, "Logging").
+ *
+ * Called before the agent module is imported, so the runtime is ours whatever the module does at
+ * import or in `prewarmFnc`. rtc-node keeps one client per process, on `globalThis`; its class
+ * sits beside the package's CommonJS entry and calls the bindings through their exports object,
+ * so the call is redirected for the one construction and put back. If the layout ever changes,
+ * this is skipped and rtc-node starts its runtime as it always does. Idempotent.
+ */
+export function startNativeRuntime(): boolean {
   try {
     const require = createRequire(import.meta.url);
-    const dist = dirname(require.resolve('@livekit/rtc-node'));
-    const ffi = require(join(dist, 'ffi_client.cjs')) as { FfiClient?: { instance?: unknown } };
-    return ffi.FfiClient?.instance !== undefined;
+    const entry = require.resolve('@livekit/rtc-node');
+    const ffi = require(join(dirname(entry), 'ffi_client.cjs')) as {
+      FfiClient?: { instance?: unknown };
+    };
+    const running = (globalThis as { _ffiClientInstance?: unknown })._ffiClientInstance;
+    if (running !== undefined) return true;
+    const bindings = createRequire(entry)('@livekit/rtc-ffi-bindings') as FfiBindings;
+    const initialize = bindings.livekitInitialize;
+    if (typeof initialize !== 'function') return ffi.FfiClient?.instance !== undefined;
+    bindings.livekitInitialize = (onEvent, _captureLogs, ...rest) =>
+      initialize(onEvent, false, ...rest);
+    try {
+      return ffi.FfiClient?.instance !== undefined;
+    } finally {
+      bindings.livekitInitialize = initialize;
+    }
   } catch {
     return false;
   }

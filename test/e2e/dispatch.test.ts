@@ -151,4 +151,13 @@ describe('dispatch on a real server', () => {
     expect(report.userdata).toEqual({ prewarmedBy: 'accept', prewarmedInPid: report.pid });
     expect(report.procPid).toBe(report.pid);
   });
+
+  it("connects without the native side's log records flooding the job's JavaScript", async () => {
+    // rtc-node on its own has every native record down to TRACE sent to JavaScript as an event
+    // (~1,450 per connect); a job process starts the native runtime with that capture off.
+    const room = 'native-logs-1';
+    await joinRoom(server, { room, identity: 'alice' });
+    const report = await jobReport(accepter, room);
+    expect(report.nativeLogEvents).toBe(0);
+  });
 });

@@ -34,6 +34,8 @@ export interface JobReport extends LogRecord {
   userdata: Record<string, unknown>;
   procPid: number;
   pid: number;
+  /** FFI events with native log records that reached the job's JavaScript during its connect. */
+  nativeLogEvents: number;
 }
 
 export interface FixtureWorkerOptions {

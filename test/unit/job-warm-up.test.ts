@@ -7,6 +7,7 @@ describe('job process warm-up', () => {
     const before = (globalThis as { _ffiClientInstance?: unknown })._ffiClientInstance;
     expect(warmJobRuntime(new JobProcess(1))).toEqual({
       context: true,
+      performance: true,
       nativeRuntime: true,
       ffiMessages: true,
     });
