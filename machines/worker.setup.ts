@@ -203,6 +203,10 @@ export const workerSetup = primitives.extend<{
       // can never be left unreported if a process actor breaks it.
       const orphan = proc?.jobId ? context.jobs[proc.jobId] : undefined;
       enqueue.assign({ procs: without(context.procs, p.procId) });
+      // A finished child stays in the snapshot's `children` until stopped: without this, every
+      // process the worker ever ran would be kept (its context too), and each step that copies
+      // `children` (any stopChild, any spawn) would grow slower with the worker's age.
+      enqueue.stopChild(p.procId);
       if (orphan && orphan.procId === p.procId) {
         enqueue.assign({ jobs: without(context.jobs, orphan.jobId) });
         enqueue({

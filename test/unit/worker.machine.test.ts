@@ -82,6 +82,36 @@ describe('worker chart', () => {
     expect(w.actor.getSnapshot().context.jobs).toEqual({});
   });
 
+  it('holds no actor for a finished process or request, however many jobs it has run', async () => {
+    const w = await registered({
+      options: { numIdleProcesses: 2, maxJobs: 3 },
+      decide: async (job) =>
+        job.id.startsWith('AJ_no')
+          ? { accepted: false, reason: 'no' }
+          : {
+              accepted: true,
+              acceptArguments: { name: '', identity: job.id, metadata: '', attributes: {} },
+            },
+    });
+    for (let i = 0; i < 5; i++) {
+      const job = await acceptAndAssign(w, `AJ_${i}`);
+      const procId = w.actor.getSnapshot().context.jobs[job.id]!.procId!;
+      w.hosts.get(procId)!.send({ type: 'JOB_RETURNED', outcome: 'success', reason: 'done' });
+      w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob(`AJ_no_${i}`) });
+      // Accepted, never assigned: the slot is released at the assignment timeout.
+      w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob(`AJ_lost_${i}`) });
+      w.clock.increment(10_000);
+      await w.flush();
+    }
+    const { children, context } = w.actor.getSnapshot();
+    expect(w.jobStatuses().filter((s) => s.outcome === 'success')).toHaveLength(5);
+    expect(context.jobs).toEqual({});
+    expect(Object.keys(children).sort()).toEqual(
+      ['link', 'load', ...Object.keys(context.procs)].sort(),
+    );
+    expect(Object.keys(context.procs)).toHaveLength(2);
+  });
+
   it('goes full when load reaches the threshold and back when it drops', async () => {
     const w = await registered();
     w.server({ type: 'LOAD_SAMPLED', load: 0.7 } as never);
