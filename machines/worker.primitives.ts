@@ -57,6 +57,7 @@ import {
   spawnRetryDelay,
   waitingJobCount,
   without,
+  type JobRecord,
   type WorkerContext,
 } from './worker.context.ts';
 
@@ -65,6 +66,8 @@ export type JobIdParams = { jobId: string };
 export type ReasonParams = { reason: string };
 /** A "no" to an availability request: why, as a label and in words. */
 export type DeclineParams = { decision: DeclineDecision; reason: string };
+/** A job's assignment as its record keeps it (`handJobToProcess` writes it on the way). */
+export type Assigned = Pick<JobRecord, 'job' | 'launch'>;
 
 export const primitives = setup({
   types: {
@@ -240,18 +243,25 @@ export const primitives = setup({
           },
         });
       }
-      enqueue.assign({ nextProcNumber: context.nextProcNumber + count, procs });
+      // Most calls start nothing (a job taking a warm process, say): no assign, so no new
+      // snapshot on the way.
+      if (count > 0) enqueue.assign({ nextProcNumber: context.nextProcNumber + count, procs });
     }),
-    /** Hands a job that has its assignment to a warm process; its start deadline is over. */
+    /**
+     * Hands a job that has its assignment to a warm process; its start deadline is over.
+     * `assigned` is the assignment itself when it has just arrived, so the record is written
+     * once, not queued first.
+     */
     handJobToProcess: enqueueActions(
-      ({ enqueue, context }, p: JobIdParams & { procId: string }) => {
+      ({ enqueue, context }, p: JobIdParams & { procId: string; assigned?: Assigned }) => {
         const job = context.jobs[p.jobId];
-        const launch = job?.launch;
+        const launch = p.assigned?.launch ?? job?.launch;
         if (!job || !launch) return;
         enqueue.cancel(startDeadlineId(p.jobId));
         enqueue.cancel(idleTimerId(p.procId));
         enqueue.assign({
           jobs: patched(context.jobs, p.jobId, {
+            ...p.assigned,
             phase: 'launching',
             procId: p.procId,
             launchAttempts: job.launchAttempts + 1,

@@ -111,7 +111,6 @@ export const workerSetup = primitives.extend<{
       const record = context.jobs[p.job.id];
       if (!record?.acceptArguments || !context.workerId) return;
       const jobId = record.jobId;
-      enqueue.stopChild(requestId(jobId));
       const launch: RunningJobInfo = {
         jobId,
         job: p.job.toJson(),
@@ -120,10 +119,18 @@ export const workerSetup = primitives.extend<{
         token: p.token,
         workerId: context.workerId,
       };
-      enqueue.assign({
-        jobs: patched(context.jobs, jobId, { job: p.job, phase: 'queued', launch }),
-      });
-      enqueue({ type: 'runOrQueue', params: { jobId } });
+      const idle = firstIdleProc(context);
+      if (idle) {
+        const assigned = { job: p.job, launch };
+        enqueue({ type: 'handJobToProcess', params: { jobId, procId: idle.procId, assigned } });
+      } else {
+        enqueue.assign({
+          jobs: patched(context.jobs, jobId, { job: p.job, phase: 'queued', launch }),
+        });
+        enqueue({ type: 'runOrQueue', params: { jobId } });
+      }
+      // After the hand-off: the request actor's stop is not on the job's way to its process.
+      enqueue.stopChild(requestId(jobId));
     }),
     /**
      * A process that took a job died before the job's entrypoint ran: the job goes back to the
