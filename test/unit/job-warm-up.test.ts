@@ -3,7 +3,7 @@ import { JobProcess } from '../../src/job-process/process.ts';
 import { warmJobRuntime } from '../../src/job-process/warm-up.ts';
 
 describe('job process warm-up', () => {
-  it("builds a job context, starts rtc-node's native runtime and its FFI messages before any job arrives", () => {
+  it("rehearses a job's start, starts rtc-node's native runtime and its FFI messages before any job arrives", () => {
     const before = (globalThis as { _ffiClientInstance?: unknown })._ffiClientInstance;
     expect(warmJobRuntime(new JobProcess(1))).toEqual({
       context: true,
