@@ -11,7 +11,7 @@
  * interleaved framework by framework so background noise hits all three alike.
  *
  * `--only latency [--rounds N]` runs the latency jobs alone (with their per-phase split inside the
- * job), `--only churn` the churn slices alone (with their CPU per job); either writes
+ * job), `--only churn [--slices N]` the churn slices alone (with their CPU per job); either writes
  * test-artifacts/bench/latest.{json,md} instead of bench/results/. `--frameworks a,b` runs only
  * those frameworks (names as in the report's columns).
  *
@@ -90,7 +90,11 @@ const cfgBase = quick
       burstDeadlineMs: 40_000,
       recoverMs: 90_000,
     };
-const cfg = { ...cfgBase, latencyRounds: Number(argOf('--rounds') ?? cfgBase.latencyRounds) };
+const cfg = {
+  ...cfgBase,
+  latencyRounds: Number(argOf('--rounds') ?? cfgBase.latencyRounds),
+  churnSlices: Number(argOf('--slices') ?? cfgBase.churnSlices),
+};
 const IDLE_PROCESSES = 4;
 const BURST_SIZE = 50;
 const CHURN_CONCURRENCY = 4;
