@@ -1,10 +1,10 @@
 /**
  * Child side: what a warm job process does after prewarm, so the hand-off of its job runs warm
  * code. Left cold, the first job's start (the runtime's own path; protobuf's lazy message
- * reflection for `Job`, `Room`, `ParticipantInfo`; rtc-node's `Room`) and the first `ctx.connect()` (starting
- * rtc-node's native runtime; the reflection of its FFI messages, ~13 ms for the first request
- * alone) cost milliseconds each on the job's critical path; here they cost the same once (~15 ms
- * in all), while the process is idle. Nothing done here outlives the call but the native
+ * reflection for `Job`, `Room`, `ParticipantInfo`; rtc-node's `Room`) and the first `ctx.connect()`
+ * (starting rtc-node's native runtime; the reflection of its FFI messages, ~13 ms for the first
+ * request alone) cost milliseconds each on the job's critical path; here they cost the same once
+ * (~15 ms in all), while the process is idle. Nothing done here outlives the call but the native
  * runtime, the reflection caches and Node's `perf_hooks`, which jobs use anyway (the rehearsed
  * job's teardown finishes in the same tick's microtasks: it never connected).
  */
