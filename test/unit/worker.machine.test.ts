@@ -100,10 +100,18 @@ describe('worker chart', () => {
       w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob(`AJ_no_${i}`) });
       // Accepted, never assigned: the slot is released at the assignment timeout.
       w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob(`AJ_lost_${i}`) });
+      await w.flush();
       w.clock.increment(10_000);
       await w.flush();
     }
     const { children, context } = w.actor.getSnapshot();
+    const answered = (prefix: string) =>
+      w
+        .answers()
+        .filter((a) => a.jobId.startsWith(prefix))
+        .map((a) => a.acceptArguments !== undefined);
+    expect(answered('AJ_lost')).toEqual([true, true, true, true, true]);
+    expect(answered('AJ_no')).toEqual([false, false, false, false, false]);
     expect(w.jobStatuses().filter((s) => s.outcome === 'success')).toHaveLength(5);
     expect(context.jobs).toEqual({});
     expect(Object.keys(children).sort()).toEqual(
