@@ -9,7 +9,7 @@ import { importAgentModule } from '../agent-file/load.ts';
 import { JobProcess } from './process.ts';
 import { errorMessage, startJob, type RunningJob } from './runtime.ts';
 import { startNativeRuntime, warmJobRuntime } from './warm-up.ts';
-import { createLogger, setLogSink } from '../log.ts';
+import { createLogger, setLogSink, type Logger } from '../log.ts';
 import type { WorkerOptions } from '../options.ts';
 import {
   isHostMessage,
@@ -26,9 +26,29 @@ process.on('SIGINT', () => {});
 
 type AgentFunctions = Pick<WorkerOptions, 'entrypointFnc' | 'prewarmFnc'>;
 
-function send(m: ChildMessage): void {
+function write(m: ChildMessage): void {
   // The channel may already be closed when the host is gone; nothing useful can be done then.
   if (process.connected) process.send?.(m, undefined, {}, () => {});
+}
+
+/**
+ * The job whose `started` is still to be written. Its entrypoint is called first and the report
+ * follows in the same tick, so the IPC write (~0.1 ms) is not on the job's way to its first
+ * line; whatever is sent before then (a record the entrypoint logs at once, a pong) writes it
+ * first, so the host still reads `started` before anything else of the job.
+ */
+let unsentStart: string | undefined;
+
+function send(m: ChildMessage): void {
+  flushStarted();
+  write(m);
+}
+
+function flushStarted(): void {
+  if (unsentStart === undefined) return;
+  const jobId = unsentStart;
+  unsentStart = undefined;
+  write({ type: 'started', jobId });
 }
 
 type Launch = Extract<HostMessage, { type: 'launch' }>;
@@ -38,6 +58,38 @@ type NextJob = { type: 'started'; job: RunningJob } | { type: 'hostGone' };
 
 /** Starts a launched job; called in the tick its `launch` message arrives in. */
 type StartJob = (launch: Launch) => RunningJob;
+
+interface StarterOptions {
+  entrypointFnc: AgentFunctions['entrypointFnc'];
+  proc: JobProcess;
+  log: Logger;
+  /**
+   * Whether the host hears that the job runs (`started`, written once the entrypoint is called).
+   * A flag, not a callback: the rehearsal runs every line a real start does.
+   */
+  announces: boolean;
+}
+
+/**
+ * How a launch becomes a running job. The warm-up rehearses with one of these too (announcing
+ * nothing), so the real one runs compiled code at the first job.
+ */
+function jobStarter(o: StarterOptions): StartJob {
+  return (launch) => {
+    if (o.announces) unsentStart = launch.job.jobId;
+    try {
+      return startJob({
+        entrypointFnc: o.entrypointFnc,
+        info: launch.job,
+        proc: o.proc,
+        log: o.log.child({ jobId: launch.job.jobId }),
+        callbackTimeout: launch.callbackTimeout,
+      });
+    } finally {
+      flushStarted();
+    }
+  };
+}
 
 /**
  * Waits for the host's next job between jobs, and routes `shutdown` to the running job; pings
@@ -148,7 +200,12 @@ async function dialogue(
     send({ type: 'prewarmFailed', error: errorMessage(err) });
     return 'prewarm failed';
   }
-  const warm = warmJobRuntime(proc);
+  // The rehearsed start takes the way a launch does: the message listener, the hand-off, a starter.
+  const warm = warmJobRuntime(proc, (info, entrypointFnc, quiet) => {
+    const rehearsal = new Inbox();
+    void rehearsal.next(jobStarter({ entrypointFnc, proc, log: quiet, announces: false }));
+    rehearsal.listener({ type: 'launch', job: info, callbackTimeout: 1_000 } satisfies Launch);
+  });
   if (Object.values(warm).includes(false)) {
     log.debug('job runtime warm-up skipped a step', { ...warm });
   }
@@ -158,19 +215,16 @@ async function dialogue(
 
   // One job after another: the host decides after each end whether this process takes another
   // (process reuse) or stops it; without reuse the first end is the last.
-  const start: StartJob = (launch) => {
-    // Said in the same tick as the entrypoint is called (startJob calls it at once), and before
-    // anything the entrypoint logs: the worker knows the job runs before it reads its records,
-    // and starts the spare replacing this process only now, not during the hand-off.
-    send({ type: 'started', jobId: launch.job.jobId });
-    return startJob({
-      entrypointFnc: agent.entrypointFnc,
-      info: launch.job,
-      proc,
-      log: log.child({ jobId: launch.job.jobId }),
-      callbackTimeout: launch.callbackTimeout,
-    });
-  };
+  // `started` is said in the same tick as the entrypoint is called (startJob calls it at once),
+  // and before anything the entrypoint logs (`unsentStart`): the worker knows the job runs before
+  // it reads its records, and starts the spare replacing this process only now, not during the
+  // hand-off.
+  const start = jobStarter({
+    entrypointFnc: agent.entrypointFnc,
+    proc,
+    log,
+    announces: true,
+  });
   for (;;) {
     const next = await inbox.next(start);
     if (next.type !== 'started') return 'host gone';

@@ -17,17 +17,22 @@ import { createProcessHost, type ProcessHostConfig } from '../../src/pool/proces
 export const fixture = (name: string) =>
   fileURLToPath(new URL(`../fixtures/agents/${name}.ts`, import.meta.url));
 
+/** Orders log records and reports against each other (both are numbered from one counter). */
+let order = 0;
+
 export interface LogRecord {
   level: string;
   message: string;
   fields: LogFields;
+  /** When it arrived, relative to the other records and the reports. */
+  order: number;
 }
 
 export function recordingLogger(records: LogRecord[], base: LogFields = {}): Logger {
   const at =
     (level: string) =>
     (message: string, fields: LogFields = {}) =>
-      records.push({ level, message, fields: { ...base, ...fields } });
+      records.push({ level, message, fields: { ...base, ...fields }, order: ++order });
   return {
     debug: at('debug'),
     info: at('info'),
@@ -51,6 +56,8 @@ export function jobInfo(metadata: object, id = 'J1'): RunningJobInfo {
 export interface Timed {
   report: JobProcessReport;
   at: number;
+  /** When it arrived, relative to the other reports and the log records. */
+  order: number;
 }
 
 export function startProcess(
@@ -95,7 +102,7 @@ export function startProcess(
       '*': {
         actions: ({ event }) => {
           if (event.type.startsWith('xstate.')) return;
-          reports.push({ report: event, at: Date.now() });
+          reports.push({ report: event, at: Date.now(), order: ++order });
           for (const w of waiters.splice(0)) w();
         },
       },
@@ -114,11 +121,14 @@ export function startProcess(
     async waitFor<T extends JobProcessReport['type']>(
       type: T,
       ms = 15_000,
-    ): Promise<Extract<JobProcessReport, { type: T }> & { at: number }> {
+    ): Promise<Extract<JobProcessReport, { type: T }> & { at: number; order: number }> {
       const deadline = Date.now() + ms;
       for (;;) {
         const hit = reports.find((r) => r.report.type === type);
-        if (hit) return { ...(hit.report as Extract<JobProcessReport, { type: T }>), at: hit.at };
+        if (hit) {
+          const report = hit.report as Extract<JobProcessReport, { type: T }>;
+          return { ...report, at: hit.at, order: hit.order };
+        }
         const left = deadline - Date.now();
         if (left <= 0)
           throw new Error(

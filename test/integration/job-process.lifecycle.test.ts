@@ -2,7 +2,7 @@
  * Real job processes (tinypool child processes running tsx) driven through the jobProcess
  * chart: prewarm, launch, the ways a job ends, and that no process outlives its actor.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fixture, isAlive, jobInfo, useProcesses } from './job-process.harness.ts';
 
 // Every process is stopped after its test, and none may outlive it.
@@ -10,9 +10,13 @@ const start = useProcesses();
 
 describe('job process lifecycle', () => {
   it('prewarms once per process and hands userdata to the job', async () => {
-    const h = start({ agentModule: fixture('modes') });
+    // At DEBUG, so a warm-up step that was skipped would be said.
+    const env = { AGENTSTATE_TEST_MARKER: 'passed-through', AGENTSTATE_LOG_LEVEL: 'DEBUG' };
+    const h = start({ agentModule: fixture('modes'), env });
     const warm = await h.waitFor('PROCESS_PREWARMED');
     expect(isAlive(warm.pid)).toBe(true);
+    // The warm-up rehearsed the whole start, through the launch's own way in.
+    expect(h.log('job runtime warm-up skipped a step')).toBeUndefined();
     h.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'return' }) });
     const ended = await h.waitFor('JOB_ENDED');
     expect(ended).toMatchObject({
@@ -42,6 +46,18 @@ describe('job process lifecycle', () => {
     const startedJob = await h.waitFor('JOB_STARTED');
     expect(startedJob.pid).toBe(warm.pid);
     expect(startedJob.at - launchedAt).toBeLessThan(250);
+    h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'test over' });
+    await h.waitFor('PROCESS_EXITED');
+  });
+
+  it('reports the job started before any record its entrypoint logs', async () => {
+    const h = start({ agentModule: fixture('modes') });
+    await h.waitFor('PROCESS_PREWARMED');
+    // The fixture logs `entrypoint` in its first line, in the tick the job starts in.
+    h.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'wait' }) });
+    const startedJob = await h.waitFor('JOB_STARTED');
+    await vi.waitFor(() => expect(h.log('entrypoint')).toBeDefined(), { timeout: 5_000 });
+    expect(startedJob.order).toBeLessThan(h.log('entrypoint')!.order);
     h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'test over' });
     await h.waitFor('PROCESS_EXITED');
   });
