@@ -17,6 +17,7 @@ import { VERSION } from '../version.ts';
 import { chartOptionsFrom } from './chart-options.ts';
 import { createDecideRequest } from './decide-request.ts';
 import { emittedLogger } from './emitted-log.ts';
+import { rehearseJobs, type RehearsalReport } from './rehearsal.ts';
 import type { Worker, WorkerRunConfig } from './worker.ts';
 
 export interface WorkerActorInput {
@@ -84,4 +85,16 @@ export function createWorkerActor({
     emittedLogger(log, () => actor.getSnapshot().context),
   );
   return actor;
+}
+
+/**
+ * Rehearses a job's way through the worker (`rehearsal.ts`) with this worker's chart options,
+ * beside the running chart; ends early when `signal` aborts.
+ */
+export function rehearseJobPath(
+  resolved: ResolvedWorkerOptions,
+  config: WorkerRunConfig,
+  signal: AbortSignal,
+): Promise<RehearsalReport> {
+  return rehearseJobs({ ...chartOptionsFrom(resolved), ...config.chartTuning }, { signal });
 }

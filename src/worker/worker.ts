@@ -268,9 +268,18 @@ export class Worker {
     });
     const removeSignals =
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();
+    // The job path's warm-up runs beside the chart from its start until the worker stops.
+    const rehearsal = new AbortController();
+    const start = () => {
+      actor.start();
+      void runtime.rehearseJobPath(resolved, this.#config, rehearsal.signal).then((report) => {
+        log.debug('rehearsed the job path', { ...report });
+      });
+    };
     return new Promise<void>((resolve, reject) => {
       const sub = actor.subscribe({
         complete: () => {
+          rehearsal.abort();
           sub.unsubscribe();
           removeSignals();
           const ctx = actor.getSnapshot().context;
@@ -278,14 +287,15 @@ export class Worker {
           else resolve();
         },
         error: (err) => {
+          rehearsal.abort();
           removeSignals();
           reject(err instanceof Error ? err : new Error(String(err)));
         },
       });
-      if (!compiled) actor.start();
+      if (!compiled) start();
       else
         compiled.then(
-          () => actor.start(),
+          () => start(),
           (err: unknown) => {
             sub.unsubscribe();
             removeSignals();
