@@ -36,9 +36,11 @@ export interface RehearsalReport {
   answered: number;
   launched: number;
   ended: number;
+  /** Why it stopped short, if something in it threw (the worker logs the report). */
+  error?: string;
 }
 
-/** Encoded once: each round decodes them as the server link decodes a real frame. */
+/** A job's two frames as the server sends them; each round decodes them as the server link does. */
 function frames(n: number): { availability: Uint8Array; assignment: Uint8Array } {
   const job = new Job({
     id: `AJ_rehearsal_${n}`,
@@ -157,8 +159,9 @@ export async function rehearseJobs(
       clock.increment(options.spareRefillDelay + 1);
       await settle();
     }
-  } catch {
-    // Only the warm-up is lost; the real chart is not touched.
+  } catch (err) {
+    // Only the warm-up is lost (the real chart is not touched): said in the report, not thrown.
+    report.error = err instanceof Error ? err.message : String(err);
   } finally {
     actor?.stop();
   }
