@@ -18,6 +18,20 @@ export interface JobProcessTask {
   agentModule: string;
   /** If the host goes away, how long the process may take to end its job before it exits. */
   orphanGraceMs: number;
+  /** `@livekit/rtc-node` as one prebuilt file, when the worker has one (`./rtc-bundle.ts`). */
+  rtcBundle?: RtcBundle;
+}
+
+/** A prebuilt bundle of `@livekit/rtc-node` and where its parts belong (`./rtc-bundle.ts`). */
+export interface RtcBundle {
+  /** The bundle: CommonJS whose exports are the exports of `modules`, in that order. */
+  file: string;
+  /** Where the V8 code cache of `file` is kept (written by the first job process to load it). */
+  codeCache: string;
+  /** The module files the bundle stands in for, as Node's `require.cache` names them. */
+  modules: string[];
+  /** The file the bundle's own `require`s (the native binding) resolve from. */
+  requireFrom: string;
 }
 
 /** Host → child. */

@@ -31,8 +31,15 @@ import { JOB_PROCESS_ENV } from '../runtime-registry.ts';
 import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
 import { RUNS_FROM_SOURCE, SOURCE_CONDITION } from '../package-root.ts';
 import { relayChildOutput } from './child-output.ts';
-import { isChildMessage, type ChildMessage, type HostMessage, type JobProcessTask } from './ipc.ts';
+import {
+  isChildMessage,
+  type ChildMessage,
+  type HostMessage,
+  type JobProcessTask,
+  type RtcBundle,
+} from './ipc.ts';
 import { startMemoryWatch } from './memory-watch.ts';
+import { rtcBundleForJobs } from './rtc-bundle.ts';
 
 export interface ProcessHostConfig {
   /** Absolute path or `file:` URL of the user's agent module (read when a process starts). */
@@ -57,6 +64,11 @@ export interface ProcessHostConfig {
   env?: NodeJS.ProcessEnv;
   /** Time of the pinger and the memory watch. Default: the system clock. */
   clock?: Clock;
+  /**
+   * The prebuilt `@livekit/rtc-node` the process loads, read when it starts. Default: the
+   * worker process's own (`./rtc-bundle.ts`), once it is built.
+   */
+  rtcBundle?: () => RtcBundle | undefined;
 }
 
 // From a build the child is plain `node` running `job-entry.js`: a TypeScript agent was compiled
@@ -110,6 +122,8 @@ export function createProcessHost(config: ProcessHostConfig) {
       // The callbacks' own budget, plus time to leave the room and report.
       orphanGraceMs: config.shutdownCallbackTimeout + 5_000,
     };
+    const rtcBundle = config.rtcBundle ? config.rtcBundle() : rtcBundleForJobs(config.logger);
+    if (rtcBundle) task.rtcBundle = rtcBundle;
     pool
       .run(task, {
         channel: {

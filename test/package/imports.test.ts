@@ -61,12 +61,13 @@ describe('the installed package', () => {
   });
 
   it('costs a job process no HTTP server, hashing or compiler modules', () => {
-    // What a job process imports: its entry (the agent loader and the runtime), then the user's
-    // `import 'agentstate'`. Each module looked for here is the worker's business only.
+    // What a job process imports: its entry, the rest of it (the agent loader and the runtime),
+    // then the user's `import 'agentstate'`. Each module looked for here is the worker's only.
     const out = nodeEval(
       `
       const entry = import.meta.resolve('agentstate');
       await import(new URL('./job-process/job-entry.js', entry).href);
+      await import(new URL('./job-process/job-dialogue.js', entry).href);
       await import('agentstate');
       const builtins = process.moduleLoadList.filter((m) =>
         /^NativeModule (http|_http_server|crypto|fs\\/promises)$/.test(m));
@@ -76,7 +77,7 @@ describe('the installed package', () => {
       const urls = [];
       s.on('Debugger.scriptParsed', (m) => urls.push(m.params.url));
       await s.post('Debugger.enable');
-      const own = urls.filter((u) => /\\/dist\\/src\\/(agent-file\\/compile-typescript|pool\\/memory)\\.js$/.test(u));
+      const own = urls.filter((u) => /\\/dist\\/src\\/(agent-file\\/compile-typescript|pool\\/(memory|rtc-bundle))\\.js$/.test(u));
       console.log(JSON.stringify({ builtins, own, entry: urls.some((u) => u.endsWith('/job-entry.js')) }));
     `,
       { AGENTSTATE_JOB_PROCESS: '1' },

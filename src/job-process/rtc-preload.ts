@@ -1,0 +1,116 @@
+/**
+ * Child side of the quick load of `@livekit/rtc-node` (the worker side, and why: `src/pool/
+ * rtc-bundle.ts`). Before anything in the job process imports rtc-node, its prebuilt bundle is
+ * compiled, from V8's code cache when there is one, and run once; each module it stands in for is
+ * then put into `require.cache` under that module's own file name, loaded. Node finds a module
+ * there before it looks at the disk, for `require` and for `import` alike (an ES import of a
+ * CommonJS file takes its exports from that cache), so the agent's `import '@livekit/rtc-node'`,
+ * the job runtime's and the warm-up's all get the bundle's single instance.
+ *
+ * Any failure leaves the cache untouched, and rtc-node loads from its own files as it always does.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import Module, { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { Script } from 'node:vm';
+import type { RtcBundle } from '../pool/ipc.ts';
+
+/** How the preload went; `saveCodeCache` finishes what it started. */
+export interface RtcPreload {
+  /** `bundle`: rtc-node came from the bundle; `files`: Node loads it as usual. */
+  loadedFrom: 'bundle' | 'files';
+  /** Why not from the bundle, when not. */
+  reason?: string;
+  /**
+   * Writes the code cache when the bundle was compiled without one (or V8 refused it). Called
+   * once the process is warm, so the cache also holds the functions the warm-up compiled.
+   */
+  saveCodeCache(): void;
+}
+
+type CommonJsWrapper = (
+  exports: unknown,
+  require: NodeJS.Require,
+  module: { exports: unknown },
+  filename: string,
+  dirname: string,
+) => void;
+
+interface CacheableModule {
+  exports: unknown;
+  filename: string;
+  loaded: boolean;
+  paths: string[];
+}
+
+/** The internals of `node:module` this relies on: documented, but missing from its types. */
+const ModuleInternals = Module as unknown as {
+  new (id: string): CacheableModule;
+  wrap(source: string): string;
+  _nodeModulePaths(dir: string): string[];
+};
+
+const notSaved = (): void => {};
+
+export function preloadRtcNode(bundle: RtcBundle | undefined): RtcPreload {
+  if (!bundle) return { loadedFrom: 'files', reason: 'no bundle', saveCodeCache: notSaved };
+  const require = createRequire(import.meta.url);
+  if (bundle.modules.some((m) => require.cache[m] !== undefined)) {
+    return { loadedFrom: 'files', reason: 'already loaded', saveCodeCache: notSaved };
+  }
+  let script: Script;
+  let exported: unknown;
+  let hadCache: boolean;
+  try {
+    const source = readFileSync(bundle.file, 'utf8');
+    const cachedData = existsSync(bundle.codeCache) ? readFileSync(bundle.codeCache) : undefined;
+    script = new Script(ModuleInternals.wrap(source), { filename: bundle.file, cachedData });
+    hadCache = cachedData !== undefined && !script.cachedDataRejected;
+    const wrapper = script.runInThisContext() as CommonJsWrapper;
+    const holder = { exports: {} as unknown };
+    wrapper.call(
+      holder.exports,
+      holder.exports,
+      createRequire(bundle.requireFrom),
+      holder,
+      bundle.file,
+      dirname(bundle.requireFrom),
+    );
+    exported = holder.exports;
+  } catch (err) {
+    return { loadedFrom: 'files', reason: describe(err), saveCodeCache: notSaved };
+  }
+  if (!Array.isArray(exported) || exported.length !== bundle.modules.length) {
+    return {
+      loadedFrom: 'files',
+      reason: 'the bundle exports something else',
+      saveCodeCache: notSaved,
+    };
+  }
+  bundle.modules.forEach((file, i) => {
+    const m = new ModuleInternals(file);
+    m.filename = file;
+    m.paths = ModuleInternals._nodeModulePaths(dirname(file));
+    m.exports = exported[i];
+    m.loaded = true;
+    require.cache[file] = m as unknown as NodeJS.Module;
+  });
+  return {
+    loadedFrom: 'bundle',
+    saveCodeCache: hadCache
+      ? notSaved
+      : () => {
+          try {
+            const tmp = `${bundle.codeCache}.${process.pid}.tmp`;
+            writeFileSync(tmp, script.createCachedData());
+            renameSync(tmp, bundle.codeCache);
+          } catch {
+            // A read-only cache directory: the next process compiles the bundle again.
+          }
+        },
+  };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,275 @@
+/**
+ * Worker side of the job process's quick load of `@livekit/rtc-node`: one prebuilt file instead of
+ * the ~125 CommonJS modules rtc-node is (its FFI protocol classes, protobuf-es, pino and their
+ * helpers). Node resolves, reads, wraps and compiles each of them in every new job process, ~80 ms
+ * of the ~200 ms of CPU a start costs; one bundle with a V8 code cache loads in ~25 (measured:
+ * docs/architecture.md §4). Vite pre-bundles dependencies for the same reason.
+ *
+ * The bundle is built here, once per installed rtc-node, with esbuild (already a dependency, for
+ * TypeScript agents), from the files the worker's own `import '@livekit/rtc-node'` resolves to.
+ * It goes into the nearest `node_modules/.cache/agentstate/` above rtc-node (else the system's
+ * temporary directory), with a manifest of every file it was built from (path, size, mtime): a
+ * changed file (an upgrade, a patch) makes the next worker build it again. Job processes load it
+ * (`src/job-process/rtc-preload.ts`) in place of rtc-node's own files, under the same module
+ * identity, so an agent's `import { Room } from '@livekit/rtc-node'` gets the very same classes.
+ *
+ * Nothing here is needed for correctness: whatever fails (no esbuild binary, a read-only disk,
+ * a layout we do not know) leaves job processes loading rtc-node as Node always does. Processes
+ * started while the bundle is still being built (the first start after an install) do the same.
+ * `AGENTSTATE_RTC_BUNDLE=0` turns it off.
+ */
+import { createHash } from 'node:crypto';
+import {
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir, userInfo } from 'node:os';
+import { dirname, join, sep } from 'node:path';
+import type { Logger } from '../log.ts';
+import type { RtcBundle } from './ipc.ts';
+
+/** Set to `0` to have job processes load `@livekit/rtc-node` file by file, as Node does. */
+export const RTC_BUNDLE_ENV = 'AGENTSTATE_RTC_BUNDLE';
+
+/** Bumped when what the bundle holds or how it is loaded changes: older bundles are not used. */
+const FORMAT = 3;
+
+interface Manifest {
+  format: number;
+  bundle: RtcBundle;
+  /** Every file esbuild read for the bundle: [path, size, mtimeMs]. */
+  inputs: [string, number, number][];
+}
+
+type State =
+  | { status: 'unprepared' }
+  | { status: 'building' }
+  | { status: 'ready'; bundle: RtcBundle }
+  | { status: 'unavailable' };
+
+let state: State = { status: 'unprepared' };
+
+/**
+ * The bundle job processes should load, if there is one yet. The first call finds it on disk (a
+ * few hundred `stat`s) or starts building it in the background and answers `undefined` until the
+ * build is done; later calls only read the outcome. One per worker process, shared by its workers.
+ */
+export function rtcBundleForJobs(log: Logger): RtcBundle | undefined {
+  if (state.status === 'unprepared') prepare(log);
+  return state.status === 'ready' ? state.bundle : undefined;
+}
+
+/** Waits for the background build, if one runs (tests and the bench use it to start warm). */
+export async function rtcBundleSettled(log: Logger): Promise<RtcBundle | undefined> {
+  rtcBundleForJobs(log);
+  while (state.status === 'building') await building;
+  return rtcBundleForJobs(log);
+}
+
+let building: Promise<void> = Promise.resolve();
+
+function prepare(log: Logger): void {
+  if (process.env[RTC_BUNDLE_ENV] === '0') {
+    state = { status: 'unavailable' };
+    return;
+  }
+  let plan: Plan;
+  try {
+    plan = planBundle();
+  } catch (err) {
+    log.debug('job processes load @livekit/rtc-node unbundled: its layout is not the known one', {
+      error: err,
+    });
+    state = { status: 'unavailable' };
+    return;
+  }
+  const found = readValidManifest(plan.manifestFile);
+  if (found) {
+    state = { status: 'ready', bundle: found.bundle };
+    return;
+  }
+  state = { status: 'building' };
+  const startedAt = performance.now();
+  building = build(plan).then(
+    (bundle) => {
+      state = { status: 'ready', bundle };
+      log.debug('bundled @livekit/rtc-node for job processes', {
+        file: bundle.file,
+        ms: Math.round(performance.now() - startedAt),
+      });
+    },
+    (err: unknown) => {
+      state = { status: 'unavailable' };
+      log.debug('job processes load @livekit/rtc-node unbundled: bundling it failed', {
+        error: err,
+      });
+    },
+  );
+}
+
+interface Plan {
+  /** The module files the bundle stands in for, as Node names them (real paths). */
+  modules: string[];
+  /** Where the bundle's remaining `require`s (the native binding) resolve from. */
+  requireFrom: string;
+  file: string;
+  manifestFile: string;
+}
+
+/**
+ * What to bundle: rtc-node's CommonJS entry (what its ES entry re-exports); the two modules the
+ * job process's warm-up reaches directly (its FFI client and the FFI bindings); and the
+ * `@livekit/protocol` build and protobuf runtime the job runtime requires beside them
+ * (`src/job-process/protocol.ts`), which share that runtime with the bindings. Each is then one
+ * instance in the process, whichever way it is reached.
+ */
+function planBundle(): Plan {
+  const require = createRequire(import.meta.url);
+  const entry = realpathSync(require.resolve('@livekit/rtc-node'));
+  if (!entry.endsWith('.cjs')) throw new Error(`unexpected entry ${entry}`);
+  const rtcRequire = createRequire(entry);
+  const bindings = realpathSync(rtcRequire.resolve('@livekit/rtc-ffi-bindings'));
+  const native = join(dirname(bindings), 'native.js');
+  statSync(native);
+  const modules = [
+    entry,
+    realpathSync(join(dirname(entry), 'ffi_client.cjs')),
+    bindings,
+    realpathSync(createRequire(bindings).resolve('@bufbuild/protobuf')),
+    realpathSync(require.resolve('@livekit/protocol')),
+  ];
+  if (modules.some((m) => m.endsWith('.mjs'))) throw new Error('an ES module among the parts');
+  const versions = [entry, bindings, modules[4] ?? ''].map((f) => packageVersion(f)).join('+');
+  const esbuildVersion = packageVersion(require.resolve('esbuild'));
+  const key = createHash('sha256')
+    .update([FORMAT, ...modules, versions, esbuildVersion, process.version].join('\n'))
+    .digest('hex')
+    .slice(0, 12);
+  const file = join(cacheDirFor(entry), `rtc-node-${packageVersion(entry)}-${key}.cjs`);
+  return { modules, requireFrom: native, file, manifestFile: `${file}.json` };
+}
+
+/** The version in the package.json nearest above `file`. */
+function packageVersion(file: string): string {
+  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        version?: string;
+      };
+      if (pkg.version) return pkg.version;
+    } catch {
+      // not here: one level up
+    }
+  }
+  return '0';
+}
+
+/** The nearest `node_modules/.cache/agentstate` above rtc-node, or a per-user temporary one. */
+function cacheDirFor(entry: string): string {
+  const at = entry.lastIndexOf(`${sep}node_modules${sep}`);
+  const candidates = [
+    ...(at >= 0 ? [join(entry.slice(0, at), 'node_modules', '.cache', 'agentstate')] : []),
+    join(tmpdir(), `agentstate-cache-${safeUser()}`),
+  ];
+  for (const dir of candidates) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      const probe = join(dir, `.probe-${process.pid}`);
+      writeFileSync(probe, '');
+      renameSync(probe, join(dir, '.writable'));
+      return dir;
+    } catch {
+      // read-only (an image's node_modules): the next candidate
+    }
+  }
+  throw new Error('no writable cache directory');
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username.replace(/[^\w.-]/g, '_');
+  } catch {
+    return String(process.getuid?.() ?? 'user');
+  }
+}
+
+/** The manifest's bundle, if the bundle is there and every file it was built from is unchanged. */
+function readValidManifest(manifestFile: string): Manifest | undefined {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
+    if (manifest.format !== FORMAT) return undefined;
+    statSync(manifest.bundle.file);
+    for (const [path, size, mtimeMs] of manifest.inputs) {
+      const s = statSync(path);
+      if (s.size !== size || s.mtimeMs !== mtimeMs) return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  return manifest;
+}
+
+let writes = 0;
+
+/** Writes `contents` to `file` by rename, so a reader sees the old file or the new, never half. */
+function writeAtomically(file: string, contents: string | Uint8Array): void {
+  const tmp = `${file}.${process.pid}-${++writes}.tmp`;
+  writeFileSync(tmp, contents);
+  renameSync(tmp, file);
+}
+
+async function build(plan: Plan): Promise<RtcBundle> {
+  const esbuild = await import('esbuild');
+  // esbuild names its inputs relative to its working directory.
+  const cwd = dirname(plan.modules[0] ?? process.cwd());
+  try {
+    const result = await esbuild.build({
+      stdin: {
+        // The modules in the order of `RtcBundle.modules`; each `require` is bundled, once.
+        contents: `module.exports = [${plan.modules.map((m) => `require(${JSON.stringify(m)})`).join(', ')}];`,
+        resolveDir: cwd,
+        loader: 'js',
+      },
+      absWorkingDir: cwd,
+      bundle: true,
+      write: false,
+      metafile: true,
+      platform: 'node',
+      format: 'cjs',
+      target: `node${process.versions.node.split('.')[0]}`,
+      // The native binding stays a `require`, resolved from the bindings' own directory.
+      external: ['@livekit/rtc-ffi-bindings-*', '*.node'],
+      logLevel: 'silent',
+    });
+    const code = result.outputFiles[0]?.contents;
+    if (!code) throw new Error('esbuild produced no output');
+    const inputs = Object.keys(result.metafile.inputs)
+      .filter((p) => !p.startsWith('<'))
+      .map((p): [string, number, number] => {
+        const s = statSync(join(cwd, p));
+        return [join(cwd, p), s.size, s.mtimeMs];
+      });
+    const bundle: RtcBundle = {
+      file: plan.file,
+      codeCache: `${plan.file}.${process.arch}-v8-${process.versions.v8}.cache`,
+      modules: plan.modules,
+      requireFrom: plan.requireFrom,
+    };
+    writeAtomically(plan.file, code);
+    // The manifest last: until it is there, no worker takes the bundle as built.
+    writeAtomically(
+      plan.manifestFile,
+      JSON.stringify({ format: FORMAT, bundle, inputs } satisfies Manifest),
+    );
+    return bundle;
+  } finally {
+    // esbuild keeps a service process for later builds; this was the only one.
+    await esbuild.stop();
+  }
+}
