@@ -20,6 +20,8 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  accessSync,
+  constants,
   mkdirSync,
   readFileSync,
   realpathSync,
@@ -82,7 +84,8 @@ function prepare(log: Logger): void {
   try {
     plan = planBundle();
   } catch (err) {
-    log.debug('job processes load @livekit/rtc-node unbundled: its layout is not the known one', {
+    // An unknown layout of rtc-node's files, or no cache directory this user may write.
+    log.debug('job processes load @livekit/rtc-node file by file: no bundle can be made', {
       error: err,
     });
     state = { status: 'unavailable' };
@@ -105,7 +108,7 @@ function prepare(log: Logger): void {
     },
     (err: unknown) => {
       state = { status: 'unavailable' };
-      log.debug('job processes load @livekit/rtc-node unbundled: bundling it failed', {
+      log.debug('job processes load @livekit/rtc-node file by file: bundling it failed', {
         error: err,
       });
     },
@@ -172,22 +175,24 @@ function packageVersion(file: string): string {
 /** The nearest `node_modules/.cache/agentstate` above rtc-node, or a per-user temporary one. */
 function cacheDirFor(entry: string): string {
   const at = entry.lastIndexOf(`${sep}node_modules${sep}`);
-  const candidates = [
-    ...(at >= 0 ? [join(entry.slice(0, at), 'node_modules', '.cache', 'agentstate')] : []),
-    join(tmpdir(), `agentstate-cache-${safeUser()}`),
-  ];
-  for (const dir of candidates) {
+  if (at >= 0) {
+    const dir = join(entry.slice(0, at), 'node_modules', '.cache', 'agentstate');
     try {
       mkdirSync(dir, { recursive: true });
-      const probe = join(dir, `.probe-${process.pid}`);
-      writeFileSync(probe, '');
-      renameSync(probe, join(dir, '.writable'));
+      accessSync(dir, constants.W_OK);
       return dir;
     } catch {
-      // read-only (an image's node_modules): the next candidate
+      // read-only (an image's node_modules): a temporary directory of our own
     }
   }
-  throw new Error('no writable cache directory');
+  // Only ours: job processes run what is found here, so nobody else may write to it.
+  const dir = join(tmpdir(), `agentstate-cache-${safeUser()}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const s = statSync(dir);
+  if (s.uid !== process.getuid?.() || (s.mode & 0o022) !== 0) {
+    throw new Error(`${dir} is not this user's own directory`);
+  }
+  return dir;
 }
 
 function safeUser(): string {
