@@ -9,7 +9,7 @@
  *
  * Any failure leaves the cache untouched, and rtc-node loads from its own files as it always does.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
@@ -57,6 +57,9 @@ export function preloadRtcNode(bundle: RtcBundle | undefined): RtcPreload {
   const require = createRequire(import.meta.url);
   if (bundle.modules.some((m) => require.cache[m] !== undefined)) {
     return { loadedFrom: 'files', reason: 'already loaded', saveCodeCache: notSaved };
+  }
+  if (!sentinelsHold(bundle)) {
+    return { loadedFrom: 'files', reason: 'rtc-node changed on disk', saveCodeCache: notSaved };
   }
   let script: Script;
   let exported: unknown;
@@ -109,6 +112,18 @@ export function preloadRtcNode(bundle: RtcBundle | undefined): RtcPreload {
           }
         },
   };
+}
+
+/** Whether the bundled packages are still the ones installed (two or three `stat`s). */
+function sentinelsHold(bundle: RtcBundle): boolean {
+  try {
+    return bundle.sentinels.every(([file, size, mtimeMs]) => {
+      const s = statSync(file);
+      return s.size === size && s.mtimeMs === mtimeMs;
+    });
+  } catch {
+    return false;
+  }
 }
 
 function describe(err: unknown): string {

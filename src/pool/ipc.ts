@@ -32,6 +32,11 @@ export interface RtcBundle {
   modules: string[];
   /** The file the bundle's own `require`s (the native binding) resolve from. */
   requireFrom: string;
+  /**
+   * The bundled packages' package.json files as they were ([path, size, mtimeMs]): changed, they
+   * say the packages were reinstalled under a running worker, and the bundle is not used.
+   */
+  sentinels: [string, number, number][];
 }
 
 /** Host → child. */

@@ -39,7 +39,7 @@ import type { RtcBundle } from './ipc.ts';
 export const RTC_BUNDLE_ENV = 'AGENTSTATE_RTC_BUNDLE';
 
 /** Bumped when what the bundle holds or how it is loaded changes: older bundles are not used. */
-const FORMAT = 3;
+const FORMAT = 4;
 
 interface Manifest {
   format: number;
@@ -157,19 +157,22 @@ function planBundle(): Plan {
   return { modules, requireFrom: native, file, manifestFile: `${file}.json` };
 }
 
-/** The version in the package.json nearest above `file`. */
-function packageVersion(file: string): string {
+/** The package.json nearest above `file` that names a version, and that version. */
+function packageOf(file: string): { manifest: string; version: string } {
   for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
     try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
-        version?: string;
-      };
-      if (pkg.version) return pkg.version;
+      const manifest = join(dir, 'package.json');
+      const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string };
+      if (pkg.version) return { manifest, version: pkg.version };
     } catch {
       // not here: one level up
     }
   }
-  return '0';
+  return { manifest: '', version: '0' };
+}
+
+function packageVersion(file: string): string {
+  return packageOf(file).version;
 }
 
 /** The nearest `node_modules/.cache/agentstate` above rtc-node, or a per-user temporary one. */
@@ -262,6 +265,13 @@ async function build(plan: Plan): Promise<RtcBundle> {
       });
     const bundle: RtcBundle = {
       file: plan.file,
+      // An install replaces these: a job process checks them before it trusts the bundle.
+      sentinels: [...new Set(plan.modules.map((m) => packageOf(m).manifest))]
+        .filter((f) => f !== '')
+        .map((f): [string, number, number] => {
+          const st = statSync(f);
+          return [f, st.size, st.mtimeMs];
+        }),
       codeCache: `${plan.file}.${process.arch}-v8-${process.versions.v8}.cache`,
       modules: plan.modules,
       requireFrom: plan.requireFrom,

@@ -3,8 +3,8 @@
  * src/job-process/rtc-preload.ts): real processes, the real bundle, and the ways back to loading
  * it file by file.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { describe, expect, it, vi } from 'vitest';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { RtcBundle } from '../../src/pool/ipc.ts';
 import { rtcBundleSettled } from '../../src/pool/rtc-bundle.ts';
 import { fixture, jobInfo, recordingLogger, useProcesses } from './job-process.harness.ts';
@@ -37,6 +37,9 @@ describe('rtc-node bundle for job processes', () => {
     // rtc-node, its FFI bindings, protobuf-es, pino and @livekit/protocol, file by file.
     expect(manifest.inputs.length).toBeGreaterThan(100);
     expect(manifest.inputs.some(([p]) => p.includes('rtc-node/dist/room.cjs'))).toBe(true);
+    expect(bundle!.sentinels.map(([f]) => f)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/rtc-node[/\\]package\.json$/)]),
+    );
     expect(await rtcBundleSettled(quiet)).toEqual(bundle);
   });
 
@@ -98,12 +101,26 @@ describe('rtc-node bundle for job processes', () => {
       codeCache: `${bundle.file}.none`,
     };
     writeFileSync(broken.file, 'module.exports = [1, 2];');
+    onTestFinished(() => rmSync(broken.file, { force: true }));
     const h = await runOnce(() => broken);
     expect(h.log('rtc-node')?.fields).toMatchObject({ sameRoom: true });
     expect(h.log('rtc-node')?.fields.rtcFiles).toBeGreaterThan(10);
     expect(h.log('@livekit/rtc-node loaded from its own files')?.fields).toMatchObject({
       reason: 'the bundle exports something else',
     });
+    const reinstalled = {
+      ...bundle,
+      sentinels: bundle.sentinels.map(([f, size, mtime]): [string, number, number] => [
+        f,
+        size,
+        mtime - 1,
+      ]),
+    };
+    const r = await runOnce(() => reinstalled);
+    expect(r.log('rtc-node')?.fields.rtcFiles).toBeGreaterThan(10);
+    expect(r.log('@livekit/rtc-node loaded from its own files')?.fields.reason).toBe(
+      'rtc-node changed on disk',
+    );
     const missing = { ...bundle, file: `${bundle.file}.missing.cjs` };
     const m = await runOnce(() => missing);
     expect(m.log('rtc-node')?.fields.rtcFiles).toBeGreaterThan(10);
