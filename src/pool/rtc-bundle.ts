@@ -23,8 +23,10 @@ import {
   accessSync,
   constants,
   mkdirSync,
+  readdirSync,
   readFileSync,
   realpathSync,
+  rmSync,
   renameSync,
   statSync,
   writeFileSync,
@@ -223,6 +225,26 @@ function readValidManifest(manifestFile: string): Manifest | undefined {
   return manifest;
 }
 
+/**
+ * Removes the bundles in `dir` that no worker would use any more (an older rtc-node, format or
+ * Node), with their manifests and code caches; one whose manifest still holds is kept (another
+ * install, or another Node, sharing the directory).
+ */
+function removeStaleBundles(dir: string, keep: string): void {
+  try {
+    for (const name of readdirSync(dir)) {
+      if (!name.startsWith('rtc-node-') || !name.endsWith('.cjs')) continue;
+      const file = join(dir, name);
+      if (file === keep || readValidManifest(`${file}.json`)) continue;
+      for (const other of readdirSync(dir)) {
+        if (other.startsWith(name)) rmSync(join(dir, other), { force: true });
+      }
+    }
+  } catch {
+    // Left for the next build: nothing depends on it.
+  }
+}
+
 let writes = 0;
 
 /** Writes `contents` to `file` by rename, so a reader sees the old file or the new, never half. */
@@ -282,6 +304,7 @@ async function build(plan: Plan): Promise<RtcBundle> {
       plan.manifestFile,
       JSON.stringify({ format: FORMAT, bundle, inputs } satisfies Manifest),
     );
+    removeStaleBundles(dirname(plan.file), plan.file);
     return bundle;
   } finally {
     // esbuild keeps a service process for later builds; this was the only one.

@@ -4,6 +4,7 @@
  * it file by file.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { RtcBundle } from '../../src/pool/ipc.ts';
 import { rtcBundleSettled } from '../../src/pool/rtc-bundle.ts';
@@ -53,6 +54,8 @@ describe('rtc-node bundle for job processes', () => {
     // As an upgrade or a patch in place would leave it: one input no longer what was bundled.
     first![2] -= 1000;
     writeFileSync(manifestFile, JSON.stringify(manifest));
+    const stale = join(dirname(bundle.file), 'rtc-node-0.0.1-000000000000.cjs');
+    for (const f of [stale, `${stale}.json`, `${stale}.x64.cache`]) writeFileSync(f, '{}');
     vi.resetModules();
     const fresh = await import('../../src/pool/rtc-bundle.ts');
     const records: Parameters<typeof recordingLogger>[0] = [];
@@ -60,6 +63,10 @@ describe('rtc-node bundle for job processes', () => {
     expect(records.map((r) => r.message)).toContain('bundled @livekit/rtc-node for job processes');
     const rebuilt = JSON.parse(readFileSync(manifestFile, 'utf8')) as typeof manifest;
     expect(rebuilt.inputs[0]![2]).toBe(first![2] + 1000);
+    // A bundle of an older install, beside it, is removed with its manifest and code cache.
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(`${stale}.json`)).toBe(false);
+    expect(existsSync(`${stale}.x64.cache`)).toBe(false);
   });
 
   it('is off with AGENTSTATE_RTC_BUNDLE=0', async () => {
