@@ -168,6 +168,8 @@ export async function runJobDialogue(task: JobProcessTask, rtc: RtcPreload): Pro
   };
   process.on('message', inbox.listener);
   process.on('disconnect', onDisconnect);
+  // The host may have gone while rtc-node and this module loaded: no 'disconnect' is left to come.
+  if (!process.connected) onDisconnect();
   try {
     return await dialogue(task, inbox, log, rtc);
   } finally {
