@@ -23,8 +23,9 @@ import { accessSync, constants, existsSync, mkdirSync, renameSync, writeFileSync
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, parse, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Plugin } from 'esbuild';
+import type { BuildResult, Plugin } from 'esbuild';
 import { AgentStateError } from '../errors.ts';
+import { withEsbuild } from '../esbuild-session.ts';
 import { PACKAGE_ROOT } from '../package-root.ts';
 import { isTypeScriptFile } from './typescript-file.ts';
 
@@ -60,36 +61,36 @@ let writes = 0;
 
 async function compile(file: string): Promise<string> {
   const out = writableOutput(file);
-  const esbuild = await import('esbuild');
-  let result: Awaited<ReturnType<typeof esbuild.build>>;
+  let result: BuildResult;
   try {
-    result = await esbuild.build({
-      entryPoints: [file],
-      outfile: out,
-      bundle: true,
-      write: false,
-      platform: 'node',
-      target: `node${process.versions.node.split('.')[0]}`,
-      format: file.endsWith('.cts') ? 'cjs' : 'esm',
-      packages: 'external',
-      sourcemap: 'linked',
-      sourcesContent: true,
-      logLevel: 'silent',
-      // Bundled CommonJS files may `require` packages; in an ES module that needs a real require.
-      banner: file.endsWith('.cts')
-        ? {}
-        : {
-            js: "import { createRequire as __agentstateCreateRequire } from 'node:module'; const require = __agentstateCreateRequire(import.meta.url);",
-          },
-      define: {
-        'import.meta.url': '__agentstateImportMetaUrl',
-        'import.meta.filename': '__agentstateImportMetaFilename',
-        'import.meta.dirname': '__agentstateImportMetaDirname',
-      },
-      plugins: [frameworkStaysExternal(), ownImportMeta()],
-    });
+    result = await withEsbuild((esbuild) =>
+      esbuild.build({
+        entryPoints: [file],
+        outfile: out,
+        bundle: true,
+        write: false,
+        platform: 'node',
+        target: `node${process.versions.node.split('.')[0]}`,
+        format: file.endsWith('.cts') ? 'cjs' : 'esm',
+        packages: 'external',
+        sourcemap: 'linked',
+        sourcesContent: true,
+        logLevel: 'silent',
+        // Bundled CommonJS files may `require` packages; in an ES module that needs a real require.
+        banner: file.endsWith('.cts')
+          ? {}
+          : {
+              js: "import { createRequire as __agentstateCreateRequire } from 'node:module'; const require = __agentstateCreateRequire(import.meta.url);",
+            },
+        define: {
+          'import.meta.url': '__agentstateImportMetaUrl',
+          'import.meta.filename': '__agentstateImportMetaFilename',
+          'import.meta.dirname': '__agentstateImportMetaDirname',
+        },
+        plugins: [frameworkStaysExternal(), ownImportMeta()],
+      }),
+    );
   } catch (cause) {
-    await esbuild.stop();
     const errors = (
       cause as { errors?: { text: string; location?: { file: string; line: number } | null }[] }
     ).errors;
@@ -100,8 +101,6 @@ async function compile(file: string): Promise<string> {
       { cause },
     );
   }
-  // esbuild keeps a service process (~12 MB) for later builds; a reload starts a new one.
-  await esbuild.stop();
   // The map first, then the code that points to it; each by rename, so readers never see a partial file.
   const files = [...(result.outputFiles ?? [])].sort((a) => (a.path.endsWith('.map') ? -1 : 1));
   for (const f of files) {

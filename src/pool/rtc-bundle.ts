@@ -34,6 +34,7 @@ import {
 import { createRequire } from 'node:module';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, sep } from 'node:path';
+import { withEsbuild } from '../esbuild-session.ts';
 import type { Logger } from '../log.ts';
 import type { RtcBundle } from './ipc.ts';
 
@@ -68,10 +69,10 @@ export function rtcBundleForJobs(log: Logger): RtcBundle | undefined {
   return state.status === 'ready' ? state.bundle : undefined;
 }
 
-/** Waits for the background build, if one runs (tests and the bench use it to start warm). */
+/** The bundle once the background build, if one runs, is done (tests start from it). */
 export async function rtcBundleSettled(log: Logger): Promise<RtcBundle | undefined> {
   rtcBundleForJobs(log);
-  while (state.status === 'building') await building;
+  await building; // settles to `ready` or `unavailable`, never rejects
   return rtcBundleForJobs(log);
 }
 
@@ -255,11 +256,10 @@ function writeAtomically(file: string, contents: string | Uint8Array): void {
 }
 
 async function build(plan: Plan): Promise<RtcBundle> {
-  const esbuild = await import('esbuild');
   // esbuild names its inputs relative to its working directory.
   const cwd = dirname(plan.modules[0] ?? process.cwd());
-  try {
-    const result = await esbuild.build({
+  const result = await withEsbuild((esbuild) =>
+    esbuild.build({
       stdin: {
         // The modules in the order of `RtcBundle.modules`; each `require` is bundled, once.
         contents: `module.exports = [${plan.modules.map((m) => `require(${JSON.stringify(m)})`).join(', ')}];`,
@@ -276,38 +276,35 @@ async function build(plan: Plan): Promise<RtcBundle> {
       // The native binding stays a `require`, resolved from the bindings' own directory.
       external: ['@livekit/rtc-ffi-bindings-*', '*.node'],
       logLevel: 'silent',
+    }),
+  );
+  const code = result.outputFiles[0]?.contents;
+  if (!code) throw new Error('esbuild produced no output');
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((p) => !p.startsWith('<'))
+    .map((p): [string, number, number] => {
+      const s = statSync(join(cwd, p));
+      return [join(cwd, p), s.size, s.mtimeMs];
     });
-    const code = result.outputFiles[0]?.contents;
-    if (!code) throw new Error('esbuild produced no output');
-    const inputs = Object.keys(result.metafile.inputs)
-      .filter((p) => !p.startsWith('<'))
-      .map((p): [string, number, number] => {
-        const s = statSync(join(cwd, p));
-        return [join(cwd, p), s.size, s.mtimeMs];
-      });
-    const bundle: RtcBundle = {
-      file: plan.file,
-      // An install replaces these: a job process checks them before it trusts the bundle.
-      sentinels: [...new Set(plan.modules.map((m) => packageOf(m).manifest))]
-        .filter((f) => f !== '')
-        .map((f): [string, number, number] => {
-          const st = statSync(f);
-          return [f, st.size, st.mtimeMs];
-        }),
-      codeCache: `${plan.file}.${process.arch}-v8-${process.versions.v8}.cache`,
-      modules: plan.modules,
-      requireFrom: plan.requireFrom,
-    };
-    writeAtomically(plan.file, code);
-    // The manifest last: until it is there, no worker takes the bundle as built.
-    writeAtomically(
-      plan.manifestFile,
-      JSON.stringify({ format: FORMAT, bundle, inputs } satisfies Manifest),
-    );
-    removeStaleBundles(dirname(plan.file), plan.file);
-    return bundle;
-  } finally {
-    // esbuild keeps a service process for later builds; this was the only one.
-    await esbuild.stop();
-  }
+  const bundle: RtcBundle = {
+    file: plan.file,
+    // An install replaces these: a job process checks them before it trusts the bundle.
+    sentinels: [...new Set(plan.modules.map((m) => packageOf(m).manifest))]
+      .filter((f) => f !== '')
+      .map((f): [string, number, number] => {
+        const st = statSync(f);
+        return [f, st.size, st.mtimeMs];
+      }),
+    codeCache: `${plan.file}.${process.arch}-v8-${process.versions.v8}.cache`,
+    modules: plan.modules,
+    requireFrom: plan.requireFrom,
+  };
+  writeAtomically(plan.file, code);
+  // The manifest last: until it is there, no worker takes the bundle as built.
+  writeAtomically(
+    plan.manifestFile,
+    JSON.stringify({ format: FORMAT, bundle, inputs } satisfies Manifest),
+  );
+  removeStaleBundles(dirname(plan.file), plan.file);
+  return bundle;
 }
