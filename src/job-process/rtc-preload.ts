@@ -114,7 +114,7 @@ export function preloadRtcNode(bundle: RtcBundle | undefined): RtcPreload {
   };
 }
 
-/** Whether the bundled packages are still the ones installed (two or three `stat`s). */
+/** Whether the bundled packages are still the ones installed (a `stat` per package). */
 function sentinelsHold(bundle: RtcBundle): boolean {
   try {
     return bundle.sentinels.every(([file, size, mtimeMs]) => {
