@@ -19,11 +19,12 @@
  * agent loads neither esbuild nor any loader.
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, parse, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BuildResult, Plugin } from 'esbuild';
+import { writeFileAtomically } from '../atomic-write.ts';
 import { AgentStateError } from '../errors.ts';
 import { withEsbuild } from '../esbuild-session.ts';
 import { PACKAGE_ROOT } from '../package-root.ts';
@@ -57,7 +58,6 @@ export function compileTypeScriptAgent(file: string): Promise<string> {
 }
 
 const inFlight = new Map<string, Promise<string>>();
-let writes = 0;
 
 async function compile(file: string): Promise<string> {
   const out = writableOutput(file);
@@ -103,11 +103,7 @@ async function compile(file: string): Promise<string> {
   }
   // The map first, then the code that points to it; each by rename, so readers never see a partial file.
   const files = [...(result.outputFiles ?? [])].sort((a) => (a.path.endsWith('.map') ? -1 : 1));
-  for (const f of files) {
-    const tmp = `${f.path}.${process.pid}-${++writes}.tmp`;
-    writeFileSync(tmp, f.contents);
-    renameSync(tmp, f.path);
-  }
+  for (const f of files) writeFileAtomically(f.path, f.contents);
   return out;
 }
 

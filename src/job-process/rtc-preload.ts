@@ -9,10 +9,11 @@
  *
  * Any failure leaves the cache untouched, and rtc-node loads from its own files as it always does.
  */
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
+import { writeFileAtomically } from '../atomic-write.ts';
 import type { RtcBundle } from '../pool/ipc.ts';
 
 /** How the preload went; `saveCodeCache` finishes what it started. */
@@ -104,9 +105,7 @@ export function preloadRtcNode(bundle: RtcBundle | undefined): RtcPreload {
       ? notSaved
       : () => {
           try {
-            const tmp = `${bundle.codeCache}.${process.pid}.tmp`;
-            writeFileSync(tmp, script.createCachedData());
-            renameSync(tmp, bundle.codeCache);
+            writeFileAtomically(bundle.codeCache, script.createCachedData());
           } catch {
             // A read-only cache directory: the next process compiles the bundle again.
           }

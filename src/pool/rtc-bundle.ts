@@ -27,13 +27,12 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
-  renameSync,
   statSync,
-  writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, sep } from 'node:path';
+import { writeFileAtomically } from '../atomic-write.ts';
 import { withEsbuild } from '../esbuild-session.ts';
 import type { Logger } from '../log.ts';
 import type { RtcBundle } from './ipc.ts';
@@ -246,15 +245,6 @@ function removeStaleBundles(dir: string, keep: string): void {
   }
 }
 
-let writes = 0;
-
-/** Writes `contents` to `file` by rename, so a reader sees the old file or the new, never half. */
-function writeAtomically(file: string, contents: string | Uint8Array): void {
-  const tmp = `${file}.${process.pid}-${++writes}.tmp`;
-  writeFileSync(tmp, contents);
-  renameSync(tmp, file);
-}
-
 async function build(plan: Plan): Promise<RtcBundle> {
   // esbuild names its inputs relative to its working directory.
   const cwd = dirname(plan.modules[0] ?? process.cwd());
@@ -299,9 +289,9 @@ async function build(plan: Plan): Promise<RtcBundle> {
     modules: plan.modules,
     requireFrom: plan.requireFrom,
   };
-  writeAtomically(plan.file, code);
+  writeFileAtomically(plan.file, code);
   // The manifest last: until it is there, no worker takes the bundle as built.
-  writeAtomically(
+  writeFileAtomically(
     plan.manifestFile,
     JSON.stringify({ format: FORMAT, bundle, inputs } satisfies Manifest),
   );
