@@ -52,7 +52,8 @@ interface Manifest {
 
 type State =
   | { status: 'unprepared' }
-  | { status: 'building' }
+  /** `done` settles (never rejects) once the state is `ready` or `unavailable`. */
+  | { status: 'building'; done: Promise<void> }
   | { status: 'ready'; bundle: RtcBundle }
   | { status: 'unavailable' };
 
@@ -71,11 +72,15 @@ export function rtcBundleForJobs(log: Logger): RtcBundle | undefined {
 /** The bundle once the background build, if one runs, is done (tests start from it). */
 export async function rtcBundleSettled(log: Logger): Promise<RtcBundle | undefined> {
   rtcBundleForJobs(log);
-  await building; // settles to `ready` or `unavailable`, never rejects
+  if (state.status === 'building') await state.done;
   return rtcBundleForJobs(log);
 }
 
-let building: Promise<void> = Promise.resolve();
+/**
+ * How long the build may take before job processes give up on it for this worker's life (it takes
+ * ~0.1–0.3 s; esbuild stuck on a bad disk must not leave the state `building` for good).
+ */
+const BUILD_TIMEOUT_MS = 30_000;
 
 function prepare(log: Logger): void {
   if (process.env[RTC_BUNDLE_ENV] === '0') {
@@ -98,23 +103,33 @@ function prepare(log: Logger): void {
     state = { status: 'ready', bundle: found.bundle };
     return;
   }
-  state = { status: 'building' };
   const startedAt = performance.now();
-  building = build(plan).then(
-    (bundle) => {
-      state = { status: 'ready', bundle };
-      log.debug('bundled @livekit/rtc-node for job processes', {
-        file: bundle.file,
-        ms: Math.round(performance.now() - startedAt),
-      });
-    },
-    (err: unknown) => {
-      state = { status: 'unavailable' };
-      log.debug('job processes load @livekit/rtc-node file by file: bundling it failed', {
-        error: err,
-      });
-    },
-  );
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`not built within ${BUILD_TIMEOUT_MS} ms`)),
+      BUILD_TIMEOUT_MS,
+    );
+    timer.unref();
+  });
+  const done = Promise.race([build(plan), deadline])
+    .finally(() => clearTimeout(timer))
+    .then(
+      (bundle) => {
+        state = { status: 'ready', bundle };
+        log.debug('bundled @livekit/rtc-node for job processes', {
+          file: bundle.file,
+          ms: Math.round(performance.now() - startedAt),
+        });
+      },
+      (err: unknown) => {
+        state = { status: 'unavailable' };
+        log.debug('job processes load @livekit/rtc-node file by file: bundling it failed', {
+          error: err,
+        });
+      },
+    );
+  state = { status: 'building', done };
 }
 
 interface Plan {
