@@ -290,7 +290,7 @@ try {
       );
       churn.get(fw)!.push(slice);
       log(
-        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed`,
+        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}`,
       );
       await settle([fw], baseline, 20_000);
       await sleep(2_000); // the replacements finish prewarming
@@ -306,7 +306,7 @@ try {
       );
       reuseChurn.push(slice);
       log(
-        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed`,
+        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}`,
       );
       await sleep(2_000);
     }
@@ -748,7 +748,7 @@ function buildFigures(
       runs: cfg.churnSlices,
       frameworks: per((fw) => summarize(churn.get(fw)!.map((c) => c.jobsPerMinute))),
       note:
-        `${CHURN_CONCURRENCY} users in a closed loop, each: join a fresh room, dispatch, get the agent's data message, leave; ${cfg.churnSliceMs / 1000} s slices, frameworks interleaved slice by slice. ` +
+        `${CHURN_CONCURRENCY} users in a closed loop, each: join a fresh room, dispatch, get the agent's data message, leave; ${cfg.churnSliceMs / 1000} s slices, frameworks interleaved slice by slice; where each user's loop spent its time (join, the dispatch call, dispatch → data, leave; medians per slice) is in raw.churn[].cycleMedianMs. ` +
         "The bench's own rtc-node users share the 2 cores, alike for all three.",
     }),
     withRatios({

@@ -3,7 +3,8 @@
  * dispatching, waiting for the agent's data message and leaving) for a time slice; counts the
  * jobs completed inside the slice.
  */
-import { runOneJob, type JobDeps } from './scenarios.ts';
+import { runOneJob, type JobCycle, type JobDeps } from './scenarios.ts';
+import { summarize } from './stats.ts';
 import { treeCpuMs } from './procfs.ts';
 import type { WorkerHandle } from './workers.ts';
 
@@ -25,6 +26,8 @@ export interface ChurnSlice {
   errors: string[];
   /** CPU per completed job (ms), per part: what a job costs the machine, end to end. */
   cpuPerJobMs?: ChurnCpu;
+  /** Median of each part of a user's loop over the slice's completed jobs (ms). */
+  cycleMedianMs?: JobCycle;
 }
 
 export async function runChurnSlice(
@@ -49,13 +52,16 @@ export async function runChurnSlice(
   let failed = 0;
   let ran = 0;
   const errors: string[] = [];
+  const cycles: JobCycle[] = [];
   const loop = async () => {
     while (performance.now() < end) {
       const r = await runOneJob(deps, worker, 'churn', 15_000, false);
       if (r.ok) ran++; // CPU is read until every loop is back, so its jobs are all counted
       if (performance.now() > end) break; // finished after the slice: not counted
-      if (r.ok) completed++;
-      else {
+      if (r.ok) {
+        completed++;
+        if (r.cycle) cycles.push(r.cycle);
+      } else {
         failed++;
         if (errors.length < 3) errors.push(r.error ?? 'unknown');
       }
@@ -76,5 +82,17 @@ export async function runChurnSlice(
       server: perJob('server'),
       bench: perJob('bench'),
     },
+    ...(cycles.length ? { cycleMedianMs: medianCycle(cycles) } : {}),
+  };
+}
+
+function medianCycle(cycles: JobCycle[]): JobCycle {
+  const of = (k: keyof JobCycle) => summarize(cycles.map((c) => c[k]))?.median ?? 0;
+  return {
+    join: of('join'),
+    dispatchCall: of('dispatchCall'),
+    toData: of('toData'),
+    bookkeeping: of('bookkeeping'),
+    leave: of('leave'),
   };
 }

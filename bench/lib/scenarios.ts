@@ -31,6 +31,22 @@ export interface JobTiming {
   publishedToReceivedMs?: number;
   /** Entrypoint called → the user receives the message. */
   entryToReceivedMs?: number;
+  /** Where the user's own loop spent its time (bench clock), for reading the churn rate. */
+  cycle?: JobCycle;
+}
+
+/** One bench job's wall time, split by what the user was doing (ms). */
+export interface JobCycle {
+  /** Joining the fresh room (token, signal, peer connection). */
+  join: number;
+  /** The createDispatch call until it resolved. */
+  dispatchCall: number;
+  /** createDispatch resolved → the agent's data message (and the join, if waited for). */
+  toData: number;
+  /** The bench's own bookkeeping after the message: the assignment line, the publish stamp. */
+  bookkeeping: number;
+  /** Leaving the room. */
+  leave: number;
 }
 
 interface Payload {
@@ -84,7 +100,10 @@ export async function runOneJob(
   waitForJoin = true,
 ): Promise<JobTiming> {
   const room = `${tag}-${worker.framework}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+  const joinAt = nowMs();
   const user = await joinRoom(deps.server, { room, identity: 'user', timeoutMs: 15_000 });
+  const phases: Partial<Record<keyof JobCycle, number>> = { join: nowMs() - joinAt };
+  let result: JobTiming | undefined;
   try {
     let onJoin: ((p: RemoteParticipant) => void) | undefined;
     const joined = new Promise<number>((done) => {
@@ -101,18 +120,22 @@ export async function runOneJob(
     });
     const t0 = nowMs();
     await deps.dispatch.createDispatch(room, worker.agentName);
+    const dispatchedAt = nowMs();
+    phases.dispatchCall = dispatchedAt - t0;
     const [joinedAt, got] = await withDeadline(
       Promise.all([waitForJoin ? joined : Promise.resolve(Number.NaN), data]),
       timeoutMs,
       `${worker.framework} agent in ${room}`,
     );
     if (onJoin) user.room.off(RoomEvent.ParticipantConnected, onJoin);
+    phases.toData = nowMs() - dispatchedAt;
     const assignedAt = await worker.waitForAssignment(got.payload.jobId, 2_000);
     const p = got.payload;
     const pubAt = deps.stampsFile ? await publishedAt(deps.stampsFile, p.jobId, 2_000) : undefined;
     const diff = (a: number | undefined, b: number | undefined) =>
       a === undefined || b === undefined ? undefined : b - a;
-    return {
+    phases.bookkeeping = nowMs() - got.at;
+    result = {
       ok: true,
       entryToConnectedMs: diff(p.entryAt, p.connectedAt),
       connectedToUserMs: diff(p.connectedAt, p.userAt),
@@ -125,8 +148,11 @@ export async function runOneJob(
       dispatchToDataMs: got.at - t0,
     };
   } catch (error) {
-    return { ok: false, error: error instanceof Error ? error.message : String(error) };
-  } finally {
-    await user.leave().catch(() => undefined);
+    result = { ok: false, error: error instanceof Error ? error.message : String(error) };
   }
+  const leaveAt = nowMs();
+  await user.leave().catch(() => undefined);
+  phases.leave = nowMs() - leaveAt;
+  if (result.ok) result.cycle = phases as JobCycle;
+  return result;
 }
