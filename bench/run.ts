@@ -52,7 +52,13 @@ import { withRatios, writeReport, type Figure, type Value } from './lib/report.t
 import { runOneJob, type JobTiming } from './lib/scenarios.ts';
 import { runSeedExample, type SeedExampleResult } from './lib/seed.ts';
 import { summarize } from './lib/stats.ts';
-import { FRAMEWORKS, startWorker, type Framework, type WorkerHandle } from './lib/workers.ts';
+import {
+  FRAMEWORKS,
+  startWorker,
+  type Framework,
+  type StartOptions,
+  type WorkerHandle,
+} from './lib/workers.ts';
 
 const quick = process.argv.includes('--quick');
 const argOf = (name: string): string | undefined => {
@@ -187,13 +193,12 @@ try {
     if (unavailable.has(fw) || !isPicked(fw)) continue;
     const t = Date.now();
     try {
-      const w = await startWorker(fw, {
+      const w = await startWorkerOnFreePort(fw, {
         repoRoot,
         agentstateRoot,
         benchDir,
         server,
         idleProcesses: IDLE_PROCESSES,
-        httpPort: await freePort(), // each worker's health server on its own free port
       });
       workers.set(fw, w);
       registrationMs[fw] = Date.now() - t;
@@ -266,13 +271,12 @@ try {
   let reuseWorker: WorkerHandle | undefined;
   const runsChurn = only === undefined || only === 'churn';
   if (runsChurn && active.includes('agentstate')) {
-    reuseWorker = await startWorker('agentstate', {
+    reuseWorker = await startWorkerOnFreePort('agentstate', {
       repoRoot,
       agentstateRoot,
       benchDir,
       server,
       idleProcesses: IDLE_PROCESSES,
-      httpPort: await freePort(),
       agentName: 'bench-agentstate-reuse',
       label: 'agentstate-reuse',
       extraArgs: ['--jobs-per-process', String(REUSE_JOBS_PER_PROCESS)],
@@ -290,7 +294,7 @@ try {
       );
       churn.get(fw)!.push(slice);
       log(
-        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}`,
+        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}`,
       );
       await settle([fw], baseline, 20_000);
       await sleep(2_000); // the replacements finish prewarming
@@ -306,7 +310,7 @@ try {
       );
       reuseChurn.push(slice);
       log(
-        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}`,
+        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}`,
       );
       await sleep(2_000);
     }
@@ -359,13 +363,12 @@ try {
     (only ? [] : active).map(async (fw) => {
       let w: WorkerHandle | undefined;
       try {
-        w = await startWorker(fw, {
+        w = await startWorkerOnFreePort(fw, {
           repoRoot,
           agentstateRoot,
           benchDir,
           server,
           idleProcesses: IDLE_PROCESSES,
-          httpPort: await freePort(),
           loadThreshold: SEED_THRESHOLD,
           agentName: `bench-${fw}-seed`,
           label: `${fw}-seed`,
@@ -486,6 +489,25 @@ function exportRef(commit: string): string {
   if (res.status !== 0) throw new Error(`cannot export ${commit}: ${res.stderr}`);
   symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
   return dir;
+}
+
+/**
+ * Starts a worker with its health server on a free port. A port free when probed can be taken
+ * before the worker binds it (an outgoing connection's ephemeral port, say): that start fails
+ * with EADDRINUSE, and is tried again on another port.
+ */
+async function startWorkerOnFreePort(
+  fw: Framework,
+  o: Omit<StartOptions, 'httpPort'>,
+): Promise<WorkerHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorker(fw, { ...o, httpPort: await freePort() });
+    } catch (error) {
+      if (attempt >= 3 || !String((error as Error).message).includes('EADDRINUSE')) throw error;
+      log(`${o.label ?? fw}: its health port was taken before it bound it; again on another`);
+    }
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -748,7 +770,7 @@ function buildFigures(
       runs: cfg.churnSlices,
       frameworks: per((fw) => summarize(churn.get(fw)!.map((c) => c.jobsPerMinute))),
       note:
-        `${CHURN_CONCURRENCY} users in a closed loop, each: join a fresh room, dispatch, get the agent's data message, leave; ${cfg.churnSliceMs / 1000} s slices, frameworks interleaved slice by slice; where each user's loop spent its time (join, the dispatch call, dispatch → data, leave; medians per slice) is in raw.churn[].cycleMedianMs. ` +
+        `${CHURN_CONCURRENCY} users in a closed loop, each: join a fresh room, dispatch, get the agent's data message, leave; ${cfg.churnSliceMs / 1000} s slices, frameworks interleaved slice by slice; where each user's loop spent its time (join, the dispatch call, dispatch → data, leave; medians per slice) is in raw.churn[].cycleMedianMs, and where dispatch → data went (the latency jobs' phases, under this load) in raw.churn[].phaseMedianMs. ` +
         "The bench's own rtc-node users share the 2 cores, alike for all three.",
     }),
     withRatios({

@@ -3,7 +3,7 @@
  * dispatching, waiting for the agent's data message and leaving) for a time slice; counts the
  * jobs completed inside the slice.
  */
-import { runOneJob, type JobCycle, type JobDeps } from './scenarios.ts';
+import { runOneJob, type JobCycle, type JobDeps, type JobTiming } from './scenarios.ts';
 import { summarize } from './stats.ts';
 import { treeCpuMs } from './procfs.ts';
 import type { WorkerHandle } from './workers.ts';
@@ -28,7 +28,24 @@ export interface ChurnSlice {
   cpuPerJobMs?: ChurnCpu;
   /** Median of each part of a user's loop over the slice's completed jobs (ms). */
   cycleMedianMs?: JobCycle;
+  /**
+   * Median of each phase of the slice's completed jobs (ms): where `toData` went, from the
+   * dispatch to the user's receiving the agent's message (the latency jobs' phases, under load).
+   */
+  phaseMedianMs?: Partial<Record<JobPhase, number>>;
 }
+
+/** The phases of a job as `runOneJob` splits it (JobTiming's durations but the cycle). */
+const PHASES = [
+  'dispatchToEntryMs',
+  'assignmentToEntryMs',
+  'entryToConnectedMs',
+  'connectedToUserMs',
+  'userToPublishedMs',
+  'publishedToReceivedMs',
+  'dispatchToDataMs',
+] as const satisfies readonly (keyof JobTiming)[];
+type JobPhase = (typeof PHASES)[number];
 
 export async function runChurnSlice(
   deps: JobDeps,
@@ -53,6 +70,7 @@ export async function runChurnSlice(
   let ran = 0;
   const errors: string[] = [];
   const cycles: JobCycle[] = [];
+  const timings: JobTiming[] = [];
   const loop = async () => {
     while (performance.now() < end) {
       const r = await runOneJob(deps, worker, 'churn', 15_000, false);
@@ -61,6 +79,7 @@ export async function runChurnSlice(
       if (r.ok) {
         completed++;
         if (r.cycle) cycles.push(r.cycle);
+        timings.push(r);
       } else {
         failed++;
         if (errors.length < 3) errors.push(r.error ?? 'unknown');
@@ -83,7 +102,18 @@ export async function runChurnSlice(
       bench: perJob('bench'),
     },
     ...(cycles.length ? { cycleMedianMs: medianCycle(cycles) } : {}),
+    ...(timings.length ? { phaseMedianMs: medianPhases(timings) } : {}),
   };
+}
+
+function medianPhases(timings: JobTiming[]): Partial<Record<JobPhase, number>> {
+  const out: Partial<Record<JobPhase, number>> = {};
+  for (const k of PHASES) {
+    const values = timings.flatMap((t) => (t[k] === undefined ? [] : [t[k]]));
+    const median = summarize(values)?.median;
+    if (median !== undefined) out[k] = median;
+  }
+  return out;
 }
 
 function medianCycle(cycles: JobCycle[]): JobCycle {
