@@ -60,9 +60,9 @@ export interface WorkerChartOptions {
    */
   spareRefillDelay: number;
   /**
-   * The same, when the job's process may be reused after it: a short job brings its process
-   * back before then, so no start is spent on a spare that would be a surplus at once; a long
-   * one gets its spare replaced after this.
+   * The same, when the job's process may be reused after it and another spare is left: a short
+   * job brings its process back before then, so no start is spent on a spare that would be a
+   * surplus at once; a long one gets its spare replaced after this.
    */
   reusedSpareRefillDelay: number;
   /** The start time (ms) assumed before any process has been measured. */

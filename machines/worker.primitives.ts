@@ -44,6 +44,7 @@ import {
   nextStartEstimate,
   offered,
   patched,
+  prewarmingCount,
   prewarmingProc,
   processesToStart,
   procList,
@@ -113,9 +114,17 @@ export const primitives = setup({
     canTakeJob: and(['takesOffers', or(['hasIdleProcess', 'startsInTime'])]),
     prewarmFailed: ({ context }, p: { procId: string; failed: boolean }) =>
       p.failed && context.procs[p.procId]?.phase === 'prewarming',
-    /** The job just started runs in a process that may take another job after it (reuse). */
-    startedInReusableProcess: ({ context }, p: { procId: string }) =>
-      (context.procs[p.procId]?.jobsRun ?? Infinity) < context.options.jobsPerProcess,
+    /**
+     * The job just started runs in a process that may take another job after it (reuse), and
+     * the pool still has a spare (warm or starting) for the next job beyond those already
+     * promised: its process is likely back before a job needs it. A job that took the last
+     * spare says jobs come faster than processes come back (a burst, or a stream ramping up),
+     * and its spare is replaced as without reuse.
+     */
+    startedInReusableProcessWithSpareLeft: ({ context }, p: { procId: string }) =>
+      (context.procs[p.procId]?.jobsRun ?? Infinity) < context.options.jobsPerProcess &&
+      idleProcCount(context) + prewarmingCount(context) >
+        waitingJobCount(context) + queuedJobs(context).length,
     /** A job's process went back to idle for another job (reuse). */
     processKept: (_, p: { processKept: boolean }) => p.processKept,
     /** It came back, but imported code a reload has replaced since: it is not reused. */

@@ -64,10 +64,10 @@ export const processesRegion = workerSetup.createStateConfig({
         // process booting.
         JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
         // With reuse, a process that may come back after its job is replaced only if the job
-        // is still running after REUSED_SPARE_REFILL_DELAY.
+        // is still running after REUSED_SPARE_REFILL_DELAY, unless its job took the last spare.
         JOB_STARTED: [
           {
-            guard: { type: 'startedInReusableProcess', params: fromEvent },
+            guard: { type: 'startedInReusableProcessWithSpareLeft', params: fromEvent },
             actions: 'scheduleReusedSpareRefill',
           },
           { actions: 'scheduleSpareRefill' },

@@ -133,14 +133,15 @@ async function oneJobRunningOneQueued() {
 describe('process reuse: the worker chart', () => {
   it('gives the next job to the process that came back, starting no process for it', async () => {
     const w = await worker({
-      options: { numIdleProcesses: 1, jobsPerProcess: 3, reusedSpareRefillDelay: 5_000 },
+      options: { numIdleProcesses: 2, jobsPerProcess: 3, reusedSpareRefillDelay: 5_000 },
     });
     await w.assign('AJ_1');
     const first = w.procOf('AJ_1')!;
-    // Its process may come back: no spare is started for it while the job is short.
+    // Its process may come back, and a spare is left: none is started for it while the job is
+    // short.
     w.clock.increment(1_000);
     await w.flush();
-    expect(w.hosts.size).toBe(1);
+    expect(w.hosts.size).toBe(2);
     w.hosts.get(first)!.send(clean());
     await w.flush();
     expect(w.procs()[first]).toMatchObject({ phase: 'idle', jobId: undefined });
@@ -150,20 +151,20 @@ describe('process reuse: the worker chart', () => {
     await w.assign('AJ_2');
     expect(w.procOf('AJ_2')).toBe(first);
     expect(w.launchesOn(first)).toBe(2);
-    expect(w.hosts.size).toBe(1);
+    expect(w.hosts.size).toBe(2);
   });
 
   it('replaces the spare a job in a reusable process took only if the job outlasts reusedSpareRefillDelay', async () => {
     const w = await worker({
-      options: { numIdleProcesses: 1, jobsPerProcess: 3, reusedSpareRefillDelay: 5_000 },
+      options: { numIdleProcesses: 2, jobsPerProcess: 3, reusedSpareRefillDelay: 5_000 },
     });
     await w.assign('AJ_1');
     w.clock.increment(4_999);
     await w.flush();
-    expect(w.hosts.size).toBe(1);
+    expect(w.hosts.size).toBe(2);
     w.clock.increment(1);
     await w.flush();
-    expect(w.hosts.size).toBe(2);
+    expect(w.hosts.size).toBe(3);
     // A job on its process's last turn gets its spare replaced as without reuse (0.5 s).
     const v = await worker({
       options: { numIdleProcesses: 1, jobsPerProcess: 1, reusedSpareRefillDelay: 5_000 },
@@ -172,6 +173,26 @@ describe('process reuse: the worker chart', () => {
     v.clock.increment(500);
     await v.flush();
     expect(v.hosts.size).toBe(2);
+  });
+
+  it('replaces the last spare at once when a job in a reusable process takes it (a burst)', async () => {
+    const w = await worker({
+      options: { numIdleProcesses: 2, jobsPerProcess: 3, reusedSpareRefillDelay: 5_000 },
+    });
+    await w.assign('AJ_1');
+    await w.assign('AJ_2');
+    const busy = [w.procOf('AJ_1'), w.procOf('AJ_2')];
+    // AJ_1 left a spare (AJ_2's process): its refill waits. AJ_2 took the last one: jobs come
+    // faster than processes come back, so the pool is topped up after spareRefillDelay.
+    w.clock.increment(499);
+    await w.flush();
+    expect(w.hosts.size).toBe(2);
+    w.clock.increment(1);
+    await w.flush();
+    expect(w.hosts.size).toBe(4);
+    const fresh = Object.keys(w.procs()).filter((id) => !busy.includes(id));
+    expect(fresh).toHaveLength(2);
+    for (const id of fresh) expect(w.procs()[id]?.jobId).toBeUndefined();
   });
 
   it('lets a process beyond the spares go after surplusIdleTimeout, unless a job takes it first', async () => {
