@@ -294,7 +294,7 @@ try {
       );
       churn.get(fw)!.push(slice);
       log(
-        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}`,
+        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}; CPU per job ${JSON.stringify(slice.cpuPerJobMs)}`,
       );
       await settle([fw], baseline, 20_000);
       await sleep(2_000); // the replacements finish prewarming
@@ -310,7 +310,7 @@ try {
       );
       reuseChurn.push(slice);
       log(
-        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}`,
+        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}; CPU per job ${JSON.stringify(slice.cpuPerJobMs)}`,
       );
       await sleep(2_000);
     }
@@ -797,7 +797,7 @@ function buildFigures(
       ),
       note:
         "utime+stime of the worker and every process it started over a churn slice (exited ones through their parent's cutime+cstime), divided by the jobs done in it: starts, hand-offs, the agent's connect, publish and leave. " +
-        "livekit-server's and the bench's own share per job (its rtc-node users) are in raw.churn[].cpuPerJobMs; on 2 cores the three together bound the churn rate.",
+        "The worker process's own share (`worker`), livekit-server's and the bench's own (its rtc-node users) are in raw.churn[].cpuPerJobMs; on 2 cores the three parts together bound the churn rate.",
     }),
     withRatios({
       id: 'churn_worker_cpu_per_job_reuse',

@@ -116,15 +116,16 @@ export const primitives = setup({
       p.failed && context.procs[p.procId]?.phase === 'prewarming',
     /**
      * The job just started runs in a process that may take another job after it (reuse), and
-     * the pool still has a spare (warm or starting) for the next job beyond those already
-     * promised: its process is likely back before a job needs it. A job that took the last
-     * spare says jobs come faster than processes come back (a burst, or a stream ramping up),
-     * and its spare is replaced as without reuse.
+     * that process is likely back before a job needs it: the pool still has a spare (warm or
+     * starting) beyond the offers already promised one, or this is the only job running. A job
+     * that took the last spare while others run says jobs come faster than processes come back
+     * (a burst, or a stream ramping up), and its spare is replaced as without reuse.
      */
-    startedInReusableProcessWithSpareLeft: ({ context }, p: { procId: string }) =>
+    reusableProcessLikelyBackInTime: ({ context }, p: { procId: string }) =>
       (context.procs[p.procId]?.jobsRun ?? Infinity) < context.options.jobsPerProcess &&
-      idleProcCount(context) + prewarmingCount(context) >
-        waitingJobCount(context) + queuedJobs(context).length,
+      (idleProcCount(context) + prewarmingCount(context) >
+        waitingJobCount(context) + queuedJobs(context).length ||
+        procList(context).filter((proc) => proc.phase === 'running').length < 2),
     /** A job's process went back to idle for another job (reuse). */
     processKept: (_, p: { processKept: boolean }) => p.processKept,
     /** It came back, but imported code a reload has replaced since: it is not reused. */

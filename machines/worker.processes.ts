@@ -64,10 +64,11 @@ export const processesRegion = workerSetup.createStateConfig({
         // process booting.
         JOB_ASSIGNED: { actions: { type: 'startProcesses', params: { spares: false } } },
         // With reuse, a process that may come back after its job is replaced only if the job
-        // is still running after REUSED_SPARE_REFILL_DELAY, unless its job took the last spare.
+        // is still running after REUSED_SPARE_REFILL_DELAY, unless its job took the last spare
+        // while other jobs run.
         JOB_STARTED: [
           {
-            guard: { type: 'startedInReusableProcessWithSpareLeft', params: fromEvent },
+            guard: { type: 'reusableProcessLikelyBackInTime', params: fromEvent },
             actions: 'scheduleReusedSpareRefill',
           },
           { actions: 'scheduleSpareRefill' },

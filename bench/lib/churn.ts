@@ -5,13 +5,15 @@
  */
 import { runOneJob, type JobCycle, type JobDeps, type JobTiming } from './scenarios.ts';
 import { summarize } from './stats.ts';
-import { treeCpuMs } from './procfs.ts';
+import { processCpuMs, treeCpuMs } from './procfs.ts';
 import type { WorkerHandle } from './workers.ts';
 
 /** CPU time (ms) spent during a slice, per part of the system. */
 export interface ChurnCpu {
   /** The framework's worker and every process it started (job processes, helpers). */
   workerTree: number;
+  /** Of `workerTree`, the worker process alone (offers, hand-offs, its server link). */
+  worker: number;
   /** livekit-server. */
   server: number;
   /** The bench process itself: its rtc-node users (joins, leaves, data), dispatch calls. */
@@ -58,6 +60,7 @@ export async function runChurnSlice(
     const own = process.cpuUsage();
     return {
       workerTree: treeCpuMs(worker.pid),
+      worker: processCpuMs(worker.pid),
       server: serverPid === undefined ? 0 : treeCpuMs(serverPid),
       bench: (own.user + own.system) / 1000,
     };
@@ -98,6 +101,7 @@ export async function runChurnSlice(
     errors,
     cpuPerJobMs: {
       workerTree: perJob('workerTree'),
+      worker: perJob('worker'),
       server: perJob('server'),
       bench: perJob('bench'),
     },

@@ -68,6 +68,11 @@ export function treeCpuMs(root: number): number {
   return (ticks * 1000) / CLK_TCK;
 }
 
+/** CPU time (ms) of one process so far: its own utime+stime, no children; 0 if it is gone. */
+export function processCpuMs(pid: number): number {
+  return statOf(pid)?.cpuMs ?? 0;
+}
+
 /** Proportional set size (shared pages divided among sharers), in kB; 0 if unreadable. */
 export function pssKb(pid: number): number {
   try {

@@ -36,7 +36,8 @@ export const SPARE_REFILL_DELAY = 500;
  * How long after a job's entrypoint starts the spare replacing its process is started when that
  * process may come back for the next job (reuse) and another spare is left: as long as a kept
  * process may stay a surplus, so a short job brings its process back before a spare is spent on
- * it. A job that took the last spare gets `SPARE_REFILL_DELAY` (machines/worker.processes.ts).
+ * it. A job that took the last spare while others run gets `SPARE_REFILL_DELAY`
+ * (machines/worker.processes.ts).
  */
 const REUSED_SPARE_REFILL_DELAY = SURPLUS_IDLE_TIMEOUT;
 

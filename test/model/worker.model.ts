@@ -102,13 +102,6 @@ function filled(context: Ctx, spares: boolean): Partial<Ctx> {
   };
 }
 
-/**
- * The job that has just taken a process runs where it may be kept (reuse) and a spare is left
- * for the next job: its refill comes `reusedSpareRefillDelay` later, not `spareRefillDelay`.
- */
-const lateRefill = (context: Ctx): boolean =>
-  context.runningKeepable && context.idle + context.starting > 0;
-
 export const workerModel = setup({
   types: { context: {} as Ctx, events: {} as WorkerModelEvent },
   guards: {
@@ -211,10 +204,11 @@ export const workerModel = setup({
       const runs = context.job === 'running';
       return {
         ...filled(context, false),
-        // A process that may be reused after this job, with a spare left for the next one:
-        // its refill comes later. Without a spare left, it comes as without reuse.
-        refillPending: context.refillPending || (runs && !lateRefill(context)),
-        refillLatePending: context.refillLatePending || (runs && lateRefill(context)),
+        // A fresh process may be reused after this job: its refill comes later. (The chart
+        // replaces a spare sooner when a job took the last one while others run: a burst; the
+        // model runs one job at a time, so its job is always a lone one.)
+        refillPending: context.refillPending || (runs && !context.runningKeepable),
+        refillLatePending: context.refillLatePending || (runs && context.runningKeepable),
       };
     }),
     /** The refill after a job started: what the pool lacks is started now. */
@@ -240,8 +234,7 @@ export const workerModel = setup({
             job: 'running' as const,
             runningKeepable: true,
             runningStale: false,
-            // The job started in a fresh process (it may be reused): its refill comes later
-            // (the pool is topped up with a spare as the process gets warm, so one is left).
+            // The job started in a fresh process (it may be reused): its refill comes later.
             refillLatePending: context.refillLatePending || p.refills,
             effects: ['launch', 'job:running'],
           }

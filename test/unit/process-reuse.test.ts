@@ -175,7 +175,7 @@ describe('process reuse: the worker chart', () => {
     expect(v.hosts.size).toBe(2);
   });
 
-  it('replaces the last spare at once when a job in a reusable process takes it (a burst)', async () => {
+  it('replaces the last spare after spareRefillDelay when a job in a reusable process takes it while others run (a burst)', async () => {
     const w = await worker({
       options: { numIdleProcesses: 2, jobsPerProcess: 3, reusedSpareRefillDelay: 5_000 },
     });
@@ -193,6 +193,15 @@ describe('process reuse: the worker chart', () => {
     const fresh = Object.keys(w.procs()).filter((id) => !busy.includes(id));
     expect(fresh).toHaveLength(2);
     for (const id of fresh) expect(w.procs()[id]?.jobId).toBeUndefined();
+
+    // A lone job that took the only spare is no burst: its refill still waits.
+    const v = await worker({
+      options: { numIdleProcesses: 1, jobsPerProcess: 3, reusedSpareRefillDelay: 5_000 },
+    });
+    await v.assign('AJ_1');
+    v.clock.increment(4_999);
+    await v.flush();
+    expect(v.hosts.size).toBe(1);
   });
 
   it('lets a process beyond the spares go after surplusIdleTimeout, unless a job takes it first', async () => {
