@@ -43,6 +43,9 @@ log.info('worker probe', await probe());
 
 export default new WorkerOptions({
   agentName: '${agentName}',
+  // A constant load: the server gives no job to a worker reporting 1.0 (it picks workers weighted
+  // by 1 − load), and the machine's real CPU load gets there while the suite keeps both cores busy.
+  loadFnc: () => 0,
   entrypointFnc: async (ctx${lang === 'ts' ? ': JobContext' : ''}) => {
     log.info('job probe', await probe());
     await ctx.connect();
