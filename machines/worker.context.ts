@@ -60,9 +60,10 @@ export interface WorkerChartOptions {
    */
   spareRefillDelay: number;
   /**
-   * The same, when the job's process may be reused after it and another spare is left: a short
-   * job brings its process back before then, so no start is spent on a spare that would be a
-   * surplus at once; a long one gets its spare replaced after this.
+   * The same, when the job's process may be reused after it and another spare is left (or the
+   * job is the only one running): a short job brings its process back before then, so no start
+   * is spent on a spare that would be a surplus at once; a long one gets its spare replaced after
+   * this.
    */
   reusedSpareRefillDelay: number;
   /** The start time (ms) assumed before any process has been measured. */
@@ -189,6 +190,14 @@ export const waitingJobCount = (c: WorkerContext): number =>
 
 export const prewarmingCount = (c: WorkerContext): number =>
   procList(c).filter((p) => p.phase === 'prewarming').length;
+
+/** Processes running a job. */
+export const runningProcCount = (c: WorkerContext): number =>
+  procList(c).filter((p) => p.phase === 'running').length;
+
+/** A warm or starting process is left for a job beyond those already promised one. */
+export const hasSpareForNextJob = (c: WorkerContext): boolean =>
+  idleProcCount(c) + prewarmingCount(c) > waitingJobCount(c) + queuedJobs(c).length;
 
 /** Assigned jobs waiting for a warm process, oldest first. */
 export const queuedJobs = (c: WorkerContext): JobRecord[] =>

@@ -34,6 +34,7 @@ import {
   answered,
   decidingJob,
   hasFreeSlot,
+  hasSpareForNextJob,
   hasSurplusIdle,
   idleProcCount,
   idleTimerId,
@@ -44,13 +45,13 @@ import {
   nextStartEstimate,
   offered,
   patched,
-  prewarmingCount,
   prewarmingProc,
   processesToStart,
   procList,
   queuedJobs,
   reconnectDelay,
   requestId,
+  runningProcCount,
   shutdownGrace,
   startDeadline,
   startDeadlineId,
@@ -123,9 +124,7 @@ export const primitives = setup({
      */
     reusableProcessLikelyBackInTime: ({ context }, p: { procId: string }) =>
       (context.procs[p.procId]?.jobsRun ?? Infinity) < context.options.jobsPerProcess &&
-      (idleProcCount(context) + prewarmingCount(context) >
-        waitingJobCount(context) + queuedJobs(context).length ||
-        procList(context).filter((proc) => proc.phase === 'running').length < 2),
+      (hasSpareForNextJob(context) || runningProcCount(context) < 2),
     /** A job's process went back to idle for another job (reuse). */
     processKept: (_, p: { processKept: boolean }) => p.processKept,
     /** It came back, but imported code a reload has replaced since: it is not reused. */
