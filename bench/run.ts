@@ -272,6 +272,7 @@ try {
   // with the three frameworks' default ones.
   const reuseChurn: ChurnSlice[] = [];
   let reuseWorker: WorkerHandle | undefined;
+  let reuseBaseline = 0;
   const runsChurn = only === undefined || only === 'churn';
   if (runsChurn && active.includes('agentstate')) {
     reuseWorker = await startWorkerOnFreePort('agentstate', {
@@ -285,37 +286,56 @@ try {
       extraArgs: ['--jobs-per-process', String(REUSE_JOBS_PER_PROCESS)],
     });
     await waitForStableTree(reuseWorker.pid, 30_000);
+    reuseBaseline = processTree(reuseWorker.pid).length;
   }
-  for (let s = 0; s < (runsChurn ? cfg.churnSlices : 0); s++) {
-    for (const fw of rotated(active, s)) {
-      const slice = await runChurnSlice(
-        deps,
-        workers.get(fw)!,
-        cfg.churnSliceMs,
-        CHURN_CONCURRENCY,
-        server.pid,
-      );
-      churn.get(fw)!.push(slice);
-      log(
-        `churn slice ${s + 1} ${fw}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}; CPU per job ${JSON.stringify(slice.cpuPerJobMs)}`,
-      );
+  /** One worker's churn slices: each framework's default one, and agentstate's with reuse. */
+  interface ChurnEntrant {
+    label: string;
+    worker: WorkerHandle;
+    slices: ChurnSlice[];
+    /** Back to its idle tree (and its warm processes sampled) before the next slice starts. */
+    settleAfter: () => Promise<void>;
+  }
+  const entrants: ChurnEntrant[] = active.map((fw) => ({
+    label: fw,
+    worker: workers.get(fw)!,
+    slices: churn.get(fw)!,
+    settleAfter: async () => {
       await settle([fw], baseline, 20_000);
       await sleep(2_000); // the replacements finish prewarming
       await sampleWarm(fw, 'churn');
-    }
-    if (reuseWorker) {
+    },
+  }));
+  if (reuseWorker) {
+    const worker = reuseWorker;
+    entrants.push({
+      label: 'agentstate with process reuse',
+      worker,
+      slices: reuseChurn,
+      // Its surplus processes are let go after 5 s idle (README "Process reuse").
+      settleAfter: async () => {
+        await waitForTreeSize(worker.pid, reuseBaseline, 20_000);
+        await sleep(2_000);
+      },
+    });
+  }
+  // Every worker's slices rotate through the round's order alike: the machine drifts during a
+  // run, so a worker always last in its round would carry more of it than the others. Each slice
+  // starts once the previous worker is back to its idle tree.
+  for (let s = 0; s < (runsChurn ? cfg.churnSlices : 0); s++) {
+    for (const e of rotated(entrants, s)) {
       const slice = await runChurnSlice(
         deps,
-        reuseWorker,
+        e.worker,
         cfg.churnSliceMs,
         CHURN_CONCURRENCY,
         server.pid,
       );
-      reuseChurn.push(slice);
+      e.slices.push(slice);
       log(
-        `churn slice ${s + 1} agentstate with process reuse: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}; CPU per job ${JSON.stringify(slice.cpuPerJobMs)}`,
+        `churn slice ${s + 1} ${e.label}: ${slice.completed} jobs (${slice.jobsPerMinute}/min), ${slice.failed} failed; user loop medians ${JSON.stringify(slice.cycleMedianMs)}; job phase medians ${JSON.stringify(slice.phaseMedianMs)}; CPU per job ${JSON.stringify(slice.cpuPerJobMs)}`,
       );
-      await sleep(2_000);
+      await e.settleAfter();
     }
   }
   await reuseWorker?.stop().catch(() => undefined);
@@ -786,7 +806,7 @@ function buildFigures(
         summarize((fw === 'agentstate' ? reuseChurn : churn.get(fw)!).map((c) => c.jobsPerMinute)),
       ),
       note:
-        `The same closed loop on a second agentstate worker started with --jobs-per-process ${REUSE_JOBS_PER_PROCESS} (README "Process reuse"): a process whose job ended cleanly takes a later job instead of a fresh process starting. Its slices run right after each round of the three default ones. ` +
+        `The same closed loop on a second agentstate worker started with --jobs-per-process ${REUSE_JOBS_PER_PROCESS} (README "Process reuse"): a process whose job ended cleanly takes a later job instead of a fresh process starting. Its slices take their turn in each round's rotated order with the three default ones, and each slice starts once the previous worker is back to its idle tree. ` +
         'The peers have no process reuse in their releases (livekit-agents only on an unreleased branch): their cells repeat their default churn figure from the same run, so the ratio compares with what a user of theirs gets.',
     }),
     withRatios({
