@@ -133,6 +133,7 @@ async function startOnce(binary: string, options: LiveKitServerOptions): Promise
     http: await freeTcpPort(),
     rtcTcp: await freeTcpPort(),
     rtcUdp: await freeUdpPort(),
+    stun: await freeUdpPort(),
   };
   const name = (options.name ?? 'livekit-server').replace(/[^\w.-]+/g, '_');
   const logFile = join(repoRoot, 'test-artifacts', 'livekit-server', `${name}-${ports.http}.log`);
@@ -195,7 +196,7 @@ function readNodeId(logFile: string): string {
 }
 
 function configBody(
-  ports: { http: number; rtcTcp: number; rtcUdp: number },
+  ports: { http: number; rtcTcp: number; rtcUdp: number; stun: number },
   options: LiveKitServerOptions,
 ): string {
   // node_ip pins the advertised ICE address to loopback (otherwise the server picks the first
@@ -210,6 +211,13 @@ function configBody(
     '  node_ip: 127.0.0.1',
     '  use_external_ip: false',
     '  enable_loopback_candidate: true',
+    // The server hands its clients STUN servers, public ones by default
+    // (global.stun.twilio.com, stun.l.google.com). Every peer connection then resolves them:
+    // where that DNS answers nothing (a sandbox), each lookup holds a libwebrtc `AsyncResolver`
+    // thread until it times out, and a process that joins rooms in a loop (the bench's users,
+    // a reused job process) gathers hundreds of them. One on loopback, by address, needs no
+    // lookup; the ICE that matters here is the loopback candidate.
+    `  stun_servers: ['127.0.0.1:${ports.stun}']`,
     'room:',
     `  empty_timeout: ${options.emptyTimeoutSeconds ?? 10}`,
     `  departure_timeout: ${options.departureTimeoutSeconds ?? 2}`,
