@@ -1,9 +1,14 @@
 /**
  * Churn: short jobs back to back (a closed loop of `concurrency` users, each joining a fresh room,
  * dispatching, waiting for the agent's data message and leaving) for a time slice; counts the
- * jobs completed inside the slice.
+ * jobs completed inside the slice. The users run in a process of their own per slice
+ * (`./churn-users.ts`).
  */
-import { runOneJob, type JobCycle, type JobDeps, type JobTiming } from './scenarios.ts';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { withDeadline } from '../../test/support/participants.ts';
+import type { ChurnUsersMessage, ChurnUsersResult, ChurnUsersTask } from './churn-users.ts';
+import type { JobCycle, JobDeps, JobTiming } from './scenarios.ts';
 import { summarize } from './stats.ts';
 import { processCpuMs, treeCpuMs } from './procfs.ts';
 import type { WorkerHandle } from './workers.ts';
@@ -56,6 +61,7 @@ export async function runChurnSlice(
   concurrency: number,
   serverPid?: number,
 ): Promise<ChurnSlice> {
+  const users = await startChurnUsers();
   const cpuNow = (): ChurnCpu => {
     const own = process.cpuUsage();
     return {
@@ -66,36 +72,43 @@ export async function runChurnSlice(
     };
   };
   const cpuBefore = cpuNow();
-  const start = performance.now();
-  const end = start + sliceMs;
-  let completed = 0;
-  let failed = 0;
-  let ran = 0;
+  const {
+    timings: ended,
+    ran,
+    cpuMs: usersCpuMs,
+  } = await users.run({
+    server: deps.server,
+    ...(deps.stampsFile === undefined ? {} : { stampsFile: deps.stampsFile }),
+    framework: worker.framework,
+    agentName: worker.agentName,
+    sliceMs,
+    concurrency,
+  });
+  const cpuAfter = cpuNow();
+  cpuAfter.bench += usersCpuMs;
   const errors: string[] = [];
   const cycles: JobCycle[] = [];
   const timings: JobTiming[] = [];
-  const loop = async () => {
-    while (performance.now() < end) {
-      const r = await runOneJob(deps, worker, 'churn', 15_000, false);
-      if (r.ok) ran++; // CPU is read until every loop is back, so its jobs are all counted
-      if (performance.now() > end) break; // finished after the slice: not counted
-      if (r.ok) {
-        completed++;
-        if (r.cycle) cycles.push(r.cycle);
-        timings.push(r);
-      } else {
-        failed++;
-        if (errors.length < 3) errors.push(r.error ?? 'unknown');
-      }
+  for (const r of ended) {
+    if (!r.ok) {
+      if (errors.length < 3) errors.push(r.error ?? 'unknown');
+      continue;
     }
-  };
-  await Promise.all(Array.from({ length: concurrency }, loop));
-  const cpuAfter = cpuNow();
+    // The worker printed the assignment line before the agent's message could reach the user.
+    const assignedAt =
+      r.jobId === undefined ? undefined : await worker.waitForAssignment(r.jobId, 2_000);
+    if (assignedAt !== undefined && r.entryAt !== undefined) {
+      r.assignmentToEntryMs = r.entryAt - assignedAt;
+    }
+    if (r.cycle) cycles.push(r.cycle);
+    timings.push(r);
+  }
+  const completed = timings.length;
   const perJob = (k: keyof ChurnCpu) =>
     ran === 0 ? 0 : Math.round((cpuAfter[k] - cpuBefore[k]) / ran);
   return {
     completed,
-    failed,
+    failed: ended.length - completed,
     sliceMs,
     jobsPerMinute: Math.round((completed / sliceMs) * 60_000 * 10) / 10,
     errors,
@@ -107,6 +120,39 @@ export async function runChurnSlice(
     },
     ...(cycles.length ? { cycleMedianMs: medianCycle(cycles) } : {}),
     ...(timings.length ? { phaseMedianMs: medianPhases(timings) } : {}),
+  };
+}
+
+/** Slice users in a fresh process (`./churn-users.ts` says why), once it has loaded rtc-node. */
+async function startChurnUsers(): Promise<{
+  run: (task: ChurnUsersTask) => Promise<ChurnUsersResult>;
+}> {
+  const child = fork(fileURLToPath(new URL('./churn-users.ts', import.meta.url)), [], {
+    execArgv: ['--import', import.meta.resolve('tsx')],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<never>((_, fail) =>
+    child.once('exit', (code, signal) =>
+      fail(new Error(`churn users exited early (code ${code}, signal ${signal})`)),
+    ),
+  );
+  exited.catch(() => undefined);
+  const next = () =>
+    Promise.race([new Promise<ChurnUsersMessage>((done) => child.once('message', done)), exited]);
+  const ready = await withDeadline(next(), 30_000, 'churn users ready');
+  if (ready.type !== 'ready') throw new Error(`churn users: expected ready, got ${ready.type}`);
+  return {
+    run: async (task) => {
+      const reply = next();
+      child.send(task);
+      try {
+        const m = await withDeadline(reply, task.sliceMs + 60_000, 'churn users result');
+        if (m.type === 'result') return m.result;
+        throw new Error(`churn users failed: ${m.type === 'failed' ? m.error : m.type}`);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    },
   };
 }
 

@@ -13,6 +13,10 @@ export const nowMs = (): number => performance.timeOrigin + performance.now();
 export interface JobTiming {
   ok: boolean;
   error?: string;
+  /** The job the agent served (its data message says). */
+  jobId?: string;
+  /** When its entrypoint was called (agent's clock, ms since the epoch). */
+  entryAt?: number;
   /** createDispatch sent → agent participant visible to the user. */
   dispatchToJoinedMs?: number;
   /** createDispatch sent → the agent's entrypoint called (agent's clock, same machine). */
@@ -91,9 +95,12 @@ async function publishedAt(
 
 let seq = 0;
 
+/** What a job needs of the worker: whom to dispatch, and when it got the assignment. */
+export type JobWorker = Pick<WorkerHandle, 'framework' | 'agentName' | 'waitForAssignment'>;
+
 export async function runOneJob(
   deps: JobDeps,
-  worker: WorkerHandle,
+  worker: JobWorker,
   tag: string,
   timeoutMs = 20_000,
   /** Also wait until the user sees the agent participant (false: the data message is enough). */
@@ -137,6 +144,8 @@ export async function runOneJob(
     phases.bookkeeping = nowMs() - got.at;
     result = {
       ok: true,
+      jobId: p.jobId,
+      entryAt: p.entryAt,
       entryToConnectedMs: diff(p.entryAt, p.connectedAt),
       connectedToUserMs: diff(p.connectedAt, p.userAt),
       userToPublishedMs: diff(p.userAt, pubAt),
