@@ -139,8 +139,13 @@ async function startChurnUsers(): Promise<{
   exited.catch(() => undefined);
   const next = () =>
     Promise.race([new Promise<ChurnUsersMessage>((done) => child.once('message', done)), exited]);
-  const ready = await withDeadline(next(), 30_000, 'churn users ready');
-  if (ready.type !== 'ready') throw new Error(`churn users: expected ready, got ${ready.type}`);
+  try {
+    const ready = await withDeadline(next(), 30_000, 'churn users ready');
+    if (ready.type !== 'ready') throw new Error(`churn users: expected ready, got ${ready.type}`);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
   return {
     run: async (task) => {
       const reply = next();
