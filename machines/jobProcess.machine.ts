@@ -1,7 +1,7 @@
 /**
  * The life of one job process, as a pure chart: `prewarming → idle → running → exiting`, and a
  * named final state for every way a process can end. The chart does no I/O: it invokes an
- * abstract `processHost` actor (provided by `src/pool`) that forks the process, relays what the
+ * abstract `processHost` actor (provided by `src/job-host`) that forks the process, relays what the
  * child says as events and carries out the chart's commands. Every wait has a named delay taken
  * from the input, so tests drive it with a `SimulatedClock`.
  *
@@ -62,7 +62,7 @@ export const jobProcessMachine = setup({
   },
   actors: {
     /**
-     * Abstract: `src/pool` provides the real one. This stand-in reports at once that there is no
+     * Abstract: `src/job-host` provides the real one. This stand-in reports at once that there is no
      * host, so an unprovided chart ends in `prewarmFailed` instead of waiting.
      */
     processHost: fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack }) => {

@@ -1,5 +1,5 @@
 /**
- * The contract between a jobProcess chart and its `processHost` actor (`src/pool`), which forks
+ * The contract between a jobProcess chart and its `processHost` actor (`src/job-host`), which forks
  * the OS process, relays what the child says and does as events, and carries out the chart's
  * commands. The host decides nothing: every deadline and every end is the chart's.
  */

@@ -3,13 +3,83 @@
  * tests): its input, the events it accepts from outside besides its actors' reports, and the
  * events it emits for logs, metrics and tools. Change these names everywhere at once.
  */
-import type { JobOutcome, JobProcessReport } from './jobProcess.contract.ts';
-import type { JobRequestReport, RequestDeclineDecision } from './jobRequest.contract.ts';
+import type { Job } from '@livekit/protocol';
+import type { JobOutcome, JobProcessReport, RunningJobInfo } from './jobProcess.contract.ts';
+import type {
+  JobRequestReport,
+  RequestDeclineDecision,
+  ResolvedAcceptArguments,
+} from './jobRequest.contract.ts';
 import type { LoadSamplerReport } from './loadSampler.contract.ts';
 import type { ServerLinkReport, WorkerAvailability } from './serverLink.contract.ts';
 
+/** The options the chart itself decides with (a subset of the resolved worker options). */
+export interface WorkerChartOptions {
+  /** Not a decision input: it names the chart in the inspector (one tab per agent of a group). */
+  agentName: string;
+  loadThreshold: number;
+  /** `Infinity` for no cap. */
+  maxJobs: number;
+  numIdleProcesses: number;
+  drainTimeout: number;
+  requestTimeout: number;
+  /** How long an accepted job waits for its assignment before the slot is released. */
+  assignmentTimeout: number;
+  initializeProcessTimeout: number;
+  shutdownProcessTimeout: number;
+  /** How long to wait for the server's register reply. */
+  registerTimeout: number;
+  /** Interval of the periodic `UpdateWorkerStatus`. */
+  statusInterval: number;
+  /** Reconnect backoff: first delay, cap, and the random source for jitter (injected for tests). */
+  reconnectBaseDelay: number;
+  reconnectMaxDelay: number;
+  /** Process respawn backoff after failed prewarms. */
+  spawnBaseDelay: number;
+  spawnMaxDelay: number;
+  /**
+   * Processes that may be prewarming at once, spares and those started for queued jobs alike.
+   * A start is CPU-bound: starting more at once than the machine sustains makes every one slower
+   * (and their prewarm deadlines, which count from the spawn, expire) without more starts per
+   * second. Further starts wait for a free start slot.
+   */
+  maxConcurrentStarts: number;
+  /**
+   * The longest a job may be expected to wait for a warm process (`jobStartBudget`). An offer
+   * whose expected start delay exceeds it is declined (`startDelay`); a queued job still
+   * waiting after this plus `initializeProcessTimeout` is failed.
+   */
+  jobStartBudget: number;
+  /** Jobs one process may run in turn (`jobsPerProcess`; 1: no reuse). */
+  jobsPerProcess: number;
+  /** RSS growth past which a process is not reused (`reuseMemoryGrowthMb`). */
+  reuseMemoryGrowthMb: number;
+  /**
+   * How long a reused process may sit idle beyond the `numIdleProcesses` spares before it is
+   * let go: long enough to take the next job of a steady stream, short enough that the pool is
+   * back to its size soon after a burst.
+   */
+  surplusIdleTimeout: number;
+  /**
+   * How long after a job's entrypoint starts the spare that replaces its process is started
+   * (`SPARE_REFILL_DELAY` in src/options/chart-options.ts says why).
+   */
+  spareRefillDelay: number;
+  /**
+   * The same, when the job's process may be reused after it and another spare is left (or the
+   * job is the only one running): a short job brings its process back before then, so no start
+   * is spent on a spare that would be a surplus at once; a long one gets its spare replaced after
+   * this.
+   */
+  reusedSpareRefillDelay: number;
+  /** The start time (ms) assumed before any process has been measured. */
+  initialStartEstimate: number;
+  /** The chart's clock for measuring starts (ms; only differences are used). Injected for tests. */
+  now: () => number;
+  random: () => number;
+}
+
 export type { WorkerAvailability };
-import type { WorkerChartOptions } from './worker.context.ts';
 
 /**
  * How an availability request was answered: a bounded set (metric labels), with the human
@@ -86,3 +156,99 @@ export type WorkerEmitted =
       failed: boolean;
     }
   | { type: 'stopped'; reason: string };
+
+// The chart's context: one record per job and per process (docs/architecture.md §2).
+
+export type ProcPhase = 'prewarming' | 'idle' | 'running' | 'exiting';
+
+export interface ProcRecord {
+  procId: string;
+  phase: ProcPhase;
+  pid: number | undefined;
+  jobId: string | undefined;
+  /** When the process was spawned (`options.now()`), to measure its start. */
+  spawnedAt: number;
+  /** The code generation it imported (`WorkerContext.generation` at its spawn). */
+  generation: number;
+  /** Jobs handed to it so far. */
+  jobsRun: number;
+}
+
+/**
+ * A job from the moment this worker reserves a slot for it: `deciding` (requestFnc running),
+ * `accepted` (answer sent, awaiting assignment), `queued` (assigned, waiting for the next warm
+ * process), `launching` (handed to a warm process, waiting for it to confirm) and `running`
+ * (the entrypoint started).
+ */
+export type JobPhase = 'deciding' | 'accepted' | 'queued' | 'launching' | 'running';
+
+export interface JobRecord {
+  jobId: string;
+  job: Job;
+  phase: JobPhase;
+  acceptArguments: ResolvedAcceptArguments | undefined;
+  /** What the process needs to run it; known from the assignment on. */
+  launch: RunningJobInfo | undefined;
+  procId: string | undefined;
+  /** How many processes this job has been handed to (a hand-off that dies is retried once). */
+  launchAttempts: number;
+  /** The job was asked to end (server termination, drain): its process dying then is its end. */
+  endRequested: boolean;
+}
+
+export interface WorkerContext {
+  options: WorkerChartOptions;
+  workerId: string | undefined;
+  serverUrl: string;
+  load: number;
+  /** Consecutive failed connection attempts, for the backoff. Reset on registration. */
+  connectFailures: number;
+  /** Consecutive failed prewarms, for the respawn backoff. Reset when a process gets warm. */
+  prewarmFailures: number;
+  /** Why the last prewarm failed, for the report of a job that found no process in time. */
+  lastPrewarmFailure: string | undefined;
+  /** Measured start time of a process (ms): a moving average of spawn → warm. */
+  startEstimate: number;
+  procs: Record<string, ProcRecord>;
+  jobs: Record<string, JobRecord>;
+  nextProcNumber: number;
+  /**
+   * Bumped when idle processes are recycled for new code (dev reload): a reused process from an
+   * older generation is let go when its job ends instead of taking another.
+   */
+  generation: number;
+  lastError: string | undefined;
+  stopReason: string | undefined;
+  /** Set when the server refused the worker (bad credentials or URL): the run failed. */
+  refusal: string | undefined;
+}
+
+// Selectors: what the outside world reads from the chart (the `Worker` facade, http, CLI).
+
+/** Jobs that hold or may soon hold a process (everything past the decision). */
+export const activeJobCount = (c: WorkerContext): number => Object.keys(c.jobs).length;
+
+/** A job this worker holds, from acceptance to its end. */
+export interface ActiveJob {
+  id: string;
+  roomName: string;
+  /** The participant a PUBLISHER job is for. */
+  participantIdentity: string | undefined;
+  phase: JobPhase;
+  procId: string | undefined;
+  pid: number | undefined;
+}
+
+export const activeJobs = (c: WorkerContext): ActiveJob[] =>
+  Object.values(c.jobs).map((j) => ({
+    id: j.jobId,
+    roomName: j.job.room?.name ?? '',
+    participantIdentity: j.job.participant?.identity,
+    phase: j.phase,
+    procId: j.procId,
+    pid: j.procId ? c.procs[j.procId]?.pid : undefined,
+  }));
+
+/** The status is the tag of the lifecycle state the worker is in. */
+export const statusOf = (snapshot: { hasTag(tag: WorkerStatusName): boolean }): WorkerStatusName =>
+  WORKER_STATUSES.find((tag) => snapshot.hasTag(tag)) ?? 'connecting';

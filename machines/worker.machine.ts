@@ -107,7 +107,7 @@ export const workerMachine = workerSetup.createMachine({
         },
         JOB_TERMINATED: { actions: { type: 'terminateJob', params: fromEvent } },
         JOB_STARTED: { actions: { type: 'markJobStarted', params: fromEvent } },
-        JOB_ENDED: { actions: { type: 'reportJobEnded', params: fromEvent } },
+        JOB_ENDED: { actions: { type: 'settleJobEnded', params: fromEvent } },
       },
       states: {
         connecting: {

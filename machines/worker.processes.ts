@@ -3,8 +3,8 @@
  * `warming` keeps `numIdleProcesses` spares and starts one per queued job, at most
  * `maxConcurrentStarts` at once; `backingOff` waits after failed prewarms; `closed` (draining or
  * stopped) starts only what queued jobs need. With process reuse, it decides what a process back
- * from its job does. Its structure only: guards and actions are in `worker.setup.ts` and
- * `worker.primitives.ts`; the machine is assembled in `worker.machine.ts`.
+ * from its job does. Its structure only: guards and actions are in `worker.setup.ts`;
+ * the machine is assembled in `worker.machine.ts`.
  */
 import { fromEvent } from './params.ts';
 import { workerSetup } from './worker.setup.ts';

@@ -6,13 +6,13 @@ export {
   WorkerOptions,
   WorkerPermissions,
   WorkerType,
-  type AcceptArguments,
   type TrackSourceName,
   type WorkerLoadView,
   type WorkerOptionsInit,
   type WorkerPermissionsInit,
-  type ResolvedWorkerOptions,
-} from './options.ts';
+} from './options/worker-options.ts';
+export type { ResolvedWorkerOptions } from './options/resolve.ts';
+export type { AcceptArguments } from './worker/job-request.ts';
 export {
   Worker,
   type ActiveJob,
@@ -51,7 +51,7 @@ export {
   type LoggingConfig,
   type LogLevelName,
   type LogRecord,
-} from './log.ts';
+} from './log/logger.ts';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './http/server.ts';
 export { createWorkerMetrics, type WorkerMetrics } from './http/metrics.ts';
 export { workerInfo, type WorkerInfo } from './http/worker-info.ts';

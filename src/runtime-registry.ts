@@ -10,7 +10,7 @@
  * It sits at the top of `src/`, outside `job-process/`, because both processes import it
  * (docs/architecture.md §4).
  */
-import type { WorkerOptions } from './options.ts';
+import type { WorkerOptions } from './options/worker-options.ts';
 
 /** Set to `1` in the environment of every job process the pool starts. */
 export const JOB_PROCESS_ENV = 'AGENTSTATE_JOB_PROCESS';

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AgentStateError } from '../errors.ts';
 import { registeredAgentOptions } from '../runtime-registry.ts';
-import { WorkerOptions, type WorkerOptionsInit } from '../options.ts';
+import { WorkerOptions, type WorkerOptionsInit } from '../options/worker-options.ts';
 import { isTypeScriptFile } from './typescript-file.ts';
 
 const LOADING = Symbol.for('agentstate.cli.loadingAgent');

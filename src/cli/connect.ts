@@ -5,7 +5,7 @@
  */
 import type { JobOutcome } from '../../machines/jobProcess.contract.ts';
 
-import type { Logger } from '../log.ts';
+import type { Logger } from '../log/logger.ts';
 import type { Worker } from '../worker/worker.ts';
 
 /** The server gives a simulated job 10 s to be accepted; past this the request was lost. */

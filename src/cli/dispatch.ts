@@ -1,8 +1,8 @@
 /** `agent dispatch --room NAME [--agent-name X]`: creates an explicit dispatch on the server. */
 import { AgentDispatchClient } from 'livekit-server-sdk';
 import { InvalidOptionError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { resolveServerCredentials, type ServerCredentials } from '../option-sources.ts';
+import type { Logger } from '../log/logger.ts';
+import { resolveServerCredentials, type ServerCredentials } from '../options/sources.ts';
 import type { Flags } from './flags.ts';
 
 /** `server`: the `--url`/`--api-key`/`--api-secret` flags, else the environment, as a worker's. */

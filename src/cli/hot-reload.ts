@@ -7,7 +7,7 @@
  */
 import { dirname } from 'node:path';
 import { agentModuleFor } from '../agent-file/load.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../log/logger.ts';
 import type { Worker } from '../worker/worker.ts';
 import { watchFiles } from './watch-files.ts';
 

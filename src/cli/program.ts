@@ -12,8 +12,8 @@ import {
   type LogFormat,
   type Logger,
   type LogLevelName,
-} from '../log.ts';
-import { WorkerOptions } from '../options.ts';
+} from '../log/logger.ts';
+import { WorkerOptions } from '../options/worker-options.ts';
 import { VERSION } from '../version.ts';
 import { AgentFileError, loadAgentFile } from '../agent-file/load.ts';
 import { createDispatch } from './dispatch.ts';
@@ -245,7 +245,7 @@ async function maybeInspector(
   ...options: WorkerOptions[]
 ) {
   if (name !== 'dev' && flags.inspect === undefined) return undefined;
-  const { startCliInspector } = await import('../inspector/cli.ts');
+  const { startCliInspector } = await import('./inspector.ts');
   return startCliInspector(name, flags.inspect, log, [
     optionalString(flags, 'api-secret'),
     process.env.LIVEKIT_API_SECRET,

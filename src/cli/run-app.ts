@@ -8,7 +8,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
-import type { WorkerOptions } from '../options.ts';
+import type { WorkerOptions } from '../options/worker-options.ts';
 import { captureRunAppOptions } from '../agent-file/load.ts';
 
 export function runApp(opts: WorkerOptions): void {

@@ -7,8 +7,8 @@
 import { bindHealthServer } from '../http/server.ts';
 import { WorkerGroup, type WorkerGroupRunConfig } from '../group/worker-group.ts';
 import type { WorkerGroupOptionsInit } from '../group/group-options.ts';
-import type { Logger } from '../log.ts';
-import type { WorkerOptions } from '../options.ts';
+import type { Logger } from '../log/logger.ts';
+import type { WorkerOptions } from '../options/worker-options.ts';
 import { startHotReload } from './hot-reload.ts';
 import { closeAll, type Stopper } from './run-worker.ts';
 

@@ -5,8 +5,8 @@
  * every path, before the returned promise settles.
  */
 import { bindHealthServer } from '../http/server.ts';
-import type { Logger } from '../log.ts';
-import type { WorkerOptions } from '../options.ts';
+import type { Logger } from '../log/logger.ts';
+import type { WorkerOptions } from '../options/worker-options.ts';
 import { Worker, type WorkerRunConfig } from '../worker/worker.ts';
 import { connectToRoom, type ConnectResult } from './connect.ts';
 import { startHotReload } from './hot-reload.ts';

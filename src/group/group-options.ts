@@ -1,12 +1,12 @@
 /**
  * `WorkerGroupOptions`: the process-wide policy of a `WorkerGroup` (several agents served by one
  * worker process). Each agent keeps its own `WorkerOptions`; these are what the agents share.
- * Validated at construction by the same checks as `WorkerOptions` (`option-checks.ts`); the
+ * Validated at construction by the same checks as `WorkerOptions` (`src/options/checks.ts`); the
  * caller's object is never mutated.
  */
 import { InvalidOptionError } from '../errors.ts';
-import { sharedLimits } from '../option-checks.ts';
-import type { WorkerLoadView } from '../options.ts';
+import { sharedLimits } from '../options/checks.ts';
+import type { WorkerLoadView } from '../options/worker-options.ts';
 
 /** Set in each job process of a group's agent: its index, for a module that defines several. */
 export const GROUP_MEMBER_ENV = 'AGENTSTATE_GROUP_MEMBER';

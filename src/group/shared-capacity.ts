@@ -2,19 +2,20 @@
  * The machine-level policy the agents of a `WorkerGroup` share: one load sample for the whole
  * process, and the group's `maxJobs` and `loadThreshold` on top of each agent's own. Each agent
  * is a `Worker` with its own chart; this gives each chart a load sampler fed from the shared
- * sample and tightens two of its guards (`hasFreeSlot`, `loadBelowThreshold`) with the
- * process-wide checks, so `available ⇄ full` stays the chart's own decision.
+ * sample and the group's own guard (`groupAllowsJob`, which the chart checks beside its own in
+ * `takesOffers`), so `available ⇄ full` stays the chart's decision.
  *
  * Every agent runs in this one JavaScript thread and a chart updates its snapshot before
  * anything hears about it, so a guard that reads the other agents' jobs sees every slot they
  * reserved: two offers to two agents can never both take the group's last slot.
  */
 import { fromCallback, type EventObject } from 'xstate';
-import { activeJobCount, hasFreeSlot, loadBelowThreshold } from '../../machines/worker.context.ts';
+import { activeJobCount } from '../../machines/worker.contract.ts';
 import { startLoadSampling } from '../load/load-sampler.ts';
-import type { Logger } from '../log.ts';
-import type { WorkerLoadView } from '../options.ts';
-import type { Worker, WorkerMembership } from '../worker/worker.ts';
+import type { Logger } from '../log/logger.ts';
+import type { WorkerLoadView } from '../options/worker-options.ts';
+import type { WorkerMembership } from '../worker/run-config.ts';
+import type { Worker } from '../worker/worker.ts';
 import { GROUP_MEMBER_ENV, type WorkerGroupOptions } from './group-options.ts';
 
 export interface SharedCapacityInit {
@@ -28,7 +29,7 @@ export interface SharedCapacityInit {
 
 export class SharedCapacity {
   readonly #init: SharedCapacityInit;
-  readonly #members: (Worker | undefined)[] = [];
+  readonly #members: (WorkerLoadView | undefined)[] = [];
   /** Re-send each agent its current load: its chart then re-checks whether it can take a job. */
   readonly #pushers = new Set<() => void>();
   #machineLoad = 0;
@@ -72,12 +73,9 @@ export class SharedCapacity {
           };
         });
       },
-      guards: {
-        hasFreeSlot: ({ context }) =>
-          hasFreeSlot(context) && this.#jobsOfOthers(index) + activeJobCount(context) < maxJobs,
-        loadBelowThreshold: ({ context }) =>
-          loadBelowThreshold(context) && this.#machineLoad < loadThreshold,
-      },
+      groupAllowsJob: ({ context }) =>
+        this.#jobsOfOthers(index) + activeJobCount(context) < maxJobs &&
+        this.#machineLoad < loadThreshold,
       jobEnv: { [GROUP_MEMBER_ENV]: String(index) },
     };
   }

@@ -10,14 +10,14 @@ import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidOptionError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
 import {
   WorkerOptions,
   WorkerType,
-  type ResolvedWorkerOptions,
   type WorkerLoadView,
   type WorkerOptionsInit,
-} from '../options.ts';
+} from '../options/worker-options.ts';
+import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import { onStopSignals } from '../worker/stop-signals.ts';
 import {
   Worker,

@@ -15,7 +15,7 @@ import { processCounts } from './worker-info.ts';
 // process imports agentstate through the user's agent file and must not pay for it.
 const prom = isJobProcess() ? undefined : await import('prom-client');
 // The RSS reader (node:child_process, node:fs/promises) likewise.
-const memory = isJobProcess() ? undefined : await import('../pool/memory.ts');
+const memory = isJobProcess() ? undefined : await import('../job-host/memory.ts');
 
 export interface WorkerMetrics {
   readonly registry: Registry;

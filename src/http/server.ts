@@ -16,7 +16,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentStateError } from '../errors.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
 import { WorkerGroup } from '../group/worker-group.ts';
 import type { Worker } from '../worker/worker.ts';
 import { createGroupMetrics, groupReadiness, workerGroupInfo } from './group-info.ts';

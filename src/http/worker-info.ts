@@ -3,7 +3,7 @@
  * what it holds. Keys follow LiveKit's `/worker` (snake_case, `protocol_version: 1`) so tools
  * written for its frameworks read it too; `status`, `jobs` and `idle_processes` are ours.
  */
-import { WorkerType } from '../options.ts';
+import { WorkerType } from '../options/worker-options.ts';
 import { VERSION } from '../version.ts';
 import type { Worker } from '../worker/worker.ts';
 

@@ -3,7 +3,7 @@
  * page. Context holds job tokens (JWTs) and protobuf messages with bigints; the page is only
  * on loopback, but a screenshot or a shared screen must never show a credential either.
  */
-import { isSecretKey, redact } from '../log.ts';
+import { isSecretKey, redact } from '../log/logger.ts';
 
 export interface SafeJsonLimits {
   maxDepth: number;

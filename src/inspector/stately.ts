@@ -5,7 +5,7 @@
  * tokens and the API secret never leave the machine.
  */
 import type { InspectionEvent } from 'xstate';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../log/logger.ts';
 import { CONTEXT_LIMITS, EVENT_LIMITS, safeJson } from './safe-json.ts';
 
 export interface StatelyInspector {

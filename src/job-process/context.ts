@@ -5,7 +5,7 @@
  * tears it down.
  */
 import type { ParticipantInfo } from '@livekit/protocol';
-import { Job, JobType } from './protocol.ts';
+import { Job, JobType } from './livekit-protocol.ts';
 import {
   DisconnectReason,
   ParticipantKind,

@@ -9,14 +9,14 @@ import { JobProcess } from './process.ts';
 import type { RtcPreload } from './rtc-preload.ts';
 import { errorMessage, startJob, type RunningJob } from './runtime.ts';
 import { startNativeRuntime, warmJobRuntime } from './warm-up.ts';
-import { createLogger, setLogSink, type Logger } from '../log.ts';
-import type { WorkerOptions } from '../options.ts';
+import { createLogger, setLogSink, type Logger } from '../log/logger.ts';
+import type { WorkerOptions } from '../options/worker-options.ts';
 import {
   isHostMessage,
   type ChildMessage,
   type HostMessage,
   type JobProcessTask,
-} from '../pool/ipc.ts';
+} from '../../machines/jobIpc.contract.ts';
 
 type AgentFunctions = Pick<WorkerOptions, 'entrypointFnc' | 'prewarmFnc'>;
 

@@ -5,7 +5,7 @@
  * of the job process (`./job-dialogue.ts`), whose modules import rtc-node: statically imported
  * here, they would have loaded it file by file before the task said where the bundle is.
  */
-import type { JobProcessTask } from '../pool/ipc.ts';
+import type { JobProcessTask } from '../../machines/jobIpc.contract.ts';
 import { preloadRtcNode } from './rtc-preload.ts';
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Child side of the quick load of `@livekit/rtc-node` (the worker side, and why: `src/pool/
+ * Child side of the quick load of `@livekit/rtc-node` (the worker side, and why: `src/job-host/
  * rtc-bundle.ts`). Before anything in the job process imports rtc-node, its prebuilt bundle is
  * compiled, from V8's code cache when there is one, and run once; each module it stands in for is
  * then put into `require.cache` under that module's own file name, loaded. Node finds a module
@@ -14,7 +14,7 @@ import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
 import { writeFileAtomically } from '../atomic-write.ts';
-import type { RtcBundle } from '../pool/ipc.ts';
+import type { RtcBundle } from '../../machines/jobIpc.contract.ts';
 
 /** How the preload went; `saveCodeCache` finishes what it started. */
 export interface RtcPreload {

@@ -7,8 +7,8 @@
  * Then the shutdown callbacks run (side by side, each within its budget, also after a throw),
  * then the room is left. The process itself is stopped by its host afterwards.
  */
-import type { Logger } from '../log.ts';
-import type { WorkerOptions } from '../options.ts';
+import type { Logger } from '../log/logger.ts';
+import type { WorkerOptions } from '../options/worker-options.ts';
 import { JobContext, type JobContextInit, type JobEnd, type ShutdownCallback } from './context.ts';
 import type { JobProcess } from './process.ts';
 import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';

@@ -11,8 +11,8 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
-import type { Logger } from '../log.ts';
-import type { WorkerOptions } from '../options.ts';
+import type { Logger } from '../log/logger.ts';
+import type { WorkerOptions } from '../options/worker-options.ts';
 import type { JobProcess } from './process.ts';
 import { startJob } from './runtime.ts';
 

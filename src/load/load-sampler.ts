@@ -7,8 +7,8 @@
  */
 import { fromCallback, type EventObject } from 'xstate';
 import type { LoadSamplerReport } from '../../machines/loadSampler.contract.ts';
-import type { Logger } from '../log.ts';
-import type { WorkerLoadView } from '../options.ts';
+import type { Logger } from '../log/logger.ts';
+import type { WorkerLoadView } from '../options/worker-options.ts';
 import { clamp01, CpuWindow } from './cpu.ts';
 
 export interface LoadSamplerOptions {

@@ -19,7 +19,11 @@ import {
   ParticipantInfo,
 } from '@livekit/protocol';
 import type { ServerLinkCommand, ServerLinkReport } from '../../machines/serverLink.contract.ts';
-import { WorkerType, type WorkerPermissions, type TrackSourceName } from '../options.ts';
+import {
+  WorkerType,
+  type WorkerPermissions,
+  type TrackSourceName,
+} from '../options/worker-options.ts';
 
 export interface RegistrationFields {
   workerType: WorkerType;

@@ -16,7 +16,7 @@ import type {
 } from '../../machines/serverLink.contract.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../log/logger.ts';
 import { agentEndpoint } from './agent-url.ts';
 import {
   commandMessage,
@@ -24,7 +24,7 @@ import {
   serverReport,
   type RegistrationFields,
 } from './messages.ts';
-import { redactProxyUrl, type ResolvedProxy } from './proxy.ts';
+import { redactProxyUrl, type ResolvedProxy } from '../options/proxy.ts';
 import { workerToken } from './worker-token.ts';
 
 export interface ServerLinkOptions {
@@ -38,7 +38,7 @@ export interface ServerLinkOptions {
   heartbeatTimeout?: number;
   /** Bound on the HTTP upgrade. Default 10 s. */
   handshakeTimeout?: number;
-  /** Tunnel through this HTTP(S) proxy (CONNECT), see `proxy.ts`. */
+  /** Tunnel through this HTTP(S) proxy (CONNECT), see `src/options/proxy.ts`. */
   proxy?: ResolvedProxy;
   /** Time of the heartbeat. Default: the system clock. */
   clock?: Clock;

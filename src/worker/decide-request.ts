@@ -7,7 +7,7 @@
 import { fromPromise } from 'xstate';
 import type { DecideRequestInput, JobRequestDecision } from '../../machines/jobRequest.contract.ts';
 import { JobRequest } from './job-request.ts';
-import type { WorkerOptions } from '../options.ts';
+import type { WorkerOptions } from '../options/worker-options.ts';
 
 const acceptAll = (req: JobRequest) => req.accept();
 

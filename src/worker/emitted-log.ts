@@ -2,9 +2,9 @@
  * How the worker chart's emitted records become log lines: one record per event, tagged with
  * the job's room and process when the event is about a job.
  */
-import type { WorkerContext } from '../../machines/worker.context.ts';
+import type { WorkerContext } from '../../machines/worker.contract.ts';
 import type { WorkerEmitted } from '../../machines/worker.contract.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../log/logger.ts';
 
 /**
  * A listener for the chart's `'*'` events that logs each one. It is handed the context after the

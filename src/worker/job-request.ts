@@ -5,11 +5,20 @@
  */
 import type { Job, ParticipantInfo, Room } from '@livekit/protocol';
 import { InvalidOptionError } from '../errors.ts';
-import type { AcceptArguments } from '../options.ts';
 import type {
   JobRequestDecision,
   ResolvedAcceptArguments,
 } from '../../machines/jobRequest.contract.ts';
+
+/** Arguments given to `requestFnc`'s `accept`. */
+export interface AcceptArguments {
+  /** Display name of the agent participant (default: empty, the identity shows). */
+  name?: string;
+  /** Identity of the agent participant (default: `agent-<jobId>`). */
+  identity?: string;
+  metadata?: string;
+  attributes?: Record<string, string>;
+}
 
 /** A job offered to this worker, awaiting `accept()` or `reject()`. */
 export class JobRequest {

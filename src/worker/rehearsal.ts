@@ -23,7 +23,7 @@ import type { ProcessHostCommand, ProcessHostInput } from '../../machines/proces
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import type { JobRequestDecision } from '../../machines/jobRequest.contract.ts';
 import type { ServerLinkCommand } from '../../machines/serverLink.contract.ts';
-import type { WorkerChartOptions } from '../../machines/worker.context.ts';
+import type { WorkerChartOptions } from '../../machines/worker.contract.ts';
 import { workerMachine, type WorkerEvent } from '../../machines/worker.machine.ts';
 import { commandMessage, serverReport } from '../protocol/messages.ts';
 

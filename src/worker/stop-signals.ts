@@ -2,7 +2,7 @@
  * SIGTERM/SIGINT as an orchestrator and a developer use them: the first drains, the second stops
  * at once. Shared by a `Worker` running alone and a `WorkerGroup`.
  */
-import type { Logger } from '../log.ts';
+import type { Logger } from '../log/logger.ts';
 
 export interface StopSignalHandlers {
   drain(reason: string): void;

@@ -8,24 +8,25 @@ import { createActor, type Actor } from 'xstate';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
-import type { Logger } from '../log.ts';
-import type { ResolvedWorkerOptions, WorkerLoadView } from '../options.ts';
-import { createJobProcessLogic } from '../pool/job-process-logic.ts';
-import { proxyEnvForJobs } from '../protocol/proxy.ts';
+import type { Logger } from '../log/logger.ts';
+import type { ResolvedWorkerOptions } from '../options/resolve.ts';
+import type { WorkerLoadView } from '../options/worker-options.ts';
+import { createJobProcessLogic } from '../job-host/job-process-logic.ts';
+import { proxyEnvForJobs } from '../options/proxy.ts';
 import { createServerLink } from '../protocol/server-link.ts';
 import { VERSION } from '../version.ts';
-import { chartOptionsFrom } from './chart-options.ts';
+import { chartOptionsFrom } from '../options/chart-options.ts';
 import { createDecideRequest } from './decide-request.ts';
 import { emittedLogger } from './emitted-log.ts';
 import { rehearseJobs, type RehearsalReport } from './rehearsal.ts';
-import type { Worker, WorkerRunConfig } from './worker.ts';
+import type { WorkerRunConfig } from './run-config.ts';
 
 export interface WorkerActorInput {
   resolved: ResolvedWorkerOptions;
   config: WorkerRunConfig;
   log: Logger;
   /** What `loadFnc` is given (and, in a `WorkerGroup`, whose shared sample it gets). */
-  view: Worker & WorkerLoadView;
+  view: WorkerLoadView;
   /** The module job processes import, read at each spawn (a TypeScript agent is compiled first). */
   agentModule: () => string;
 }
@@ -69,8 +70,10 @@ export function createWorkerActor({
           ...(config.clock ? { clock: config.clock } : {}),
         })) as ReturnType<typeof createJobProcessLogic>,
     },
-    // A group's process-wide limits, checked by the chart's own guards beside the agent's.
-    ...(membership ? { guards: membership.guards } : {}),
+    // A group's process-wide limits, checked by the chart beside the agent's own.
+    ...(membership
+      ? { guards: { groupAllowsJob: (args) => membership.groupAllowsJob(args) } }
+      : {}),
   });
   const actor = createActor(machine, {
     input: {

@@ -5,38 +5,36 @@
  * `processes` and `on(type, fn)` (the chart's records); `actor` is for the inspector and tests.
  */
 import { fileURLToPath } from 'node:url';
-import type { Actor, AnyActorLogic, createActor } from 'xstate';
+import type { Actor } from 'xstate';
 import {
   activeJobs,
   statusOf,
   type ActiveJob,
   type ProcRecord,
-  type WorkerContext,
-} from '../../machines/worker.context.ts';
-import type { WorkerEmitted, WorkerStatusName } from '../../machines/worker.contract.ts';
+  type WorkerEmitted,
+  type WorkerStatusName,
+} from '../../machines/worker.contract.ts';
 import type { workerMachine } from '../../machines/worker.machine.ts';
 import { isTypeScriptFile } from '../agent-file/typescript-file.ts';
 import { agentModuleFor } from '../agent-file/load.ts';
-import type { Clock } from '../clock.ts';
 import { AgentStateError, ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
-import { createLogger, type Logger } from '../log.ts';
-import {
-  resolveOptions,
-  WorkerOptions,
-  type ResolvedWorkerOptions,
-  type ResolveSources,
-  type WorkerOptionsInit,
-} from '../options.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import type { ResolvedWorkerOptions } from '../options/resolve.ts';
+import { WorkerOptions, type WorkerOptionsInit } from '../options/worker-options.ts';
 import { onStopSignals } from './stop-signals.ts';
-import type { ChartTuning } from './chart-options.ts';
+import type { WorkerRunConfig } from './run-config.ts';
 
 // In a job process a Worker only hands its options to the job runtime (`run()` below), so the
 // chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
 // and ~30 MB — are loaded only in the worker process.
 const runtime = isJobProcess() ? undefined : await import('./worker-actor.ts');
+// Nor does a job process resolve options: the environment's defaults and the proxy are the
+// worker's business.
+const resolution = isJobProcess() ? undefined : await import('../options/resolve.ts');
 
 export type { ActiveJob, WorkerStatusName };
+export type { WorkerRunConfig } from './run-config.ts';
 
 /** A job process of this worker: its id, phase, pid once spawned, and the job it holds. */
 export type JobProcessView = Readonly<ProcRecord>;
@@ -46,51 +44,7 @@ export type WorkerListener<T extends WorkerEmitted['type'] | '*'> = (
   e: T extends '*' ? WorkerEmitted : Extract<WorkerEmitted, { type: T }>,
 ) => void;
 
-/** How to run a worker, beyond its `WorkerOptions`. */
-export interface WorkerRunConfig extends ResolveSources {
-  logger?: Logger;
-  /** Drain on SIGTERM/SIGINT, force-stop on the second. Default true. */
-  handleSignals?: boolean;
-  /** Liveness tuning of the server connection (defaults: 10 s heartbeat, 5 s grace). */
-  serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };
-  /** Replaces the job process logic (tests, custom hosts). */
-  jobProcessLogic?: AnyActorLogic;
-  /** @internal Chart timings that are not options (tests stretch or shorten them). */
-  chartTuning?: ChartTuning;
-  /**
-   * @internal Set by `WorkerGroup` for each of its agents: the process-wide load sample and
-   * capacity checks it shares with the other agents, and what its job processes must know.
-   */
-  membership?: WorkerMembership;
-  /**
-   * Time of everything the worker schedules: the charts' delays, the server heartbeat, the
-   * process pinger and memory watch. Default: the system clock (tests pass a simulated one).
-   */
-  clock?: Clock;
-  /** Attach an XState inspector (the live inspector uses this). */
-  inspect?: Parameters<typeof createActor>[1] extends infer O
-    ? O extends { inspect?: infer I }
-      ? I
-      : never
-    : never;
-}
-
 type WorkerActor = Actor<typeof workerMachine>;
-
-/** The chart's own guards a group may tighten (each implementation must include the original check). */
-type SharedGuards = {
-  [K in 'hasFreeSlot' | 'loadBelowThreshold']: (args: { context: WorkerContext }) => boolean;
-};
-
-/** @internal What a `WorkerGroup` gives each of its workers (see `src/group/`). */
-export interface WorkerMembership {
-  /** Replaces the worker's own load sampler: sends `LOAD_SAMPLED` from the shared sample. */
-  loadSampler(worker: Worker, resolved: ResolvedWorkerOptions, log: Logger): AnyActorLogic;
-  /** Process-wide limits, checked together with the worker's own. */
-  guards: SharedGuards;
-  /** Extra environment of this worker's job processes. */
-  jobEnv: NodeJS.ProcessEnv;
-}
 
 export class Worker {
   /** The options as the user gave them. */
@@ -116,7 +70,7 @@ export class Worker {
       this.#log = log;
       return;
     }
-    const resolved = resolveOptions(this.options, config);
+    const resolved = resolution!.resolveOptions(this.options, config);
     this.#resolved = resolved;
     // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
     // worker id; job processes log through this logger too, so their records get both.

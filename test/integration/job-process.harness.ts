@@ -11,8 +11,8 @@ import {
   jobProcessMachine,
   type JobProcessMachineInput,
 } from '../../machines/jobProcess.machine.ts';
-import type { LogFields, Logger } from '../../src/log.ts';
-import { createProcessHost, type ProcessHostConfig } from '../../src/pool/process-host.ts';
+import type { LogFields, Logger } from '../../src/log/logger.ts';
+import { createProcessHost, type ProcessHostConfig } from '../../src/job-host/process-host.ts';
 
 export const fixture = (name: string) =>
   fileURLToPath(new URL(`../fixtures/agents/${name}.ts`, import.meta.url));

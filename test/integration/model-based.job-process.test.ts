@@ -38,8 +38,11 @@ import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
 import { Worker, WorkerOptions } from '../../src/index.ts';
-import { createLogger } from '../../src/log.ts';
-import { createJobProcessLogic, type JobProcessOptions } from '../../src/pool/job-process-logic.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import {
+  createJobProcessLogic,
+  type JobProcessOptions,
+} from '../../src/job-host/job-process-logic.ts';
 import { startEmulator, type Emulator } from '../../src/testing/index.ts';
 import { Gate } from '../fixtures/model/gate.ts';
 import { CoverageRecorder, summaryLine, writeCoverageReport } from '../model/chart-coverage.ts';

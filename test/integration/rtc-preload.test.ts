@@ -1,13 +1,13 @@
 /**
- * Job processes load `@livekit/rtc-node` from the worker's prebuilt bundle (src/pool/rtc-bundle.ts,
+ * Job processes load `@livekit/rtc-node` from the worker's prebuilt bundle (src/job-host/rtc-bundle.ts,
  * src/job-process/rtc-preload.ts): real processes, the real bundle, and the ways back to loading
  * it file by file.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import type { RtcBundle } from '../../src/pool/ipc.ts';
-import { rtcBundleSettled } from '../../src/pool/rtc-bundle.ts';
+import type { RtcBundle } from '../../machines/jobIpc.contract.ts';
+import { rtcBundleSettled } from '../../src/job-host/rtc-bundle.ts';
 import { fixture, jobInfo, recordingLogger, useProcesses } from './job-process.harness.ts';
 
 const start = useProcesses();
@@ -57,7 +57,7 @@ describe('rtc-node bundle for job processes', () => {
     const stale = join(dirname(bundle.file), 'rtc-node-0.0.1-000000000000.cjs');
     for (const f of [stale, `${stale}.json`, `${stale}.x64.cache`]) writeFileSync(f, '{}');
     vi.resetModules();
-    const fresh = await import('../../src/pool/rtc-bundle.ts');
+    const fresh = await import('../../src/job-host/rtc-bundle.ts');
     const records: Parameters<typeof recordingLogger>[0] = [];
     expect(await fresh.rtcBundleSettled(recordingLogger(records))).toEqual(bundle);
     expect(records.map((r) => r.message)).toContain('bundled @livekit/rtc-node for job processes');
@@ -73,7 +73,7 @@ describe('rtc-node bundle for job processes', () => {
     vi.resetModules();
     vi.stubEnv('AGENTSTATE_RTC_BUNDLE', '0');
     try {
-      const fresh = await import('../../src/pool/rtc-bundle.ts');
+      const fresh = await import('../../src/job-host/rtc-bundle.ts');
       expect(await fresh.rtcBundleSettled(quiet)).toBeUndefined();
     } finally {
       vi.unstubAllEnvs();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActor, setup, SimulatedClock, type EventObject } from 'xstate';
 import type { ServerLinkReport } from '../../machines/serverLink.contract.ts';
 import { WorkerPermissions, WorkerType } from '../../src/index.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/log/logger.ts';
 import { createServerLink } from '../../src/protocol/server-link.ts';
 import { startEmulator, type Emulator } from '../../src/testing/index.ts';
 import { eventually } from '../support/emulated-worker.ts';

@@ -60,7 +60,7 @@ describe('the installed package', () => {
     expect(JSON.parse(out)).toEqual([]);
   });
 
-  it('costs a job process no HTTP server, hashing or compiler modules', () => {
+  it('costs a job process no HTTP server, hashing, compiler, option-resolution or proxy modules', () => {
     // What a job process imports: its entry, the rest of it (the agent loader and the runtime),
     // then the user's `import 'agentstate'`. Each module looked for here is the worker's only.
     const out = nodeEval(
@@ -77,7 +77,7 @@ describe('the installed package', () => {
       const urls = [];
       s.on('Debugger.scriptParsed', (m) => urls.push(m.params.url));
       await s.post('Debugger.enable');
-      const own = urls.filter((u) => /\\/dist\\/src\\/(agent-file\\/compile-typescript|pool\\/(memory|rtc-bundle))\\.js$/.test(u));
+      const own = urls.filter((u) => /\\/dist\\/src\\/(agent-file\\/compile-typescript|job-host\\/(memory|rtc-bundle)|options\\/(resolve|proxy))\\.js$/.test(u));
       console.log(JSON.stringify({ builtins, own, entry: urls.some((u) => u.endsWith('/job-entry.js')) }));
     `,
       { AGENTSTATE_JOB_PROCESS: '1' },

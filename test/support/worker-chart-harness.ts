@@ -19,8 +19,8 @@ import type {
   ProcessHostInput,
 } from '../../machines/processHost.contract.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
-import type { WorkerChartOptions } from '../../machines/worker.context.ts';
-import { SPARE_REFILL_DELAY } from '../../src/worker/chart-options.ts';
+import type { WorkerChartOptions } from '../../machines/worker.contract.ts';
+import { SPARE_REFILL_DELAY } from '../../src/options/chart-options.ts';
 import {
   workerMachine,
   type WorkerEmitted,

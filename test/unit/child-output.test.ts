@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { thirdPartyRecord } from '../../src/pool/child-output.ts';
+import { thirdPartyRecord } from '../../src/job-host/child-output.ts';
 
 describe('job process output relay', () => {
   it("turns rtc-node's pino lines into records at the matching level", () => {

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.ts';
-import { DEFAULT_INSPECTOR_PORT, startCliInspector } from '../../src/inspector/cli.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { DEFAULT_INSPECTOR_PORT, startCliInspector } from '../../src/cli/inspector.ts';
 import { startInspector } from '../../src/inspector/server.ts';
 
 async function occupiedPort(): Promise<{ port: number; close: () => Promise<void> }> {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/errors.ts';
-import { startCliInspector } from '../../src/inspector/cli.ts';
+import { startCliInspector } from '../../src/cli/inspector.ts';
 import { statelySanitizers } from '../../src/inspector/stately.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/log/logger.ts';
 
 // `startStatelyInspector` itself is not run here: it connects to Stately's relay on the
 // internet, which tests must never do. What it sends is decided by these sanitizers.

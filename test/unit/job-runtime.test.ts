@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { JobProcess } from '../../src/job-process/process.ts';
 import { startJob } from '../../src/job-process/runtime.ts';
 import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/log/logger.ts';
 import type { JobContext } from '../../src/job-process/context.ts';
 
 class FakeRoom extends EventEmitter {

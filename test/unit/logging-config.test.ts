@@ -5,8 +5,8 @@
 import loglevel from 'loglevel';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configureLogging, createLogger, getLogLevel, type LogRecord } from '../../src/index.ts';
-import { prettyLine } from '../../src/log-format.ts';
-import { registerSecret } from '../../src/log.ts';
+import { prettyLine } from '../../src/log/format.ts';
+import { registerSecret } from '../../src/log/logger.ts';
 
 afterEach(() =>
   configureLogging({

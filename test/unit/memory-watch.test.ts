@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import type { Logger } from '../../src/log.ts';
-import { startMemoryWatch } from '../../src/pool/memory-watch.ts';
+import type { Logger } from '../../src/log/logger.ts';
+import { startMemoryWatch } from '../../src/job-host/memory-watch.ts';
 
 function watch(samples: number[], limits: { warnMb: number; limitMb: number }) {
   const clock = new SimulatedClock();

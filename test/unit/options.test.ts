@@ -6,9 +6,9 @@ import {
   WorkerType,
   type WorkerOptionsInit,
 } from '../../src/index.ts';
-import { redact } from '../../src/log.ts';
-import { resolveServerCredentials } from '../../src/option-sources.ts';
-import { resolveOptions, type ResolveSources } from '../../src/options.ts';
+import { redact } from '../../src/log/logger.ts';
+import { resolveServerCredentials } from '../../src/options/sources.ts';
+import { resolveOptions, type ResolveSources } from '../../src/options/resolve.ts';
 
 const entrypointFnc = () => undefined;
 const env = {

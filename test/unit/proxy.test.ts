@@ -1,13 +1,13 @@
 /** Which proxy the server connection takes, from the `httpProxy` option and the environment. */
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError, WorkerOptions } from '../../src/index.ts';
-import { resolveOptions } from '../../src/options.ts';
+import { resolveOptions } from '../../src/options/resolve.ts';
 import {
   bypassesProxy,
   proxyEnvForJobs,
   proxyFor,
   redactProxyUrl,
-} from '../../src/protocol/proxy.ts';
+} from '../../src/options/proxy.ts';
 
 const wss = new URL('wss://lk.example.com/agent');
 const ws = new URL('ws://127.0.0.1:7880/agent');

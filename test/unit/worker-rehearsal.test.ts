@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { WorkerOptions, resolveOptions } from '../../src/options.ts';
-import { chartOptionsFrom } from '../../src/worker/chart-options.ts';
+import { WorkerOptions } from '../../src/options/worker-options.ts';
+import { resolveOptions } from '../../src/options/resolve.ts';
+import { chartOptionsFrom } from '../../src/options/chart-options.ts';
 import { rehearseJobs } from '../../src/worker/rehearsal.ts';
 
 const env = { LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: 's' };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SPARE_REFILL_DELAY } from '../../src/worker/chart-options.ts';
+import { SPARE_REFILL_DELAY } from '../../src/options/chart-options.ts';
 import { makeJob, startWorkerChart } from '../support/worker-chart-harness.ts';
 
 const register = { type: 'REGISTERED', workerId: 'AW_test', serverVersion: '1.13.5' } as const;

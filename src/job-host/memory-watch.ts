@@ -4,7 +4,7 @@
  * the injected clock, the samples from `readRss` (the real `/proc` reader by default).
  */
 import type { Clock } from '../clock.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../log/logger.ts';
 import { readRssMb } from './memory.ts';
 
 const WARN_COOLDOWN_MS = 120_000;

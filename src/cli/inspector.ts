@@ -3,10 +3,10 @@
  * (`--inspect`), off with `--no-inspect`. Imported lazily by the CLI so a production worker
  * without `--inspect` never loads it.
  */
-import type { FlagValue } from '../cli/flags.ts';
+import type { FlagValue } from './flags.ts';
 import { InvalidOptionError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { startInspector, type Inspector } from './server.ts';
+import type { Logger } from '../log/logger.ts';
+import { startInspector, type Inspector } from '../inspector/server.ts';
 
 /** Stable across restarts so a dev's browser tab keeps working; a free port if it is taken. */
 export const DEFAULT_INSPECTOR_PORT = 7870;
@@ -25,7 +25,7 @@ export async function startCliInspector(
   if (!wanted) return undefined;
   const known = secrets.filter((s): s is string => typeof s === 'string' && s.length > 0);
   if (flag === 'stately') {
-    const { startStatelyInspector } = await import('./stately.ts');
+    const { startStatelyInspector } = await import('../inspector/stately.ts');
     const stately = await startStatelyInspector(log, known);
     return { url: 'https://stately.ai/inspect', ...stately };
   }

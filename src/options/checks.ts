@@ -4,7 +4,7 @@
  * overrides of them (`resolveOptions`) and a group's `WorkerGroupOptions`, so a limit is stated
  * in one place.
  */
-import { InvalidOptionError } from './errors.ts';
+import { InvalidOptionError } from '../errors.ts';
 
 /** The limits an agent and a group share: a job cap, a load threshold, the health server. */
 export const sharedLimits = {
@@ -99,4 +99,36 @@ export function int(
 
 export function ms(name: string, value: number | undefined, dflt: number): number {
   return num(name, value, dflt, 0, 2 ** 31 - 1, 'a duration in milliseconds (≥ 0)');
+}
+
+/**
+ * Checks a proxy URL: `http://[user:password@]host[:port]` or `https://…`. Throws an
+ * `InvalidOptionError` naming `name` (the option or the environment variable).
+ */
+export function parseProxyUrl(name: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new InvalidOptionError(
+      name,
+      `not a URL: ${JSON.stringify(redactUrlCredentials(value))}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidOptionError(
+      name,
+      `expected an http:// or https:// proxy URL, got ${url.protocol}//`,
+    );
+  }
+  if (!url.hostname) throw new InvalidOptionError(name, 'the proxy URL has no host');
+  return url;
+}
+
+/** Drops anything between `//` and `@` in a string that may not parse as a URL. */
+export function redactUrlCredentials(value: string): string {
+  return value.replace(/\/\/[^/@]*@/, '//[redacted]@');
 }

@@ -1,8 +1,8 @@
 /** How the worker gets a runnable jobProcess: the pure chart provided with the real process host. */
 import { pathToFileURL } from 'node:url';
 import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
-import type { Logger } from '../log.ts';
-import type { ResolvedWorkerOptions } from '../options.ts';
+import type { Logger } from '../log/logger.ts';
+import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import { createProcessHost, type ProcessHostConfig } from './process-host.ts';
 
 export type JobProcessOptions = Pick<

@@ -3,9 +3,9 @@
  * credentials, the agent name, the deployment) and the main script (the agent module). Used by
  * `resolveOptions` and by `agent dispatch`, so both find the server the same way.
  */
-import { InvalidOptionError } from './errors.ts';
-import { registerSecret } from './log.ts';
-import { checkUrl } from './option-checks.ts';
+import { InvalidOptionError } from '../errors.ts';
+import { registerSecret } from '../log/logger.ts';
+import { checkUrl } from './checks.ts';
 
 /** The server a worker (or `agent dispatch`) talks to, and the credentials it signs with. */
 export interface ServerCredentials {

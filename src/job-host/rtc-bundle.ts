@@ -34,8 +34,8 @@ import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { writeFileAtomically } from '../atomic-write.ts';
 import { withEsbuild } from '../esbuild-session.ts';
-import type { Logger } from '../log.ts';
-import type { RtcBundle } from './ipc.ts';
+import type { Logger } from '../log/logger.ts';
+import type { RtcBundle } from '../../machines/jobIpc.contract.ts';
 
 /** Set to `0` to have job processes load `@livekit/rtc-node` file by file, as Node does. */
 export const RTC_BUNDLE_ENV = 'AGENTSTATE_RTC_BUNDLE';
@@ -145,7 +145,7 @@ interface Plan {
  * What to bundle: rtc-node's CommonJS entry (what its ES entry re-exports); the two modules the
  * job process's warm-up reaches directly (its FFI client and the FFI bindings); and the
  * `@livekit/protocol` build and protobuf runtime the job runtime requires beside them
- * (`src/job-process/protocol.ts`), which share that runtime with the bindings. Each is then one
+ * (`src/job-process/livekit-protocol.ts`), which share that runtime with the bindings. Each is then one
  * instance in the process, whichever way it is reached.
  */
 function planBundle(): Plan {

@@ -1,26 +1,19 @@
 /**
- * `WorkerOptions`: what the user writes, and `resolveOptions`: defaults applied, environment
- * read and every value validated, producing the frozen `ResolvedWorkerOptions` the rest of the
- * framework uses. The caller's object is never mutated and an explicit `0` is never replaced.
- * The checks are in `option-checks.ts`, the environment lookups in `option-sources.ts`.
+ * `WorkerOptions`: what the user writes, every value validated at construction, naming the
+ * option at fault. The caller's object is never mutated and an explicit `0` is never replaced.
+ * Both processes load this file (the agent file constructs its options in each); what only the
+ * worker needs — defaults from the environment and the mode, the proxy — is `resolve.ts`. The
+ * checks are in `checks.ts`, the environment lookups in `sources.ts`.
  */
-import { availableParallelism } from 'node:os';
-import { InvalidOptionError } from './errors.ts';
-import { checkUrl, fn, int, ms, num, sharedLimits, str } from './option-checks.ts';
-import {
-  resolveAgentModule,
-  resolveAgentName,
-  resolveDeployment,
-  resolveServerCredentials,
-} from './option-sources.ts';
-import { parseProxyUrl, proxyFor, type ResolvedProxy } from './protocol/proxy.ts';
-import type { JobContext } from './job-process/context.ts';
-import type { JobProcess } from './job-process/process.ts';
-import type { JobRequest } from './worker/job-request.ts';
-import { WorkerPermissions, type WorkerPermissionsInit } from './worker-permissions.ts';
+import { InvalidOptionError } from '../errors.ts';
+import { checkUrl, fn, int, ms, num, parseProxyUrl, sharedLimits, str } from './checks.ts';
+import type { JobContext } from '../job-process/context.ts';
+import type { JobProcess } from '../job-process/process.ts';
+import type { JobRequest } from '../worker/job-request.ts';
+import { WorkerPermissions, type WorkerPermissionsInit } from './permissions.ts';
 
 export { WorkerPermissions };
-export type { TrackSourceName, WorkerPermissionsInit } from './worker-permissions.ts';
+export type { TrackSourceName, WorkerPermissionsInit } from './permissions.ts';
 
 /**
  * What a job is started for: once per room, once per publishing participant, or once per
@@ -45,16 +38,6 @@ const WORKER_TYPES: readonly WorkerType[] = [
 export interface WorkerLoadView {
   /** Jobs currently assigned to this worker and not yet ended. */
   readonly activeJobs: readonly { readonly id: string }[];
-}
-
-/** Arguments given to `requestFnc`'s `accept`. */
-export interface AcceptArguments {
-  /** Display name of the agent participant (default: empty, the identity shows). */
-  name?: string;
-  /** Identity of the agent participant (default: `agent-<jobId>`). */
-  identity?: string;
-  metadata?: string;
-  attributes?: Record<string, string>;
 }
 
 /** Everything a user may pass to `new WorkerOptions(...)`. Times are in milliseconds. */
@@ -141,7 +124,7 @@ export interface WorkerOptionsInit {
  * The checks of the options a command-line flag can override, used for the option and for the
  * flag alike, so each limit is written once.
  */
-const overridable = {
+export const overridable = {
   drainTimeout: (v: number | undefined) => ms('drainTimeout', v, 30 * 60_000),
   numIdleProcesses: (v: number) => int('numIdleProcesses', v, 0, 0, 64),
   maxJobs: (v: number | undefined) => sharedLimits.maxJobs('maxJobs', v),
@@ -268,94 +251,4 @@ export class WorkerOptions {
     this.port = overridable.port(init.port);
     Object.freeze(this);
   }
-}
-
-/** Options after defaults, environment and mode are applied. What the runtime reads. */
-export interface ResolvedWorkerOptions extends Omit<
-  WorkerOptions,
-  'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret' | 'agentModule' | 'agentName'
-> {
-  readonly numIdleProcesses: number;
-  /** After `LIVEKIT_AGENT_NAME_OVERRIDE` > the option > `LIVEKIT_AGENT_NAME` > `''`. */
-  readonly agentName: string;
-  /** The proxy the server connection goes through (option, else environment), if any. */
-  readonly proxy: ResolvedProxy | undefined;
-  /** Path or file: URL of the module each job process imports. */
-  readonly agentModule: string;
-  readonly wsUrl: string;
-  readonly apiKey: string;
-  readonly apiSecret: string;
-  /** `LIVEKIT_AGENT_DEPLOYMENT`, sent with the registration (`''` when unset). */
-  readonly deployment: string;
-}
-
-/** Where option values may come from besides the options object. */
-export interface ResolveSources {
-  env?: NodeJS.ProcessEnv;
-  /** CLI overrides (flags win over options and env). */
-  overrides?: Partial<
-    Pick<
-      WorkerOptionsInit,
-      | 'wsUrl'
-      | 'apiKey'
-      | 'apiSecret'
-      | 'drainTimeout'
-      | 'numIdleProcesses'
-      | 'port'
-      | 'host'
-      | 'agentModule'
-      | 'loadThreshold'
-      | 'maxJobs'
-      | 'jobsPerProcess'
-    >
-  >;
-  /** Production (`start`) or development (`dev`) defaults. */
-  mode?: 'production' | 'development';
-}
-
-/**
- * Applies flags → options → environment → defaults, in that order of precedence, and checks
- * that credentials are present. Never mutates `opts`.
- */
-export function resolveOptions(
-  opts: WorkerOptions,
-  sources: ResolveSources = {},
-): ResolvedWorkerOptions {
-  const env = sources.env ?? process.env;
-  const o = sources.overrides ?? {};
-  const credentials = resolveServerCredentials(
-    {
-      wsUrl: o.wsUrl ?? opts.wsUrl,
-      apiKey: o.apiKey ?? opts.apiKey,
-      apiSecret: o.apiSecret ?? opts.apiSecret,
-    },
-    env,
-  );
-  const idleDefault = sources.mode === 'development' ? 1 : Math.min(availableParallelism(), 4);
-  return Object.freeze({
-    ...opts,
-    drainTimeout: overridden(o.drainTimeout, opts.drainTimeout, overridable.drainTimeout),
-    port: overridden(o.port, opts.port, overridable.port),
-    host: o.host ?? opts.host,
-    loadThreshold: overridden(o.loadThreshold, opts.loadThreshold, overridable.loadThreshold),
-    maxJobs: overridden(o.maxJobs, opts.maxJobs, overridable.maxJobs),
-    jobsPerProcess: overridden(o.jobsPerProcess, opts.jobsPerProcess, overridable.jobsPerProcess),
-    agentModule: resolveAgentModule(o.agentModule ?? opts.agentModule),
-    agentName: resolveAgentName(opts.agentName, env),
-    proxy: proxyFor(new URL(credentials.wsUrl), opts.httpProxy, env),
-    numIdleProcesses:
-      overridden(o.numIdleProcesses, opts.numIdleProcesses, overridable.numIdleProcesses) ??
-      idleDefault,
-    ...credentials,
-    deployment: resolveDeployment(env),
-  });
-}
-
-/** A flag that was given, checked, beats the option. */
-function overridden<T>(
-  flag: number | undefined,
-  option: T,
-  check: (v: number) => number,
-): number | T {
-  return flag === undefined ? option : check(flag);
 }

@@ -28,7 +28,7 @@ import type {
 import { systemClock, type Clock } from '../clock.ts';
 import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
 import { JOB_PROCESS_ENV } from '../runtime-registry.ts';
-import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log.ts';
+import { getLogLevel, LOG_LEVEL_ENV, type Logger } from '../log/logger.ts';
 import { RUNS_FROM_SOURCE, SOURCE_CONDITION } from '../package-root.ts';
 import { relayChildOutput } from './child-output.ts';
 import {
@@ -37,7 +37,7 @@ import {
   type HostMessage,
   type JobProcessTask,
   type RtcBundle,
-} from './ipc.ts';
+} from '../../machines/jobIpc.contract.ts';
 import { startMemoryWatch } from './memory-watch.ts';
 import { rtcBundleForJobs } from './rtc-bundle.ts';
 

@@ -8,7 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import type { LogFields, Logger } from '../log.ts';
+import type { LogFields, Logger } from '../log/logger.ts';
 
 /** pino's numeric levels, onto ours. */
 function levelOf(n: unknown): 'debug' | 'info' | 'warn' | 'error' {

@@ -16,9 +16,9 @@ import {
   type LogFormat,
   type LogLevelName,
   type LogRecord,
-} from './log-format.ts';
+} from './format.ts';
 
-export type { LogFields, LogFormat, LogLevelName, LogRecord } from './log-format.ts';
+export type { LogFields, LogFormat, LogLevelName, LogRecord } from './format.ts';
 
 /** The record functions are plain functions, not methods: `(ok ? log.info : log.warn)(…)` is fine. */
 export interface Logger {

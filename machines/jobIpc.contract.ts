@@ -4,12 +4,13 @@
  * says `started`, runs the job and says `ended` or `failed`, then waits for the next `launch`
  * (with process reuse) until the host stops it. `ping`/`pong` run alongside.
  *
- * The one file of `src/pool/` that both processes load: the worker side's host
- * (`process-host.ts`) and the job process's entry (`src/job-process/job-entry.ts`) share this
- * contract (docs/architecture.md §4).
+ * Both processes load it: the worker side's host (`src/job-host/process-host.ts`) and the job
+ * process's entry (`src/job-process/job-entry.ts`) share this contract (docs/architecture.md §5).
  */
-import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
-import type { LogFields } from '../log.ts';
+import type { RunningJobInfo } from './jobProcess.contract.ts';
+
+/** A log record's fields, as the child sends them (the logger's `LogFields`). */
+type LogFields = Record<string, unknown>;
 
 /** The tinypool task: what a new process needs before it can prewarm. */
 export interface JobProcessTask {
@@ -18,11 +19,11 @@ export interface JobProcessTask {
   agentModule: string;
   /** If the host goes away, how long the process may take to end its job before it exits. */
   orphanGraceMs: number;
-  /** `@livekit/rtc-node` as one prebuilt file, when the worker has one (`./rtc-bundle.ts`). */
+  /** `@livekit/rtc-node` as one prebuilt file, when the worker has one (`../src/job-host/rtc-bundle.ts`). */
   rtcBundle?: RtcBundle;
 }
 
-/** A prebuilt bundle of `@livekit/rtc-node` and where its parts belong (`./rtc-bundle.ts`). */
+/** A prebuilt bundle of `@livekit/rtc-node` and where its parts belong (`../src/job-host/rtc-bundle.ts`). */
 export interface RtcBundle {
   /** The bundle: CommonJS whose exports are the exports of `modules`, in that order. */
   file: string;

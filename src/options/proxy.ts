@@ -3,9 +3,10 @@
  * `httpProxy` option, else the environment (`HTTPS_PROXY` for `wss://`, `HTTP_PROXY` for
  * `ws://`, upper case before lower case, as `@livekit/rtc-node` reads them in job processes),
  * unless `NO_PROXY` names the server's host. Pure: the tunnel itself is `https-proxy-agent`'s
- * (see `server-link.ts`).
+ * (see `src/protocol/server-link.ts`). The worker's only: job processes get the proxy through
+ * their environment (`proxyEnvForJobs`).
  */
-import { InvalidOptionError } from '../errors.ts';
+import { parseProxyUrl, redactUrlCredentials } from './checks.ts';
 
 /** Where the proxy setting came from, for messages: the option or the variable's name. */
 export type ProxySource = 'httpProxy' | 'HTTPS_PROXY' | 'https_proxy' | 'HTTP_PROXY' | 'http_proxy';
@@ -15,29 +16,6 @@ export interface ResolvedProxy {
   /** The proxy's URL, credentials included (never log it: use `redactProxyUrl`). */
   url: string;
   source: ProxySource;
-}
-
-/**
- * Checks a proxy URL: `http://[user:password@]host[:port]` or `https://…`. Throws an
- * `InvalidOptionError` naming `name` (the option or the environment variable).
- */
-export function parseProxyUrl(name: string, value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch (cause) {
-    throw new InvalidOptionError(name, `not a URL: ${JSON.stringify(redactLoose(value))}`, {
-      cause,
-    });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidOptionError(
-      name,
-      `expected an http:// or https:// proxy URL, got ${url.protocol}//`,
-    );
-  }
-  if (!url.hostname) throw new InvalidOptionError(name, 'the proxy URL has no host');
-  return url;
 }
 
 /**
@@ -103,7 +81,7 @@ export function redactProxyUrl(url: string): string {
     const u = new URL(url);
     return `${u.protocol}//${u.host}`;
   } catch {
-    return redactLoose(url);
+    return redactUrlCredentials(url);
   }
 }
 
@@ -139,9 +117,4 @@ function splitHostPort(entry: string): { name: string; port: string | undefined 
 
 function defaultPort(protocol: string): string {
   return protocol === 'wss:' || protocol === 'https:' ? '443' : '80';
-}
-
-/** Drops anything between `//` and `@` in a string that may not parse as a URL. */
-function redactLoose(value: string): string {
-  return value.replace(/\/\/[^/@]*@/, '//[redacted]@');
 }

@@ -1,6 +1,6 @@
 /** `WorkerPermissions`: what the agent participant may do in the room, checked at construction. */
-import { InvalidOptionError } from './errors.ts';
-import { bool } from './option-checks.ts';
+import { InvalidOptionError } from '../errors.ts';
+import { bool } from './checks.ts';
 
 /** Track sources an agent may publish (mirrors LiveKit's `TrackSource`). */
 export type TrackSourceName = 'camera' | 'microphone' | 'screen_share' | 'screen_share_audio';

@@ -1,7 +1,7 @@
 /** Derives the worker chart's options from the resolved worker options. */
 import { availableParallelism } from 'node:os';
-import type { WorkerChartOptions } from '../../machines/worker.context.ts';
-import type { ResolvedWorkerOptions } from '../options.ts';
+import type { WorkerChartOptions } from '../../machines/worker.contract.ts';
+import type { ResolvedWorkerOptions } from './resolve.ts';
 
 /** Protocol timings that are facts of the server, not user choices (docs/architecture.md §3). */
 export const PROTOCOL_TIMINGS = {
