@@ -66,6 +66,23 @@ export const DEFAULT_TERMINATE_TIMEOUT = 5_000;
 export const DEFAULT_KILL_TIMEOUT = 5_000;
 
 /**
+ * How a running job's shutdown budget is shared out inside the process, so that the job reports
+ * its end before the chart's own deadline kills the process: the shutdown callbacks get most of
+ * it, leaving the room gets a fixed slice after them, and a process whose worker is gone
+ * (orphaned) waits for both before it exits by itself.
+ */
+export const SHUTDOWN_CALLBACKS_SHARE = 0.8;
+/** The budget of leaving the room once the shutdown callbacks are done (ms). */
+export const ROOM_LEAVE_TIMEOUT = 5_000;
+
+/** Each shutdown callback's budget: most of the job's shutdown budget. */
+export const shutdownCallbackBudget = (shutdownTimeout: number): number =>
+  Math.floor(shutdownTimeout * SHUTDOWN_CALLBACKS_SHARE);
+
+/** How long an orphaned process may take to end its job: the callbacks', then the room's. */
+export const orphanGrace = (callbackBudget: number): number => callbackBudget + ROOM_LEAVE_TIMEOUT;
+
+/**
  * The longest a running process can take, once asked to shut down, to reach a final state by
  * its own deadlines: the job's shutdown budget, then SIGTERM's grace, then the wait after
  * SIGKILL. The worker's drain backstop (`SHUTDOWN_GRACE`) is derived from this.
@@ -83,7 +100,7 @@ export type JobProcessMachineInput = JobProcessInput & JobProcessTimeouts;
 /** Worker → jobProcess. */
 export type JobProcessCommand =
   /** Run this job (only meaningful in `idle`; the worker only sends it to idle processes). */
-  | { type: 'LAUNCH'; job: RunningJobInfo }
+  | { type: 'LAUNCH_REQUESTED'; job: RunningJobInfo }
   /** End the job gracefully (server termination, drain deadline, worker stop) with this reason. */
   | { type: 'SHUTDOWN_REQUESTED'; reason: string }
   /** Stop at once (second signal, forced stop). */

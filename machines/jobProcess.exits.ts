@@ -33,7 +33,7 @@ export interface Exit {
 }
 
 /** `crashed (code 1)`, `crashed (signal SIGSEGV)`. */
-export function describeExit(code: number | null, signal: string | null): string {
+function describeExit(code: number | null, signal: string | null): string {
   return signal ? `signal ${signal}` : `code ${code ?? 'unknown'}`;
 }
 

@@ -102,17 +102,18 @@ export const jobProcessMachine = setup({
     beginExit: assign((_, exit: Exit) => ({ exit })),
     launchJob: sendTo(
       'processHost',
-      ({ context }) => ({ type: 'LAUNCH_JOB', job: context.job! }) satisfies ProcessHostCommand,
+      ({ context }) =>
+        ({ type: 'JOB_LAUNCH_REQUESTED', job: context.job! }) satisfies ProcessHostCommand,
     ),
     askJobToShutdown: sendTo(
       'processHost',
       (_, p: { reason: string }) =>
-        ({ type: 'SHUTDOWN_JOB', reason: p.reason }) satisfies ProcessHostCommand,
+        ({ type: 'JOB_SHUTDOWN_REQUESTED', reason: p.reason }) satisfies ProcessHostCommand,
     ),
     terminateProcess: sendTo('processHost', {
-      type: 'TERMINATE_PROCESS',
+      type: 'SIGTERM_REQUESTED',
     } satisfies ProcessHostCommand),
-    killProcess: sendTo('processHost', { type: 'KILL_PROCESS' } satisfies ProcessHostCommand),
+    killProcess: sendTo('processHost', { type: 'SIGKILL_REQUESTED' } satisfies ProcessHostCommand),
     reportPrewarmed: sendParent(
       ({ context }) =>
         ({
@@ -213,7 +214,7 @@ export const jobProcessMachine = setup({
 
     idle: {
       on: {
-        LAUNCH: { target: 'running', actions: { type: 'takeJob', params: fromEvent } },
+        LAUNCH_REQUESTED: { target: 'running', actions: { type: 'takeJob', params: fromEvent } },
         CHILD_EXITED: endsOn('crashed'),
         SHUTDOWN_REQUESTED: endsOn('exiting.terminating'),
         KILL_REQUESTED: endsOn('exiting.killing'),

@@ -32,12 +32,12 @@ export type ProcessHostEvent =
 
 /** What the chart asks the host to do (chart → host). */
 export type ProcessHostCommand =
-  | { type: 'LAUNCH_JOB'; job: RunningJobInfo }
-  | { type: 'SHUTDOWN_JOB'; reason: string }
+  | { type: 'JOB_LAUNCH_REQUESTED'; job: RunningJobInfo }
+  | { type: 'JOB_SHUTDOWN_REQUESTED'; reason: string }
   /** SIGTERM: the polite signal, after the job had its chance to end. */
-  | { type: 'TERMINATE_PROCESS' }
+  | { type: 'SIGTERM_REQUESTED' }
   /** SIGKILL. */
-  | { type: 'KILL_PROCESS' };
+  | { type: 'SIGKILL_REQUESTED' };
 
 export interface ProcessHostInput {
   procId: string;

@@ -18,7 +18,7 @@ import {
  * A job whose process dies before its entrypoint ran (the hand-off) goes back to the queue for
  * another process, up to this many hand-offs in all; a job that started is never run twice.
  */
-export const MAX_LAUNCH_ATTEMPTS = 2;
+const MAX_LAUNCH_ATTEMPTS = 2;
 
 /** Whether a job's end is a failed hand-off to retry rather than the job's end. */
 export const retriesLaunch = (job: JobRecord, outcome: JobOutcome): boolean =>
@@ -65,7 +65,7 @@ export const hasFreeSlot = (c: WorkerContext): boolean => jobList(c).length < c.
 export const waitingJobCount = (c: WorkerContext): number =>
   jobList(c).filter((j) => j.phase === 'deciding' || j.phase === 'accepted').length;
 
-export const prewarmingCount = (c: WorkerContext): number =>
+const prewarmingCount = (c: WorkerContext): number =>
   procList(c).filter((p) => p.phase === 'prewarming').length;
 
 /** Processes running a job. */
@@ -85,7 +85,7 @@ export const queuedJobs = (c: WorkerContext): JobRecord[] =>
  * without a process, this one included, takes an idle process or waits for a start; starts run
  * `maxConcurrentStarts` at a time, each taking the measured start time.
  */
-export function expectedStartDelay(c: WorkerContext): number {
+function expectedStartDelay(c: WorkerContext): number {
   const needing = waitingJobCount(c) + queuedJobs(c).length + 1;
   const starts = Math.max(0, needing - idleProcCount(c));
   return Math.ceil(starts / c.options.maxConcurrentStarts) * c.startEstimate;

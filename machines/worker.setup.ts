@@ -301,7 +301,7 @@ const primitives = setup({
             jobsRun: (context.procs[p.procId]?.jobsRun ?? 0) + 1,
           }),
         });
-        enqueue.sendTo(p.procId, { type: 'LAUNCH', job: launch });
+        enqueue.sendTo(p.procId, { type: 'LAUNCH_REQUESTED', job: launch });
         enqueue.emit({ type: 'jobLaunched', jobId: p.jobId, procId: p.procId });
       },
     ),

@@ -5,6 +5,8 @@
  * (`createActor(logic, { clock })`), which is why this is that interface plus `now()`.
  */
 
+import { DeadlineExceededError } from './errors.ts';
+
 export interface Clock {
   /** Milliseconds; only differences between two readings mean anything. */
   now(): number;
@@ -18,3 +20,21 @@ export const systemClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
 };
+
+/**
+ * `work`, bounded: it settles as `work` does, or rejects with a `DeadlineExceededError` naming
+ * `what` once `ms` have passed on `clock`. The timer is cleared on every path; `work` itself is
+ * not cancelled (pass it an `AbortSignal` of its own for that).
+ */
+export function withDeadline<T>(
+  work: PromiseLike<T>,
+  ms: number,
+  what: string,
+  clock: Clock = systemClock,
+): Promise<T> {
+  let timer: unknown;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = clock.setTimeout(() => reject(new DeadlineExceededError(what, ms)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clock.clearTimeout(timer));
+}

@@ -38,3 +38,18 @@ export class EmulatorWaitError extends AgentStateError {
     this.reason = reason;
   }
 }
+
+/** A wait bounded by `withDeadline` (src/clock.ts) ran out before the work settled. */
+export class DeadlineExceededError extends AgentStateError {
+  /** The deadline that passed, in ms. */
+  readonly ms: number;
+  constructor(what: string, ms: number) {
+    super(`${what} did not settle within ${ms} ms`);
+    this.ms = ms;
+  }
+}
+
+/** The message of anything thrown: an `Error`'s message, else the value as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

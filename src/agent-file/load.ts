@@ -9,8 +9,8 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { AgentStateError } from '../errors.ts';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { AgentStateError, errorMessage } from '../errors.ts';
 import { registeredAgentOptions } from '../runtime-registry.ts';
 import { WorkerOptions, type WorkerOptionsInit } from '../options/worker-options.ts';
 import { isTypeScriptFile } from './typescript-file.ts';
@@ -26,8 +26,8 @@ export interface LoadedAgent {
   options: WorkerOptions;
   /** Absolute path of the user's file (what hot reload watches). */
   path: string;
-  /** Absolute path of the module to import: the file itself, or its compiled JavaScript. */
-  module: string;
+  /** The module to import: the file itself, or its compiled JavaScript. */
+  module: URL;
 }
 
 /** True while an agent file is being imported by `loadAgentFile`: `cli.runApp` then hands its options over. */
@@ -39,14 +39,14 @@ export function captureRunAppOptions(opts: WorkerOptions): boolean {
 }
 
 /** The JavaScript module to import for an agent file: compiled when it is TypeScript. */
-export async function agentModuleFor(path: string): Promise<string> {
-  if (!isTypeScriptFile(path)) return path;
+export async function agentModuleFor(path: string): Promise<URL> {
+  if (!isTypeScriptFile(path)) return pathToFileURL(path);
   try {
     // Only the worker compiles; a job process, which imports this file too, never loads the compiler.
     const { compileTypeScriptAgent } = await import('./compile-typescript.ts');
-    return await compileTypeScriptAgent(path);
+    return pathToFileURL(await compileTypeScriptAgent(path));
   } catch (cause) {
-    throw new AgentFileError(cause instanceof Error ? cause.message : String(cause), { cause });
+    throw new AgentFileError(errorMessage(cause), { cause });
   }
 }
 
@@ -63,15 +63,18 @@ export async function loadAgentFile(file: string): Promise<LoadedAgent> {
  * Imports an agent module (a path or `file:` URL of JavaScript, or TypeScript under a loader) and
  * finds its options. `label` names the file in errors.
  */
-export async function importAgentModule(module: string, label = module): Promise<WorkerOptions> {
-  const url = module.startsWith('file:') ? module : pathToFileURL(module).href;
+export async function importAgentModule(
+  module: URL,
+  label = fileURLToPath(module),
+): Promise<WorkerOptions> {
+  const url = module.href;
   const slot: { options?: WorkerOptions } = {};
   (globalThis as LoadingSlot)[LOADING] = slot;
   let mod: { default?: unknown };
   try {
     mod = (await import(url)) as { default?: unknown };
   } catch (cause) {
-    throw new AgentFileError(`could not load ${label}: ${errorText(cause)}`, { cause });
+    throw new AgentFileError(`could not load ${label}: ${errorMessage(cause)}`, { cause });
   } finally {
     delete (globalThis as LoadingSlot)[LOADING];
   }
@@ -93,8 +96,4 @@ export function toOptions(value: unknown): WorkerOptions | undefined {
     return new WorkerOptions(value as WorkerOptionsInit);
   }
   return undefined;
-}
-
-function errorText(cause: unknown): string {
-  return cause instanceof Error ? cause.message : String(cause);
 }

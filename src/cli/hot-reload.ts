@@ -5,6 +5,7 @@
  * worker's server connection, and so its worker id, stay as they are. Nothing is re-dispatched,
  * so no room is joined twice.
  */
+import { errorMessage } from '../errors.ts';
 import { dirname } from 'node:path';
 import { agentModuleFor } from '../agent-file/load.ts';
 import type { Logger } from '../log/logger.ts';
@@ -39,7 +40,7 @@ export function startHotReload(
         () => worker.recycleIdleProcesses('files changed'),
         (err: unknown) =>
           log.error('agent file does not compile: idle processes keep the previous code', {
-            error: err instanceof Error ? err.message : String(err),
+            error: errorMessage(err),
           }),
       );
     },

@@ -138,7 +138,7 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
 
     let options = source.options;
     let agentFile = process.argv[1];
-    let agentModule: string | undefined;
+    let agentModule: URL | undefined;
     if (!options) {
       const loaded = await loadAgentFile(String(args[0]));
       options = loaded.options;

@@ -249,7 +249,7 @@ function describeAgent(
   i: number,
   labels: readonly string[] | undefined,
 ): string {
-  const mod = labels?.[i] ?? resolved[i]?.agentModule ?? '';
-  const path = mod.startsWith('file:') ? fileURLToPath(mod) : mod;
+  const module = resolved[i]?.agentModule;
+  const path = labels?.[i] ?? (module ? fileURLToPath(module) : '');
   return path ? `agents[${i}] (${relative(process.cwd(), path) || path})` : `agents[${i}]`;
 }

@@ -8,7 +8,7 @@ import { VERSION } from '../version.ts';
 import type { Worker } from '../worker/worker.ts';
 
 /** The protocol's name of each worker type, as LiveKit's `/worker` spells it. */
-export const WORKER_TYPE_NAMES = {
+const WORKER_TYPE_NAMES = {
   [WorkerType.ROOM]: 'JT_ROOM',
   [WorkerType.PUBLISHER]: 'JT_PUBLISHER',
   [WorkerType.PARTICIPANT]: 'JT_PARTICIPANT',

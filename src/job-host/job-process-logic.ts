@@ -1,6 +1,6 @@
 /** How the worker gets a runnable jobProcess: the pure chart provided with the real process host. */
-import { pathToFileURL } from 'node:url';
 import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
+import { shutdownCallbackBudget } from '../../machines/jobProcess.contract.ts';
 import type { Logger } from '../log/logger.ts';
 import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import { createProcessHost, type ProcessHostConfig } from './process-host.ts';
@@ -16,7 +16,7 @@ export type JobProcessOptions = Pick<
 
 /** As `JobProcessOptions`, but the module may be known only once compiled (read at each spawn). */
 type JobProcessLogicOptions = Omit<JobProcessOptions, 'agentModule'> & {
-  agentModule: string | (() => string);
+  agentModule: URL | (() => URL);
 };
 
 /** Host tuning the options do not expose (tests shorten these). */
@@ -39,21 +39,15 @@ export function createJobProcessLogic(
   return jobProcessMachine.provide({
     actors: {
       processHost: createProcessHost({
-        // Read at each spawn: a TypeScript module is known only once compiled. Resolved options
-        // always name the module (a path or a `file:` URL); the host wants a URL.
+        // Read at each spawn: a TypeScript module is known only once compiled.
         agentModule: () =>
-          toFileUrl(typeof opts.agentModule === 'function' ? opts.agentModule() : opts.agentModule),
+          typeof opts.agentModule === 'function' ? opts.agentModule() : opts.agentModule,
         logger,
-        // Each callback gets most of the shutdown budget, so the job reports before the kill.
-        shutdownCallbackTimeout: Math.floor(opts.shutdownProcessTimeout * 0.8),
+        shutdownCallbackTimeout: shutdownCallbackBudget(opts.shutdownProcessTimeout),
         memoryWarnMb: opts.jobMemoryWarnMb,
         memoryLimitMb: opts.jobMemoryLimitMb,
         ...tuning,
       }),
     },
   });
-}
-
-function toFileUrl(agentModule: string): string {
-  return agentModule.startsWith('file:') ? agentModule : pathToFileURL(agentModule).href;
 }

@@ -25,6 +25,7 @@ import type {
   ProcessHostEvent,
   ProcessHostInput,
 } from '../../machines/processHost.contract.ts';
+import { orphanGrace } from '../../machines/jobProcess.contract.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { startHeartbeat, type Heartbeat } from '../heartbeat.ts';
 import { JOB_PROCESS_ENV } from '../runtime-registry.ts';
@@ -43,7 +44,7 @@ import { rtcBundleForJobs } from './rtc-bundle.ts';
 
 export interface ProcessHostConfig {
   /** Absolute path or `file:` URL of the user's agent module (read when a process starts). */
-  agentModule: string | (() => string);
+  agentModule: URL | (() => URL);
   /** Parent logger; child records arrive tagged with `procId`, `pid`, `jobId`, `roomName`. */
   logger: Logger;
   /** Budget of each shutdown callback in the child. */
@@ -114,13 +115,13 @@ export function createProcessHost(config: ProcessHostConfig) {
 
     let toChild: ((m: HostMessage) => void) | undefined;
     let channelOpen = true;
-    const agentModule =
-      typeof config.agentModule === 'function' ? config.agentModule() : config.agentModule;
+    const agentModule = (
+      typeof config.agentModule === 'function' ? config.agentModule() : config.agentModule
+    ).href;
     const task: JobProcessTask = {
       procId: input.procId,
       agentModule,
-      // The callbacks' own budget, plus time to leave the room and report.
-      orphanGraceMs: config.shutdownCallbackTimeout + 5_000,
+      orphanGraceMs: orphanGrace(config.shutdownCallbackTimeout),
     };
     const rtcBundle = config.rtcBundle ? config.rtcBundle() : rtcBundleForJobs(config.logger);
     if (rtcBundle) task.rtcBundle = rtcBundle;
@@ -236,7 +237,7 @@ export function createProcessHost(config: ProcessHostConfig) {
 
     receive((cmd) => {
       switch (cmd.type) {
-        case 'LAUNCH_JOB': {
+        case 'JOB_LAUNCH_REQUESTED': {
           const roomName = (cmd.job.job as { room?: { name?: string } } | null)?.room?.name;
           log = processLog.child({ jobId: cmd.job.jobId, roomName });
           toChild?.({
@@ -246,13 +247,13 @@ export function createProcessHost(config: ProcessHostConfig) {
           });
           return;
         }
-        case 'SHUTDOWN_JOB':
+        case 'JOB_SHUTDOWN_REQUESTED':
           toChild?.({ type: 'shutdown', reason: cmd.reason });
           return;
-        case 'TERMINATE_PROCESS':
+        case 'SIGTERM_REQUESTED':
           signal('SIGTERM');
           return;
-        case 'KILL_PROCESS':
+        case 'SIGKILL_REQUESTED':
           signal('SIGKILL');
           return;
       }

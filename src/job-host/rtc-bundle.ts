@@ -18,6 +18,7 @@
  * started while the bundle is still being built (the first start after an install) do the same.
  * `AGENTSTATE_RTC_BUNDLE=0` turns it off.
  */
+import { withDeadline } from '../clock.ts';
 import { createHash } from 'node:crypto';
 import {
   accessSync,
@@ -104,31 +105,21 @@ function prepare(log: Logger): void {
     return;
   }
   const startedAt = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`not built within ${BUILD_TIMEOUT_MS} ms`)),
-      BUILD_TIMEOUT_MS,
-    );
-    timer.unref();
-  });
-  const done = Promise.race([build(plan), deadline])
-    .finally(() => clearTimeout(timer))
-    .then(
-      (bundle) => {
-        state = { status: 'ready', bundle };
-        log.debug('bundled @livekit/rtc-node for job processes', {
-          file: bundle.file,
-          ms: Math.round(performance.now() - startedAt),
-        });
-      },
-      (err: unknown) => {
-        state = { status: 'unavailable' };
-        log.debug('job processes load @livekit/rtc-node file by file: bundling it failed', {
-          error: err,
-        });
-      },
-    );
+  const done = withDeadline(build(plan), BUILD_TIMEOUT_MS, 'the bundle build').then(
+    (bundle) => {
+      state = { status: 'ready', bundle };
+      log.debug('bundled @livekit/rtc-node for job processes', {
+        file: bundle.file,
+        ms: Math.round(performance.now() - startedAt),
+      });
+    },
+    (err: unknown) => {
+      state = { status: 'unavailable' };
+      log.debug('job processes load @livekit/rtc-node file by file: bundling it failed', {
+        error: err,
+      });
+    },
+  );
   state = { status: 'building', done };
 }
 

@@ -4,6 +4,7 @@
  * collects the shutdown callbacks; the job runtime (`runtime.ts`) decides when the job ends and
  * tears it down.
  */
+import { withDeadline } from '../clock.ts';
 import type { ParticipantInfo } from '@livekit/protocol';
 import { Job, JobType } from './livekit-protocol.ts';
 import {
@@ -280,18 +281,9 @@ export class JobContext {
   async leaveRoom(budgetMs: number): Promise<boolean> {
     this.#detachRoom?.();
     if (!this.#connecting) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), budgetMs);
-    });
-    try {
-      const left = this.room.disconnect().then(
-        () => true,
-        () => false,
-      );
-      return await Promise.race([left, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return withDeadline(this.room.disconnect(), budgetMs, 'leaving the room').then(
+      () => true,
+      () => false,
+    );
   }
 }

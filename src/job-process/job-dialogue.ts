@@ -7,7 +7,8 @@
 import { importAgentModule } from '../agent-file/load.ts';
 import { JobProcess } from './process.ts';
 import type { RtcPreload } from './rtc-preload.ts';
-import { errorMessage, startJob, type RunningJob } from './runtime.ts';
+import { errorMessage } from '../errors.ts';
+import { startJob, type RunningJob } from './runtime.ts';
 import { startNativeRuntime, warmJobRuntime } from './warm-up.ts';
 import { createLogger, setLogSink, type Logger } from '../log/logger.ts';
 import type { WorkerOptions } from '../options/worker-options.ts';
@@ -190,7 +191,7 @@ async function dialogue(
   // Before the agent module: the native runtime is configured by us, whatever it imports.
   startNativeRuntime();
   try {
-    agent = await importAgentModule(task.agentModule);
+    agent = await importAgentModule(new URL(task.agentModule));
     await agent.prewarmFnc?.(proc);
   } catch (err) {
     log.error('prewarm failed', { error: err });

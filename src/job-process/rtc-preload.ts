@@ -9,6 +9,7 @@
  *
  * Any failure leaves the cache untouched, and rtc-node loads from its own files as it always does.
  */
+import { errorMessage } from '../errors.ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -82,7 +83,7 @@ export function preloadRtcNode(bundle: RtcBundle | undefined): RtcPreload {
     );
     exported = holder.exports;
   } catch (err) {
-    return { loadedFrom: 'files', reason: describe(err), saveCodeCache: notSaved };
+    return { loadedFrom: 'files', reason: errorMessage(err), saveCodeCache: notSaved };
   }
   if (!Array.isArray(exported) || exported.length !== bundle.modules.length) {
     return {
@@ -123,8 +124,4 @@ function sentinelsHold(bundle: RtcBundle): boolean {
   } catch {
     return false;
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -7,11 +7,13 @@
  * Then the shutdown callbacks run (side by side, each within its budget, also after a throw),
  * then the room is left. The process itself is stopped by its host afterwards.
  */
+import { withDeadline } from '../clock.ts';
+import { DeadlineExceededError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { WorkerOptions } from '../options/worker-options.ts';
 import { JobContext, type JobContextInit, type JobEnd, type ShutdownCallback } from './context.ts';
 import type { JobProcess } from './process.ts';
-import type { RunningJobInfo } from '../../machines/jobProcess.contract.ts';
+import { ROOM_LEAVE_TIMEOUT, type RunningJobInfo } from '../../machines/jobProcess.contract.ts';
 
 export interface JobRunOptions {
   entrypointFnc: WorkerOptions['entrypointFnc'];
@@ -76,7 +78,7 @@ export function startJob(opts: JobRunOptions): RunningJob {
       opts.callbackTimeout,
       opts.log,
     );
-    const roomLeft = await ctx.leaveRoom(opts.leaveTimeout ?? 5000);
+    const roomLeft = await ctx.leaveRoom(opts.leaveTimeout ?? ROOM_LEAVE_TIMEOUT);
     return { ...end, clean: callbacksDone && roomLeft };
   });
 
@@ -95,25 +97,22 @@ async function runShutdownCallbacks(
 ): Promise<boolean> {
   const finished = await Promise.all(
     callbacks.map(async (fn, index) => {
-      let timer: NodeJS.Timeout | undefined;
-      const overrun = new Promise<'overrun'>((resolve) => {
-        timer = setTimeout(() => resolve('overrun'), budgetMs);
-      });
       try {
-        const result = await Promise.race([Promise.resolve().then(() => fn(reason)), overrun]);
-        if (result !== 'overrun') return true;
-        log.warn('shutdown callback overran its budget', { index, budgetMs });
+        await withDeadline(
+          Promise.resolve().then(() => fn(reason)),
+          budgetMs,
+          'shutdown callback',
+        );
+        return true;
       } catch (error) {
-        log.error('shutdown callback threw', { index, error });
-      } finally {
-        clearTimeout(timer);
+        if (error instanceof DeadlineExceededError) {
+          log.warn('shutdown callback overran its budget', { index, budgetMs });
+        } else {
+          log.error('shutdown callback threw', { index, error });
+        }
       }
       return false;
     }),
   );
   return finished.every(Boolean);
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -7,6 +7,7 @@
  */
 import { fromCallback, type EventObject } from 'xstate';
 import type { LoadSamplerReport } from '../../machines/loadSampler.contract.ts';
+import { systemClock, withDeadline, type Clock } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { WorkerLoadView } from '../options/worker-options.ts';
 import { clamp01, CpuWindow } from './cpu.ts';
@@ -17,6 +18,8 @@ export interface LoadSamplerOptions {
   logger: Logger;
   /** Default 500 ms. */
   intervalMs?: number;
+  /** Time of the samples and of `loadFnc`'s deadline. Default: the system clock. */
+  clock?: Clock;
 }
 
 /** Samples until the returned stopper is called; `onSample` gets each valid value in [0, 1]. */
@@ -25,6 +28,7 @@ export function startLoadSampling(
   onSample: (load: number) => void,
 ): () => void {
   const every = opts.intervalMs ?? 500;
+  const clock = opts.clock ?? systemClock;
   const cpu = opts.loadFnc ? undefined : new CpuWindow();
   const loadFnc = opts.loadFnc ?? (() => cpu!.utilisation());
   let inFlight: Promise<void> | undefined;
@@ -35,7 +39,12 @@ export function startLoadSampling(
     if (inFlight) return; // a slow loadFnc never piles up calls
     inFlight = (async () => {
       try {
-        const value = await withDeadline(Promise.resolve(loadFnc(opts.view)), every * 4);
+        const value = await withDeadline(
+          Promise.resolve(loadFnc(opts.view)),
+          every * 4,
+          'loadFnc',
+          clock,
+        );
         if (typeof value !== 'number' || Number.isNaN(value)) {
           opts.logger.warn('loadFnc returned a non-number; load unchanged', {
             value: String(value),
@@ -50,11 +59,16 @@ export function startLoadSampling(
       }
     })();
   };
-  tick();
-  const timer = setInterval(tick, every);
+  // A chain of timeouts on the injected clock, not an interval: the clock has no interval.
+  let timer: unknown;
+  const loop = () => {
+    tick();
+    if (!stopped) timer = clock.setTimeout(loop, every);
+  };
+  loop();
   return () => {
     stopped = true;
-    clearInterval(timer);
+    clock.clearTimeout(timer);
   };
 }
 
@@ -65,12 +79,4 @@ export function createLoadSampler(opts: LoadSamplerOptions) {
       sendBack(report);
     }),
   );
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`loadFnc did not return within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,10 +1,11 @@
 /** Derives the worker chart's options from the resolved worker options. */
 import { availableParallelism } from 'node:os';
+import { systemClock, type Clock } from '../clock.ts';
 import type { WorkerChartOptions } from '../../machines/worker.contract.ts';
 import type { ResolvedWorkerOptions } from './resolve.ts';
 
 /** Protocol timings that are facts of the server, not user choices (docs/architecture.md §3). */
-export const PROTOCOL_TIMINGS = {
+const PROTOCOL_TIMINGS = {
   registerTimeout: 10_000,
   statusInterval: 2_500,
   /** agents-js waits 7.5 s for an assignment after accepting. */
@@ -15,7 +16,7 @@ export const PROTOCOL_TIMINGS = {
  * The start time assumed until the first process is measured: one plain-node start with a
  * trivial prewarm took ~0.8 s of wall time on a busy 2-core machine.
  */
-export const INITIAL_START_ESTIMATE = 1_000;
+const INITIAL_START_ESTIMATE = 1_000;
 
 /**
  * How long a reused process beyond the `numIdleProcesses` spares may stay idle (ms): a steady
@@ -46,9 +47,13 @@ export type ChartTuning = Partial<
   Pick<WorkerChartOptions, 'surplusIdleTimeout' | 'spareRefillDelay' | 'reusedSpareRefillDelay'>
 >;
 
+/**
+ * The chart's options from the resolved ones. `clock` is the actor system's (the chart measures
+ * its process starts with it); `random` feeds the backoffs' jitter.
+ */
 export function chartOptionsFrom(
   o: ResolvedWorkerOptions,
-  random: () => number = Math.random,
+  { clock = systemClock, random = Math.random }: { clock?: Clock; random?: () => number } = {},
 ): WorkerChartOptions {
   return {
     agentName: o.agentName,
@@ -75,7 +80,7 @@ export function chartOptionsFrom(
     spareRefillDelay: SPARE_REFILL_DELAY,
     reusedSpareRefillDelay: REUSED_SPARE_REFILL_DELAY,
     initialStartEstimate: INITIAL_START_ESTIMATE,
-    now: () => performance.now(),
+    now: () => clock.now(),
     random,
   };
 }

@@ -25,7 +25,7 @@ export interface ResolvedWorkerOptions extends Omit<
   /** The proxy the server connection goes through (option, else environment), if any. */
   readonly proxy: ResolvedProxy | undefined;
   /** Path or file: URL of the module each job process imports. */
-  readonly agentModule: string;
+  readonly agentModule: URL;
   readonly wsUrl: string;
   readonly apiKey: string;
   readonly apiSecret: string;

@@ -3,6 +3,8 @@
  * credentials, the agent name, the deployment) and the main script (the agent module). Used by
  * `resolveOptions` and by `agent dispatch`, so both find the server the same way.
  */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.ts';
 import { registerSecret } from '../log/logger.ts';
 import { checkUrl } from './checks.ts';
@@ -56,8 +58,11 @@ export function resolveDeployment(env: NodeJS.ProcessEnv): string {
   return env.LIVEKIT_AGENT_DEPLOYMENT ?? '';
 }
 
-/** The module job processes import: an absolute path or file: URL; default the main script. */
-export function resolveAgentModule(mod: string | URL | undefined): string {
+/**
+ * The module job processes import, as a `file:` URL: the option (a path, relative to the current
+ * directory, or a `file:` URL), else the main script.
+ */
+export function resolveAgentModule(mod: string | URL | undefined): URL {
   const m = mod ?? process.argv[1];
   if (m === undefined || m === '') {
     throw new InvalidOptionError(
@@ -65,7 +70,8 @@ export function resolveAgentModule(mod: string | URL | undefined): string {
       'cannot tell which file defines the agent; pass agentModule',
     );
   }
-  return m instanceof URL ? m.href : m;
+  if (m instanceof URL) return m;
+  return m.startsWith('file:') ? new URL(m) : pathToFileURL(resolve(m));
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

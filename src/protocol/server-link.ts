@@ -5,6 +5,7 @@
  * `SERVER_LOST` / `SERVER_REFUSED` and the chart chooses (with backoff) when to ask again.
  * Malformed frames are logged and dropped; nothing here throws into the actor system.
  */
+import { errorMessage } from '../errors.ts';
 import { ServerMessage, WorkerMessage, WorkerPing } from '@livekit/protocol';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import WebSocket from 'ws';
@@ -119,7 +120,7 @@ export function createServerLink(opts: ServerLinkOptions) {
               ...(agent ? { agent } : {}),
             });
           } catch (err) {
-            lose(`cannot connect to ${endpoint.href}${via}: ${message(err)}`, true);
+            lose(`cannot connect to ${endpoint.href}${via}: ${errorMessage(err)}`, true);
             return;
           }
           conn.attach(ws, agent);
@@ -144,7 +145,7 @@ export function createServerLink(opts: ServerLinkOptions) {
           });
           ws.on('error', (err: NodeJS.ErrnoException) => {
             const fatal = !registeredOnce && FATAL_ERRORS.has(err.code ?? '');
-            lose(`connection to ${endpoint.href}${via} failed: ${message(err)}`, fatal);
+            lose(`connection to ${endpoint.href}${via} failed: ${errorMessage(err)}`, fatal);
           });
           ws.on('close', (code, reason) => {
             lose(
@@ -176,7 +177,7 @@ export function createServerLink(opts: ServerLinkOptions) {
             try {
               msg = ServerMessage.fromBinary(toBytes(data));
             } catch (err) {
-              log.warn('dropped a malformed frame from the server', { error: message(err) });
+              log.warn('dropped a malformed frame from the server', { error: errorMessage(err) });
               return;
             }
             if (msg.message.case === 'register') {
@@ -194,7 +195,7 @@ export function createServerLink(opts: ServerLinkOptions) {
             else log.debug('ignored a server message', { case: msg.message.case ?? 'empty' });
           });
         },
-        (err: unknown) => lose(`cannot sign the worker token: ${message(err)}`, true),
+        (err: unknown) => lose(`cannot sign the worker token: ${errorMessage(err)}`, true),
       );
       return conn;
     }
@@ -249,8 +250,4 @@ function toBytes(data: WebSocket.RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   return data;
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

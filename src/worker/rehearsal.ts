@@ -9,6 +9,7 @@
  * It runs beside the real chart (separate actors in a separate system) and is stopped when it
  * is done.
  */
+import { errorMessage } from '../errors.ts';
 import {
   Job,
   JobAssignment,
@@ -28,7 +29,7 @@ import { workerMachine, type WorkerEvent } from '../../machines/worker.machine.t
 import { commandMessage, serverReport } from '../protocol/messages.ts';
 
 /** Jobs the rehearsal runs by default: enough to compile all of it (later jobs gained little more). */
-export const REHEARSED_JOBS = 10;
+const REHEARSED_JOBS = 10;
 
 /** What the rehearsal got through: each job offered, launched and reported ended. */
 export interface RehearsalReport {
@@ -108,10 +109,10 @@ export async function rehearseJobs(
           processHost: fromCallback<ProcessHostCommand, ProcessHostInput>(
             ({ input, sendBack, receive }) => {
               receive((cmd) => {
-                if (cmd.type === 'LAUNCH_JOB') {
+                if (cmd.type === 'JOB_LAUNCH_REQUESTED') {
                   report.launched++;
                   sendBack({ type: 'JOB_RUNNING' });
-                } else if (cmd.type === 'TERMINATE_PROCESS' || cmd.type === 'KILL_PROCESS') {
+                } else if (cmd.type === 'SIGTERM_REQUESTED' || cmd.type === 'SIGKILL_REQUESTED') {
                   sendBack({ type: 'CHILD_EXITED', code: null, signal: 'SIGTERM' });
                 }
               });
@@ -161,7 +162,7 @@ export async function rehearseJobs(
     }
   } catch (err) {
     // Only the warm-up is lost (the real chart is not touched): said in the report, not thrown.
-    report.error = err instanceof Error ? err.message : String(err);
+    report.error = errorMessage(err);
   } finally {
     actor?.stop();
   }

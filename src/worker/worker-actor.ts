@@ -28,7 +28,7 @@ export interface WorkerActorInput {
   /** What `loadFnc` is given (and, in a `WorkerGroup`, whose shared sample it gets). */
   view: WorkerLoadView;
   /** The module job processes import, read at each spawn (a TypeScript agent is compiled first). */
-  agentModule: () => string;
+  agentModule: () => URL;
 }
 
 /** The worker chart provided with its effects, as an actor (not started), its events logged. */
@@ -58,9 +58,12 @@ export function createWorkerActor({
         },
       }),
       loadSampler: (membership?.loadSampler(view, resolved, log) ??
-        createLoadSampler({ loadFnc: resolved.loadFnc, view, logger: log })) as ReturnType<
-        typeof createLoadSampler
-      >,
+        createLoadSampler({
+          loadFnc: resolved.loadFnc,
+          view,
+          logger: log,
+          ...(config.clock ? { clock: config.clock } : {}),
+        })) as ReturnType<typeof createLoadSampler>,
       jobRequest: jobRequestMachine.provide({
         actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
       }),
@@ -77,7 +80,10 @@ export function createWorkerActor({
   });
   const actor = createActor(machine, {
     input: {
-      options: { ...chartOptionsFrom(resolved), ...config.chartTuning },
+      options: {
+        ...chartOptionsFrom(resolved, config.clock ? { clock: config.clock } : {}),
+        ...config.chartTuning,
+      },
       serverUrl: resolved.wsUrl,
     },
     ...(config.inspect ? { inspect: config.inspect } : {}),

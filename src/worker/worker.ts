@@ -193,10 +193,8 @@ export class Worker {
     // Job processes run plain node: a TypeScript agent module (a main script run under tsx) is
     // compiled once, and the chart starts when it is; until then the actor exists, unstarted, so
     // metrics and the inspector can already follow it. The `agent` bin passes compiled JS.
-    const modulePath = resolved.agentModule.startsWith('file:')
-      ? fileURLToPath(resolved.agentModule)
-      : resolved.agentModule;
-    let agentModule = modulePath;
+    const modulePath = fileURLToPath(resolved.agentModule);
+    let agentModule = resolved.agentModule;
     const compiled = isTypeScriptFile(modulePath)
       ? agentModuleFor(modulePath).then((m) => {
           agentModule = m;

@@ -3,7 +3,7 @@
  * parent that records every report with its time, and a logger that records every record.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, expect } from 'vitest';
 import { createActor, setup, spawnChild, type AnyActorRef } from 'xstate';
 import type { JobProcessReport, RunningJobInfo } from '../../machines/jobProcess.contract.ts';
@@ -61,7 +61,7 @@ export interface Timed {
 }
 
 export function startProcess(
-  host: Partial<ProcessHostConfig> & { agentModule: string },
+  host: Omit<Partial<ProcessHostConfig>, 'agentModule'> & { agentModule: string },
   input: Partial<JobProcessMachineInput> = {},
 ) {
   const reports: Timed[] = [];
@@ -79,6 +79,7 @@ export function startProcess(
         memorySampleInterval: 100,
         env: { AGENTSTATE_TEST_MARKER: 'passed-through' },
         ...host,
+        agentModule: pathToFileURL(host.agentModule),
       }),
     },
   });

@@ -17,7 +17,7 @@ describe('job process lifecycle', () => {
     expect(isAlive(warm.pid)).toBe(true);
     // The warm-up rehearsed the whole start, through the launch's own way in.
     expect(h.log('job runtime warm-up skipped a step')).toBeUndefined();
-    h.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'return' }) });
+    h.child.send({ type: 'LAUNCH_REQUESTED', job: jobInfo({ mode: 'return' }) });
     const ended = await h.waitFor('JOB_ENDED');
     expect(ended).toMatchObject({
       outcome: 'success',
@@ -42,7 +42,7 @@ describe('job process lifecycle', () => {
     const h = start({ agentModule: fixture('modes') });
     const warm = await h.waitFor('PROCESS_PREWARMED');
     const launchedAt = Date.now();
-    h.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'wait' }) });
+    h.child.send({ type: 'LAUNCH_REQUESTED', job: jobInfo({ mode: 'wait' }) });
     const startedJob = await h.waitFor('JOB_STARTED');
     expect(startedJob.pid).toBe(warm.pid);
     expect(startedJob.at - launchedAt).toBeLessThan(250);
@@ -54,7 +54,7 @@ describe('job process lifecycle', () => {
     const h = start({ agentModule: fixture('modes') });
     await h.waitFor('PROCESS_PREWARMED');
     // The fixture logs `entrypoint` in its first line, in the tick the job starts in.
-    h.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'wait' }) });
+    h.child.send({ type: 'LAUNCH_REQUESTED', job: jobInfo({ mode: 'wait' }) });
     const startedJob = await h.waitFor('JOB_STARTED');
     await vi.waitFor(() => expect(h.log('entrypoint')).toBeDefined(), { timeout: 5_000 });
     expect(startedJob.order).toBeLessThan(h.log('entrypoint')!.order);

@@ -182,12 +182,12 @@ describe('job process supervision', () => {
       b.waitFor('PROCESS_PREWARMED'),
     ]);
     expect(wa.pid).not.toBe(wb.pid);
-    a.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'wait' }) });
+    a.child.send({ type: 'LAUNCH_REQUESTED', job: jobInfo({ mode: 'wait' }) });
     expect((await a.waitFor('JOB_STARTED')).pid).toBe(wa.pid);
     // The busy one did not make the pool fork a third process; the idle one is still idle and warm.
     expect(childPids().sort()).toEqual([wa.pid, wb.pid].sort());
     expect(b.state()).toBe('idle');
-    b.child.send({ type: 'LAUNCH', job: jobInfo({ mode: 'return' }, 'J2') });
+    b.child.send({ type: 'LAUNCH_REQUESTED', job: jobInfo({ mode: 'return' }, 'J2') });
     expect((await b.waitFor('JOB_STARTED')).pid).toBe(wb.pid);
     a.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'done' });
     await Promise.all([a.waitFor('PROCESS_EXITED'), b.waitFor('PROCESS_EXITED')]);

@@ -10,7 +10,7 @@
  * | START_WARM / START_FOR_JOB | a worker keeping one spare / a dispatch to a worker keeping none |
  * | PREWARM_OK / PREWARM_FAIL | the prewarm is told to succeed / to throw |
  * | INIT_TIMEOUT | none given: the prewarm hangs past a short `initializeProcessTimeout` |
- * | LAUNCH | a dispatch while the process is the idle spare |
+ * | LAUNCH_REQUESTED | a dispatch while the process is the idle spare |
  * | JOB_RETURNED_CLEAN | the entrypoint is told to return (the worker reuses processes: `jobsPerProcess` 2) |
  * | JOB_RETURNED / JOB_THREW | the same, with a shutdown callback that throws (not clean: not reused) / the entrypoint throws |
  * | SHUTDOWN | the server terminates the job (emulator), or the worker recycles its idle processes |
@@ -55,7 +55,7 @@ import {
 } from '../model/jobProcess.model.ts';
 import { UNREACHABLE } from '../model/unreachable.ts';
 import { eventually, isAlive } from '../support/emulated-worker.ts';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 type EventType = JobProcessModelEvent['type'];
 type ModelSnapshot = AnyMachineSnapshot & { context: JobProcessModelContext };
@@ -75,7 +75,7 @@ const EVENT_TYPES = Object.keys({
   PREWARM_OK: 1,
   PREWARM_FAIL: 1,
   INIT_TIMEOUT: 1,
-  LAUNCH: 1,
+  LAUNCH_REQUESTED: 1,
   JOB_CONFIRMED: 1,
   JOB_RETURNED: 1,
   JOB_RETURNED_CLEAN: 1,
@@ -221,7 +221,7 @@ function runPath(events: readonly EventType[]) {
     const has = (e: EventType) => events.includes(e);
     const gate = new Gate();
     const opts: JobProcessOptions = {
-      agentModule: gatedAgent,
+      agentModule: pathToFileURL(gatedAgent),
       jobMemoryWarnMb: 0,
       jobMemoryLimitMb: has('MEMORY_LIMIT') ? MEMORY_LIMIT_MB : 0,
       // Short deadlines only where the path waits for them; generous ones elsewhere.
@@ -301,7 +301,7 @@ function runPath(events: readonly EventType[]) {
     const stimuli: Record<EventType, (from: ModelSnapshot, next: EventType | undefined) => void> = {
       START_WARM: () => undefined, // the worker starts its spare as it starts
       START_FOR_JOB: dispatch,
-      LAUNCH: dispatch,
+      LAUNCH_REQUESTED: dispatch,
       PREWARM_OK: () => gate.verdict(targetPid(), 'ok'),
       PREWARM_FAIL: () => gate.verdict(targetPid(), 'fail'),
       INIT_TIMEOUT: () => undefined, // no verdict: the prewarm hangs past its deadline

@@ -21,7 +21,7 @@ import { createTestModel } from 'xstate/graph';
 import { jobProcessMachine } from '../../machines/jobProcess.machine.ts';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, WorkerOptions } from '../../src/index.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import {
@@ -210,7 +210,7 @@ function runPath(path: TestPath, world: World) {
     const gate = world === GATED ? new Gate() : undefined;
     // The gated agent's prewarms wait for the test; their deadline must not end them first.
     const processOptions: JobProcessOptions = {
-      agentModule: gate ? gatedAgent : scriptedAgent,
+      agentModule: pathToFileURL(gate ? gatedAgent : scriptedAgent),
       jobMemoryWarnMb: 0,
       jobMemoryLimitMb: 0,
       initializeProcessTimeout: 20_000,

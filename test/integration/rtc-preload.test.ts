@@ -20,7 +20,7 @@ async function runOnce(rtcBundle: () => RtcBundle | undefined) {
     env: { AGENTSTATE_LOG_LEVEL: 'DEBUG' },
   });
   await h.waitFor('PROCESS_PREWARMED');
-  h.child.send({ type: 'LAUNCH', job: jobInfo({}) });
+  h.child.send({ type: 'LAUNCH_REQUESTED', job: jobInfo({}) });
   await h.waitFor('JOB_ENDED');
   await vi.waitFor(() => expect(h.log('rtc-node')).toBeDefined(), { timeout: 5_000 });
   return h;

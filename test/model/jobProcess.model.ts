@@ -28,7 +28,7 @@ export const failedExit = (kind: ExitKind | 'abandoned'): boolean =>
   kind !== 'finished' && kind !== 'stopped';
 
 export interface JobProcessModelContext {
-  /** The process has a job (given in the input or by LAUNCH) whose end is not reported yet. */
+  /** The process has a job (given in the input or by LAUNCH_REQUESTED) whose end is not reported yet. */
   holdsJob: boolean;
   /** The OS process exists, so its pid must be known. */
   spawned: boolean;
@@ -50,7 +50,7 @@ export type JobProcessModelEvent =
   | { type: 'PREWARM_OK' }
   | { type: 'PREWARM_FAIL' }
   | { type: 'INIT_TIMEOUT' }
-  | { type: 'LAUNCH' }
+  | { type: 'LAUNCH_REQUESTED' }
   | { type: 'JOB_CONFIRMED' }
   | { type: 'JOB_RETURNED' } // ended well, teardown facts unknown: never reused
   | { type: 'JOB_RETURNED_CLEAN' } // ended well, teardown clean, memory within the bound
@@ -191,7 +191,7 @@ export const jobProcessModel = setup({
     },
     idle: {
       on: {
-        LAUNCH: {
+        LAUNCH_REQUESTED: {
           target: 'running',
           actions: assign({
             holdsJob: true,

@@ -95,12 +95,12 @@ export function startWorkerChart(h: HarnessOptions = {}) {
       hosts.set(input.procId, host);
       receive((c) => {
         host.commands.push(c);
-        if (c.type === 'LAUNCH_JOB' && confirmLaunch) sendBack({ type: 'JOB_RUNNING' });
-        if (c.type === 'TERMINATE_PROCESS' || c.type === 'KILL_PROCESS') {
+        if (c.type === 'JOB_LAUNCH_REQUESTED' && confirmLaunch) sendBack({ type: 'JOB_RUNNING' });
+        if (c.type === 'SIGTERM_REQUESTED' || c.type === 'SIGKILL_REQUESTED') {
           sendBack({
             type: 'CHILD_EXITED',
             code: null,
-            signal: c.type === 'KILL_PROCESS' ? 'SIGKILL' : 'SIGTERM',
+            signal: c.type === 'SIGKILL_REQUESTED' ? 'SIGKILL' : 'SIGTERM',
           });
         }
       });

@@ -76,7 +76,7 @@ function harness(extra: Partial<JobProcessMachineInput> = {}) {
     /** Brings the process to running.active with job J1. */
     run() {
       h.warm();
-      h.send({ type: 'LAUNCH', job: job() });
+      h.send({ type: 'LAUNCH_REQUESTED', job: job() });
       h.host({ type: 'JOB_RUNNING' });
       return h;
     },
@@ -107,9 +107,9 @@ describe('jobProcess chart', () => {
 
   it('launches a job on LAUNCH and reports JOB_STARTED when the child confirms', () => {
     const h = harness().warm();
-    h.send({ type: 'LAUNCH', job: job() });
+    h.send({ type: 'LAUNCH_REQUESTED', job: job() });
     expect(h.state()).toEqual({ running: 'starting' });
-    expect(h.commands).toEqual([{ type: 'LAUNCH_JOB', job: job() }]);
+    expect(h.commands).toEqual([{ type: 'JOB_LAUNCH_REQUESTED', job: job() }]);
     h.host({ type: 'JOB_RUNNING' });
     expect(h.state()).toEqual({ running: 'active' });
     expect(h.last()).toEqual({ type: 'JOB_STARTED', procId: 'proc-1', pid: 42, jobId: 'J1' });
@@ -118,14 +118,14 @@ describe('jobProcess chart', () => {
   it('runs a job given in the input as soon as prewarm is done', () => {
     const h = harness({ job: job('J9') }).warm();
     expect(h.state()).toEqual({ running: 'starting' });
-    expect(h.commands).toEqual([{ type: 'LAUNCH_JOB', job: job('J9') }]);
+    expect(h.commands).toEqual([{ type: 'JOB_LAUNCH_REQUESTED', job: job('J9') }]);
   });
 
   it('reports the job result, lets the process go and ends in finished', () => {
     const h = harness().run();
     h.host({ type: 'JOB_RETURNED', outcome: 'success', reason: 'room disconnected' });
     expect(h.state()).toEqual({ exiting: 'terminating' });
-    expect(h.commands.at(-1)).toEqual({ type: 'TERMINATE_PROCESS' });
+    expect(h.commands.at(-1)).toEqual({ type: 'SIGTERM_REQUESTED' });
     expect(h.last()).toMatchObject({
       type: 'JOB_ENDED',
       jobId: 'J1',
@@ -159,7 +159,7 @@ describe('jobProcess chart', () => {
     h.send({ type: 'SHUTDOWN_REQUESTED', reason: 'server terminated the job' });
     expect(h.state()).toEqual({ running: 'shuttingDown' });
     expect(h.commands.at(-1)).toEqual({
-      type: 'SHUTDOWN_JOB',
+      type: 'JOB_SHUTDOWN_REQUESTED',
       reason: 'server terminated the job',
     });
     h.clock.increment(SHUTDOWN - 1);
@@ -179,10 +179,10 @@ describe('jobProcess chart', () => {
       outcome: 'failed',
       reason: 'shutdown timed out',
     });
-    expect(h.commands.at(-1)).toEqual({ type: 'TERMINATE_PROCESS' });
+    expect(h.commands.at(-1)).toEqual({ type: 'SIGTERM_REQUESTED' });
     h.clock.increment(TERM);
     expect(h.state()).toEqual({ exiting: 'killing' });
-    expect(h.commands.at(-1)).toEqual({ type: 'KILL_PROCESS' });
+    expect(h.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
     h.exited(null, 'SIGKILL');
     expect(h.state()).toBe('killed');
     expect(h.last()).toMatchObject({
@@ -195,7 +195,7 @@ describe('jobProcess chart', () => {
   it('gives up on a process that survives SIGKILL and says so', () => {
     const h = harness().warm();
     h.send({ type: 'KILL_REQUESTED', reason: 'second signal' });
-    expect(h.commands.at(-1)).toEqual({ type: 'KILL_PROCESS' });
+    expect(h.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
     h.clock.increment(KILL);
     expect(h.state()).toBe('abandoned');
     expect(h.last()).toMatchObject({
@@ -232,7 +232,7 @@ describe('jobProcess chart', () => {
   it('stops an idle process on SHUTDOWN_REQUESTED without reporting a failure', () => {
     const h = harness().warm();
     h.send({ type: 'SHUTDOWN_REQUESTED', reason: 'worker stopping' });
-    expect(h.commands.at(-1)).toEqual({ type: 'TERMINATE_PROCESS' });
+    expect(h.commands.at(-1)).toEqual({ type: 'SIGTERM_REQUESTED' });
     h.exited(null, 'SIGTERM');
     expect(h.state()).toBe('stopped');
     expect(h.last()).toMatchObject({
@@ -249,7 +249,7 @@ describe('jobProcess chart', () => {
     expect(h.state()).toBe('prewarming');
     h.clock.increment(1);
     expect(h.state()).toEqual({ exiting: 'killing' });
-    expect(h.commands).toEqual([{ type: 'KILL_PROCESS' }]);
+    expect(h.commands).toEqual([{ type: 'SIGKILL_REQUESTED' }]);
     h.exited(null, 'SIGKILL');
     expect(h.state()).toBe('prewarmTimedOut');
     expect(h.last()).toEqual({
@@ -389,7 +389,7 @@ describe('jobProcess chart', () => {
 
   it('treats a launched job that never confirms as unresponsive', () => {
     const h = harness().warm();
-    h.send({ type: 'LAUNCH', job: job() });
+    h.send({ type: 'LAUNCH_REQUESTED', job: job() });
     h.clock.increment(INIT);
     expect(h.last()).toMatchObject({
       type: 'JOB_ENDED',
@@ -411,19 +411,19 @@ describe('jobProcess chart', () => {
   it('kills during prewarm on KILL_REQUESTED', () => {
     const h = harness();
     h.send({ type: 'KILL_REQUESTED', reason: 'now' });
-    expect(h.commands).toEqual([{ type: 'KILL_PROCESS' }]);
+    expect(h.commands).toEqual([{ type: 'SIGKILL_REQUESTED' }]);
     h.exited(null, 'SIGKILL');
     expect(h.state()).toBe('killed');
   });
 
   it('ignores LAUNCH while prewarming and while running', () => {
     const h = harness();
-    h.send({ type: 'LAUNCH', job: job('X') });
+    h.send({ type: 'LAUNCH_REQUESTED', job: job('X') });
     expect(h.state()).toBe('prewarming');
     h.warm();
     expect(h.state()).toBe('idle');
-    h.send({ type: 'LAUNCH', job: job() });
-    h.send({ type: 'LAUNCH', job: job('Y') });
-    expect(h.commands.filter((c) => c.type === 'LAUNCH_JOB')).toHaveLength(1);
+    h.send({ type: 'LAUNCH_REQUESTED', job: job() });
+    h.send({ type: 'LAUNCH_REQUESTED', job: job('Y') });
+    expect(h.commands.filter((c) => c.type === 'JOB_LAUNCH_REQUESTED')).toHaveLength(1);
   });
 });

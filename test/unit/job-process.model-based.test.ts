@@ -89,10 +89,10 @@ function startProcess(withJob: boolean) {
       for (const cmd of commands.slice(seenCommands)) {
         out.push(
           {
-            LAUNCH_JOB: 'launch',
-            SHUTDOWN_JOB: 'shutdownJob',
-            TERMINATE_PROCESS: 'terminate',
-            KILL_PROCESS: 'kill',
+            JOB_LAUNCH_REQUESTED: 'launch',
+            JOB_SHUTDOWN_REQUESTED: 'shutdownJob',
+            SIGTERM_REQUESTED: 'terminate',
+            SIGKILL_REQUESTED: 'kill',
           }[cmd.type],
         );
       }
@@ -146,9 +146,9 @@ function runPath(path: ReturnType<typeof testModel.getShortestPaths>[number]) {
         PREWARM_OK: () => live().host({ type: 'PREWARM_SUCCEEDED' }),
         PREWARM_FAIL: () => live().host({ type: 'PREWARM_FAILED', error: 'model says no' }),
         INIT_TIMEOUT: () => passDeadline(live(), INIT),
-        LAUNCH: () => {
+        LAUNCH_REQUESTED: () => {
           jobsGiven++;
-          live().child.send({ type: 'LAUNCH', job });
+          live().child.send({ type: 'LAUNCH_REQUESTED', job });
         },
         JOB_CONFIRMED: () => live().host({ type: 'JOB_RUNNING' }),
         JOB_RETURNED: () =>

@@ -154,7 +154,16 @@ describe('resolveOptions', () => {
     expect(bad({ drainTimeout: -1 })).toThrow(/`drainTimeout`/);
     expect(bad({ wsUrl: 'ftp://host' })).toThrow(/`wsUrl`/);
     const url = new URL('file:///srv/agent.js');
-    expect(resolveOptions(o, { env, overrides: { agentModule: url } }).agentModule).toBe(url.href);
+    expect(resolveOptions(o, { env, overrides: { agentModule: url } }).agentModule.href).toBe(
+      url.href,
+    );
+    // A path, relative or absolute, is the same module as a file: URL, always.
+    expect(
+      resolveOptions(o, { env, overrides: { agentModule: '/srv/agent.js' } }).agentModule.href,
+    ).toBe(url.href);
+    expect(
+      resolveOptions(o, { env, overrides: { agentModule: 'agent.js' } }).agentModule.href,
+    ).toBe(new URL('agent.js', `file://${process.cwd()}/`).href);
   });
 
   it('never lets an absent override replace an option', () => {

@@ -40,7 +40,7 @@ function runningProcess(reuse?: { maxJobs: number; memoryGrowthMb: number }) {
   chart.host({ type: 'PROCESS_SPAWNED', pid: 42 });
   chart.host({ type: 'PREWARM_SUCCEEDED' });
   const launch = (id: string) => {
-    chart.child.send({ type: 'LAUNCH', job: info(id) });
+    chart.child.send({ type: 'LAUNCH_REQUESTED', job: info(id) });
     chart.host({ type: 'JOB_RUNNING' });
   };
   launch('J1');
@@ -49,7 +49,7 @@ function runningProcess(reuse?: { maxJobs: number; memoryGrowthMb: number }) {
     launch,
     state: () => chart.child.getSnapshot().value,
     ended: () => chart.recorded.map((r) => r.report).filter((r) => r.type === 'JOB_ENDED'),
-    terminated: () => chart.commands.some((c) => c.type === 'TERMINATE_PROCESS'),
+    terminated: () => chart.commands.some((c) => c.type === 'SIGTERM_REQUESTED'),
   };
 }
 
@@ -110,9 +110,9 @@ async function worker(options: Parameters<typeof startWorkerChart>[0] = {}) {
   const procOf = (jobId: string) => w.actor.getSnapshot().context.jobs[jobId]?.procId;
   const procs = () => w.actor.getSnapshot().context.procs;
   const launchesOn = (procId: string) =>
-    w.hosts.get(procId)?.commands.filter((c) => c.type === 'LAUNCH_JOB').length ?? 0;
+    w.hosts.get(procId)?.commands.filter((c) => c.type === 'JOB_LAUNCH_REQUESTED').length ?? 0;
   const terminated = (procId: string) =>
-    w.hosts.get(procId)?.commands.some((c) => c.type === 'TERMINATE_PROCESS') ?? true;
+    w.hosts.get(procId)?.commands.some((c) => c.type === 'SIGTERM_REQUESTED') ?? true;
   return { ...w, assign, procOf, procs, launchesOn, terminated };
 }
 

@@ -47,7 +47,9 @@ describe('worker chart', () => {
         acceptArguments: expect.objectContaining({ identity: 'agent-AJ_1' }),
       }),
     ]);
-    const launched = w.hosts.get(firstProc!)!.commands.find((c) => c.type === 'LAUNCH_JOB');
+    const launched = w.hosts
+      .get(firstProc!)!
+      .commands.find((c) => c.type === 'JOB_LAUNCH_REQUESTED');
     expect(launched).toMatchObject({
       job: { jobId: 'AJ_1', token: 'tok', url: 'ws://server.test', workerId: 'AW_test' },
     });
@@ -291,7 +293,7 @@ describe('worker chart', () => {
     w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
     w.clock.increment(1_000);
     expect(w.hosts.get(procId!)!.commands).toContainEqual({
-      type: 'SHUTDOWN_JOB',
+      type: 'JOB_SHUTDOWN_REQUESTED',
       reason: 'drain timeout',
     });
   });
@@ -321,8 +323,8 @@ describe('worker chart', () => {
     w.actor.send({ type: 'PROCESSES_RECYCLE_REQUESTED', reason: 'code changed' });
     await w.flush();
     for (const id of idle) {
-      expect(w.hosts.get(id)?.commands ?? [{ type: 'TERMINATE_PROCESS' }]).toContainEqual({
-        type: 'TERMINATE_PROCESS',
+      expect(w.hosts.get(id)?.commands ?? [{ type: 'SIGTERM_REQUESTED' }]).toContainEqual({
+        type: 'SIGTERM_REQUESTED',
       });
     }
     const after = Object.values(w.actor.getSnapshot().context.procs);
@@ -400,7 +402,7 @@ describe('worker chart', () => {
     await w.flush();
     expect(host!.commands).toContainEqual(
       expect.objectContaining({
-        type: 'LAUNCH_JOB',
+        type: 'JOB_LAUNCH_REQUESTED',
         job: expect.objectContaining({ jobId: 'AJ_1' }),
       }),
     );
@@ -435,7 +437,7 @@ describe('worker chart', () => {
     await acceptAndAssign(w, 'AJ_1');
     const launchedIn = () =>
       [...w.hosts.values()].filter((h) =>
-        h.commands.some((c) => c.type === 'LAUNCH_JOB' && c.job.jobId === 'AJ_1'),
+        h.commands.some((c) => c.type === 'JOB_LAUNCH_REQUESTED' && c.job.jobId === 'AJ_1'),
       );
     const [first] = launchedIn();
     // Dies before the entrypoint ran (no JOB_RUNNING): the job is not failed, the other warm
@@ -467,16 +469,18 @@ describe('worker chart', () => {
     const w = await registered({ options: { numIdleProcesses: 2 }, confirmLaunch: false });
     await acceptAndAssign(w, 'AJ_1');
     const [first] = [...w.hosts.values()].filter((h) =>
-      h.commands.some((c) => c.type === 'LAUNCH_JOB'),
+      h.commands.some((c) => c.type === 'JOB_LAUNCH_REQUESTED'),
     );
     w.server({ type: 'JOB_TERMINATED', jobId: 'AJ_1' });
     await w.flush();
-    expect(first!.commands).toContainEqual(expect.objectContaining({ type: 'SHUTDOWN_JOB' }));
+    expect(first!.commands).toContainEqual(
+      expect.objectContaining({ type: 'JOB_SHUTDOWN_REQUESTED' }),
+    );
     first!.send({ type: 'CHILD_EXITED', code: 1, signal: null });
     await w.flush();
     // No other process is handed the job.
     const relaunched = [...w.hosts.values()].filter(
-      (h) => h !== first && h.commands.some((c) => c.type === 'LAUNCH_JOB'),
+      (h) => h !== first && h.commands.some((c) => c.type === 'JOB_LAUNCH_REQUESTED'),
     );
     expect(relaunched).toEqual([]);
     expect(w.emitted.filter((e) => e.type === 'jobRetried')).toEqual([]);
@@ -510,7 +514,7 @@ describe('worker chart', () => {
     await w.flush();
     expect(next!.commands).toContainEqual(
       expect.objectContaining({
-        type: 'LAUNCH_JOB',
+        type: 'JOB_LAUNCH_REQUESTED',
         job: expect.objectContaining({ jobId: 'AJ_1' }),
       }),
     );

@@ -112,8 +112,8 @@ function startWorker() {
         host.commands.push(c);
         hostLog.push({ procId: input.procId, command: c });
         // The child confirms a launch at once, and dies when signalled.
-        if (c.type === 'LAUNCH_JOB') sendBack({ type: 'JOB_RUNNING' });
-        if (c.type === 'TERMINATE_PROCESS' || c.type === 'KILL_PROCESS')
+        if (c.type === 'JOB_LAUNCH_REQUESTED') sendBack({ type: 'JOB_RUNNING' });
+        if (c.type === 'SIGTERM_REQUESTED' || c.type === 'SIGKILL_REQUESTED')
           sendBack({ type: 'CHILD_EXITED', code: null, signal: 'SIGTERM' });
       });
       sendBack({ type: 'PROCESS_SPAWNED', pid: pid++ });
@@ -291,8 +291,8 @@ function startWorker() {
         else if (c.type === 'JOB_SIMULATION_REQUESTED') out.push('simulate');
       }
       for (const { command } of hostLog.slice(seenHost)) {
-        if (command.type === 'LAUNCH_JOB') out.push('launch');
-        if (command.type === 'SHUTDOWN_JOB') out.push('shutdownJob');
+        if (command.type === 'JOB_LAUNCH_REQUESTED') out.push('launch');
+        if (command.type === 'JOB_SHUTDOWN_REQUESTED') out.push('shutdownJob');
       }
       for (let i = seenSpawned; i < spawned; i++) out.push('spawn');
       seenLink = link.length;
