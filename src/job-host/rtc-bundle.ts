@@ -1,9 +1,9 @@
 /**
  * Worker side of the job process's quick load of `@livekit/rtc-node`: one prebuilt file instead of
  * the ~125 CommonJS modules rtc-node is (its FFI protocol classes, protobuf-es, pino and their
- * helpers). Node resolves, reads, wraps and compiles each of them in every new job process, ~80 ms
- * of the ~200 ms of CPU a start costs; one bundle with a V8 code cache loads in ~25 (measured:
- * docs/architecture.md §4). Vite pre-bundles dependencies for the same reason.
+ * helpers). Node resolves, reads, wraps and compiles each of them in every new job process, a
+ * large share of a start's CPU; one bundle with a V8 code cache loads in a fraction of that
+ * (docs/measurements.md). Vite pre-bundles dependencies for the same reason.
  *
  * The bundle is built here, once per installed rtc-node, with esbuild (already a dependency, for
  * TypeScript agents), from the files the worker's own `import '@livekit/rtc-node'` resolves to.

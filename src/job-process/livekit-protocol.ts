@@ -2,7 +2,7 @@
  * Child side: the `@livekit/protocol` classes a job process needs (`Job` and friends), from the
  * package's CommonJS build. rtc-node's FFI bindings load `@bufbuild/protobuf` as CommonJS; the
  * protocol's ES module build would load a second, ESM copy of that runtime (about 50 modules),
- * which costs a job process ~50 ms of CPU and ~3 MB at every start. Through `require`, both share
+ * which every job process would pay for at start (docs/measurements.md). Through `require`, both share
  * one copy. The types are the package's own; the values behave the same (protobuf-es messages
  * compare and serialise by content). One difference: `instanceof` against a class imported from
  * the ES build is false for these objects.

@@ -155,8 +155,9 @@ interface FfiBindings {
  * Starts rtc-node's native (Rust) runtime, which it otherwise starts on the first FFI call of the
  * process (normally inside `ctx.connect()`), with the native side's log capture off. rtc-node asks
  * for every native log record, down to TRACE, as an FFI event of its own, decodes each one in
- * JavaScript on the main thread and drops it: ~1,450 events per room connect (libwebrtc's and the
- * websocket's debug lines), ~100 ms of CPU per first connect and ~45 per later one (measured).
+ * JavaScript on the main thread and drops it: about a thousand and a half events per room connect
+ * (libwebrtc's and the websocket's debug lines), tens of ms of CPU each time
+ * (docs/measurements.md).
  * Without capture the native side filters by `RUST_LOG` (default: errors only) and writes to the
  * process's stderr, which the worker passes through (README, "Logging").
  *

@@ -13,8 +13,8 @@ const PROTOCOL_TIMINGS = {
 } as const;
 
 /**
- * The start time assumed until the first process is measured: one plain-node start with a
- * trivial prewarm took ~0.8 s of wall time on a busy 2-core machine.
+ * The start time assumed until the first process is measured: a plain-node start with a trivial
+ * prewarm on a busy small machine, rounded up (docs/measurements.md).
  */
 const INITIAL_START_ESTIMATE = 1_000;
 
@@ -26,10 +26,9 @@ export const SURPLUS_IDLE_TIMEOUT = 5_000;
 
 /**
  * How long after a job's entrypoint starts the spare that replaces its process is started. A
- * spare's boot is ~0.5 s of CPU; started at once it ran while the entrypoint joined its room
- * (~150–250 ms on 2 cores), and made that join ~40% slower (bench/probe runs: entrypoint → the
- * user got the agent's data ~230–260 ms at once vs ~150–190 ms deferred). Long enough for a
- * usual `ctx.connect()`, short next to a start; jobs queued for a process never wait for it.
+ * spare's boot is CPU-bound; started at once it runs while the entrypoint joins its room and
+ * slows that join (docs/measurements.md). Long enough for a usual `ctx.connect()`, short next to
+ * a start; jobs queued for a process never wait for it.
  */
 export const SPARE_REFILL_DELAY = 500;
 
@@ -69,9 +68,8 @@ export function chartOptionsFrom(
     reconnectMaxDelay: 30_000,
     spawnBaseDelay: 1_000,
     spawnMaxDelay: 30_000,
-    // A start is CPU-bound (≈0.3–0.45 s of CPU measured on a 2-core machine): more starts at
-    // once than cores only stretch each one (1 at a time: 0.8 s each; 8 at once: 5.3 s each) for
-    // no more starts per second (1.2–1.4/s).
+    // A start is CPU-bound: more starts at once than cores only stretch each one, for no more
+    // starts per second (docs/measurements.md).
     maxConcurrentStarts: Math.max(1, availableParallelism()),
     jobStartBudget: o.jobStartBudget,
     jobsPerProcess: o.jobsPerProcess,
