@@ -9,13 +9,13 @@
 
 # 1. The package as npm would publish it: `npm pack` builds it first (its `prepack`), which
 #    needs the devDependencies, so they are installed here and left behind with this stage.
-FROM node:20-bookworm-slim AS package
+FROM node:26-bookworm-slim AS package
 WORKDIR /src
 COPY . .
 RUN npm ci --no-audit --no-fund && npm pack --pack-destination . && mv agentstate-*.tgz agentstate.tgz
 
 # 2. The app: the agent and its production dependencies only.
-FROM node:20-bookworm-slim
+FROM node:26-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY deploy/image/package.json deploy/image/agent.js ./

@@ -123,6 +123,11 @@ describe('the worker image (Dockerfile)', () => {
         npm_config_cache: seededNpmCache(),
         npm_config_prefer_offline: 'true',
         npm_config_update_notifier: 'false',
+        // The host's extra CAs, which a build on the host's network needs as well: the official
+        // Node binaries (unlike a distribution's) trust only their own list.
+        ...(process.env.NODE_EXTRA_CA_CERTS
+          ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS }
+          : {}),
       },
       runTimeoutMs: 240_000,
       onRun: (command, ms) => console.log(`image step (${ms} ms): RUN ${command}`),

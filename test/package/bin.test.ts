@@ -32,6 +32,7 @@ async function probe()${lang === 'ts' ? ': Promise<Record<string, unknown>>' : '
   await s.post('Debugger.enable');
   s.disconnect();
   return {
+    node: process.version,
     execArgv: process.execArgv,
     nodeOptions: process.env.NODE_OPTIONS ?? '',
     loaders: urls.filter((u) => /node_modules\\/(tsx|esbuild)\\//.test(u)),
@@ -127,11 +128,14 @@ describe('npx agent in a project that installed the tarball', () => {
         (r) => r.message === 'job probe',
         'job probe',
       )) as LogRecord & {
+        node: string;
         execArgv: string[];
         loaders: string[];
         scripts: number;
         nodeOptions: string;
       };
+      // The job process runs on the node its worker runs on: this test's, the line under test.
+      expect(job.node).toBe(process.version);
       expect(job.execArgv).toEqual([]);
       expect(job.nodeOptions).toBe('');
       expect(job.loaders).toEqual([]);
@@ -139,7 +143,8 @@ describe('npx agent in a project that installed the tarball', () => {
 
       // The job process logs the same line when it imports the file; the worker's has no pid.
       const inWorker = worker.records.find((r) => r.message === 'worker probe' && !('pid' in r)) as
-        (LogRecord & { loaders: string[]; execArgv: string[] }) | undefined;
+        (LogRecord & { node: string; loaders: string[]; execArgv: string[] }) | undefined;
+      expect(inWorker?.node).toBe(process.version);
       expect(inWorker?.execArgv).toEqual([]);
       // The worker imports the agent file itself: a .mjs needs nothing, a .ts was compiled by
       // esbuild first (in the worker only), and tsx is never loaded anywhere.
