@@ -19,6 +19,11 @@
  * temp dir that borrows this repo's node_modules) instead of the working tree, e.g. while the
  * working tree is mid-edit; the bench's own code always comes from the working tree.
  * AGENTSTATE_ROOT=<dir> points at such a tree directly.
+ *
+ * `--node PATH` runs both Node frameworks' workers, and so their job processes (forked from
+ * them), on that `node` binary, e.g. `--node "$(scripts/node.sh 22 | tail -n1)"`; by default they
+ * run on the bench's own (`npm run bench` runs it on a supported line: scripts/with-node.sh). The
+ * report names the version they ran on (machine.node).
  */
 import './lib/quiet-rtc.ts';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -77,6 +82,10 @@ for (const fw of picked ?? []) {
   }
 }
 const isPicked = (fw: Framework) => !picked || picked.includes(fw);
+/** The `node` both Node frameworks run on, the same for both. */
+const workerNode = resolve(argOf('--node') ?? process.execPath);
+const workerNodeVersion = spawnSync(workerNode, ['--version'], { encoding: 'utf8' }).stdout?.trim();
+if (!workerNodeVersion) throw new Error(`--node ${workerNode}: does not run`);
 const cfgBase = quick
   ? {
       latencyRounds: 8,
@@ -121,6 +130,7 @@ const METHOD = [
   'Instrumentation is in the bench fixtures only (bench/agents/): the entrypoint stamps its start time into the data message; Node workers print a line when a JobAssignment frame reaches their `ws` socket (stamped then, decoded and written after the framework has handled the frame, so the measurement stays off the hand-off), Python when AgentServer._handle_assignment is entered; the Node fixtures touch `performance` when the agent file is imported, so the entrypoint’s first stamp does not include Node loading perf_hooks (~1 ms); the message carries the times the entrypoint was called, connect resolved and the user was found, and each fixture appends the time its publish call resolved to the BENCH_STAMPS file (the "in the job" phases). No framework code is changed.',
   `The seed's 9-job example runs last, on a second worker per framework (agent name bench-<framework>-seed, load function min(active jobs / 10, 1), load threshold ${SEED_THRESHOLD}, 4 warm processes), started for it alone; the three run at the same time (the figure is a count the CPU must not change), each offered ${SEED_OFFERS} jobs one after another.`,
   'Peers run their documented production entry points: `node agent.mjs start` (cli.runApp + ServerOptions, defineAgent) and `python -m livekit.agents start agent.py` (AgentServer + rtc_session).',
+  'Both Node frameworks run on the same `node` binary (named in the versions above; `--node PATH` picks another), their workers and the job processes they fork alike.',
 ];
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -444,12 +454,13 @@ try {
       cpus: availableParallelism(),
       cpuModel: cpus()[0]?.model,
       memoryGb: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
+      node: workerNode,
       python: spawnSync(pythonOf(benchDir), ['--version'], { encoding: 'utf8' }).stdout?.trim(),
       sharedMachine:
         'other test suites may run concurrently; frameworks are interleaved run by run',
     },
     versions: {
+      'node (agentstate and agents-js, workers and job processes)': workerNodeVersion,
       agentstate: agentstateVersion,
       '@livekit/agents': installs['agents-js'].versions['@livekit/agents'] ?? 'n/a',
       'livekit-agents': installs['livekit-agents'].versions['livekit-agents'] ?? 'n/a',
@@ -525,7 +536,7 @@ async function startWorkerOnFreePort(
 ): Promise<WorkerHandle> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startWorker(fw, { ...o, httpPort: await freePort() });
+      return await startWorker(fw, { ...o, node: workerNode, httpPort: await freePort() });
     } catch (error) {
       if (attempt >= 3 || !String((error as Error).message).includes('EADDRINUSE')) throw error;
       log(`${o.label ?? fw}: its health port was taken before it bound it; again on another`);

@@ -54,13 +54,18 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** More `agent start` flags (agentstate only), e.g. `--jobs-per-process`. */
   extraArgs?: string[];
+  /**
+   * The `node` both Node frameworks' workers run on (their job processes are forked from them,
+   * on the same binary). Default: the bench's own.
+   */
+  node?: string;
 }
 
 function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string[] } {
   switch (fw) {
     case 'agentstate':
       return {
-        cmd: process.execPath,
+        cmd: o.node ?? process.execPath,
         args: [
           join(o.agentstateRoot, 'bin/agent.js'),
           'start',
@@ -73,7 +78,10 @@ function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string
         ],
       };
     case 'agents-js':
-      return { cmd: process.execPath, args: [join(o.benchDir, 'peers/js/agent.mjs'), 'start'] };
+      return {
+        cmd: o.node ?? process.execPath,
+        args: [join(o.benchDir, 'peers/js/agent.mjs'), 'start'],
+      };
     case 'livekit-agents':
       return {
         cmd: pythonOf(o.benchDir),
