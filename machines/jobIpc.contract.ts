@@ -48,7 +48,8 @@ export type HostMessage =
 
 /** Child → host. */
 export type ChildMessage =
-  | { type: 'prewarmed' }
+  /** `rssMb`: the warm process's RSS (MB, rounded), for the elastic pool's memory bound. */
+  | { type: 'prewarmed'; rssMb: number }
   | { type: 'prewarmFailed'; error: string }
   | { type: 'started'; jobId: string }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields: LogFields }

@@ -108,7 +108,8 @@ export type JobProcessCommand =
 
 /** jobProcess → worker. `PROCESS_EXITED` is always the last one, and every launched job gets a `JOB_ENDED` before it. */
 export type JobProcessReport =
-  | { type: 'PROCESS_PREWARMED'; procId: string; pid: number }
+  /** `rssMb`: the warm process's RSS (MB), when its host knows it. */
+  | { type: 'PROCESS_PREWARMED'; procId: string; pid: number; rssMb?: number }
   | { type: 'JOB_STARTED'; procId: string; pid: number; jobId: string }
   | {
       type: 'JOB_ENDED';

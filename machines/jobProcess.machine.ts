@@ -115,11 +115,12 @@ export const jobProcessMachine = setup({
     } satisfies ProcessHostCommand),
     killProcess: sendTo('processHost', { type: 'SIGKILL_REQUESTED' } satisfies ProcessHostCommand),
     reportPrewarmed: sendParent(
-      ({ context }) =>
+      ({ context }, p: { rssMb?: number }) =>
         ({
           type: 'PROCESS_PREWARMED',
           procId: context.procId,
           pid: context.pid!,
+          ...(p.rssMb === undefined ? {} : { rssMb: p.rssMb }),
         }) satisfies JobProcessReport,
     ),
     reportJobStarted: sendParent(
@@ -202,8 +203,12 @@ export const jobProcessMachine = setup({
       },
       on: {
         PREWARM_SUCCEEDED: [
-          { guard: 'hasJob', target: 'running', actions: 'reportPrewarmed' },
-          { target: 'idle', actions: 'reportPrewarmed' },
+          {
+            guard: 'hasJob',
+            target: 'running',
+            actions: { type: 'reportPrewarmed', params: fromEvent },
+          },
+          { target: 'idle', actions: { type: 'reportPrewarmed', params: fromEvent } },
         ],
         PREWARM_FAILED: endsOn('exiting.terminating'),
         CHILD_EXITED: endsOn('crashed'),

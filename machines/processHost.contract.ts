@@ -8,7 +8,8 @@ import type { JobOutcome, RunningJobInfo } from './jobProcess.contract.ts';
 /** What the process host observed (host → chart). */
 export type ProcessHostEvent =
   | { type: 'PROCESS_SPAWNED'; pid: number }
-  | { type: 'PREWARM_SUCCEEDED' }
+  /** `rssMb`: the warm process's RSS (MB), when the child said it. */
+  | { type: 'PREWARM_SUCCEEDED'; rssMb?: number }
   | { type: 'PREWARM_FAILED'; error: string }
   /** The child confirmed the launched job is running (its entrypoint is being called). */
   | { type: 'JOB_RUNNING' }

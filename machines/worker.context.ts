@@ -120,12 +120,67 @@ export const startDeadline = (c: WorkerContext): number =>
   // Timers hold at most 2^31 − 1 ms; a longer one would fire at once.
   Math.min(2 ** 31 - 1, c.options.jobStartBudget + c.options.initializeProcessTimeout);
 
+/** Weight of the newest measured RSS of a warm process in its moving average. */
+const MEMORY_ESTIMATE_WEIGHT = 0.3;
+export const nextSpareMemoryEstimate = (estimate: number | undefined, measured: number): number =>
+  estimate === undefined
+    ? measured
+    : Math.round((1 - MEMORY_ESTIMATE_WEIGHT) * estimate + MEMORY_ESTIMATE_WEIGHT * measured);
+
+/** The arrivals still inside the elastic pool's window at `now`, oldest first. */
+export const recentArrivals = (c: WorkerContext, now: number): number[] => {
+  const window = c.options.elasticPool?.arrivalWindow ?? 0;
+  const from = c.arrivals.findIndex((t) => now - t < window);
+  return from < 0 ? [] : from === 0 ? c.arrivals : c.arrivals.slice(from);
+};
+
 /**
- * How many processes to spawn now: one per queued job plus (with `spares`) `numIdleProcesses`
- * warm spares, less those idle or already prewarming, within the free start slots.
+ * The recent arrival rate of offers (per ms): over the whole window, or over its last
+ * `burstWindow` when offers come faster there (a burst building up, seen seconds before the
+ * whole window shows it). The short window counts the intervals between its offers rather than
+ * the offers, so one offer alone does not look like a stream.
+ */
+export function arrivalRate(c: WorkerContext, now: number): number {
+  const pool = c.options.elasticPool;
+  if (!pool) return 0;
+  const recent = recentArrivals(c, now);
+  const burst = recent.filter((t) => now - t < pool.burstWindow).length;
+  return Math.max(recent.length / pool.arrivalWindow, Math.max(0, burst - 1) / pool.burstWindow);
+}
+
+/**
+ * How many spares the pool keeps now: `numIdleProcesses`, or the elastic pool's target.
+ *
+ * The elastic pool is a stock with a lead time: a spare a job takes now is replaced
+ * `spareRefillDelay` later and warm a measured start after that, so the spares kept should
+ * cover the offers expected over that lead time at the recent arrival rate. Offers arrive at
+ * random (Poisson), so the target is that mean plus two standard deviations (√mean), which a
+ * steady stream exceeds about one lead time in fifty. It stays within [min, max], and within
+ * `memoryMb` by the measured RSS of a warm process (no more than `min` until one is measured).
+ */
+export function idleTarget(c: WorkerContext): number {
+  const pool = c.options.elasticPool;
+  if (!pool) return c.options.numIdleProcesses;
+  const leadTime = c.options.spareRefillDelay + c.startEstimate;
+  const mean = arrivalRate(c, c.options.now()) * leadTime;
+  const wanted = Math.ceil(mean + 2 * Math.sqrt(mean));
+  const byMemory =
+    c.spareMemoryEstimate === undefined
+      ? pool.min
+      : Math.floor(pool.memoryMb / Math.max(1, c.spareMemoryEstimate));
+  return Math.max(pool.min, Math.min(wanted, pool.max, byMemory));
+}
+
+/** Idle processes beyond the spares wanted and the jobs about to need one. */
+export const surplusIdleCount = (c: WorkerContext): number =>
+  Math.max(0, idleProcCount(c) - idleTarget(c) - waitingJobCount(c));
+
+/**
+ * How many processes to spawn now: one per queued job plus (with `spares`) the spares the pool
+ * keeps (`idleTarget`), less those idle or already prewarming, within the free start slots.
  */
 export function processesToStart(c: WorkerContext, spares: boolean): number {
-  const wanted = queuedJobs(c).length + (spares ? c.options.numIdleProcesses : 0);
+  const wanted = queuedJobs(c).length + (spares ? idleTarget(c) : 0);
   const have = prewarmingCount(c) + idleProcCount(c);
   const slots = c.options.maxConcurrentStarts - prewarmingCount(c);
   return Math.max(0, Math.min(wanted - have, slots));
@@ -197,8 +252,7 @@ export const isIdleProc = (c: WorkerContext, procId: string): boolean => {
  * A kept process is a surplus while more processes are idle than the spares wanted plus the
  * jobs about to need one.
  */
-export const hasSurplusIdle = (c: WorkerContext): boolean =>
-  idleProcCount(c) > c.options.numIdleProcesses + waitingJobCount(c);
+export const hasSurplusIdle = (c: WorkerContext): boolean => surplusIdleCount(c) > 0;
 
 export const requestId = (jobId: string): string => `request-${jobId}`;
 /** The id of a reused process's idle timer (a delayed event, cancelled when it takes a job). */

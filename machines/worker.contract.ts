@@ -74,9 +74,29 @@ export interface WorkerChartOptions {
   reusedSpareRefillDelay: number;
   /** The start time (ms) assumed before any process has been measured. */
   initialStartEstimate: number;
+  /** The opt-in elastic warm pool (`elasticIdleProcesses`); `undefined`: `numIdleProcesses`, fixed. */
+  elasticPool: ElasticPool | undefined;
   /** The chart's clock for measuring starts (ms; only differences are used). Injected for tests. */
   now: () => number;
   random: () => number;
+}
+
+/**
+ * The elastic warm pool: the spares kept follow the recent arrival rate of offers and the
+ * measured start time, between `min` and `max`, bounded by the memory the spares may hold
+ * (`idleTarget` in worker.context.ts).
+ */
+export interface ElasticPool {
+  min: number;
+  max: number;
+  /** The most memory (MB) the spares may hold together, by the RSS of a warm process. */
+  memoryMb: number;
+  /** How far back offers count for the arrival rate (ms). */
+  arrivalWindow: number;
+  /** The window's recent part whose rate counts when it is higher (ms; `arrivalRate`). */
+  burstWindow: number;
+  /** How often a pool that has more spares than it wants lets the surplus go (ms). */
+  resizeInterval: number;
 }
 
 export type { WorkerAvailability };
@@ -132,7 +152,9 @@ export type WorkerEvent =
   /** Internal (raised with a delay): a reused process has been idle for `surplusIdleTimeout`. */
   | { type: 'PROCESS_IDLE_TIMED_OUT'; procId: string }
   /** Internal (raised with a delay by the chart): time to replace the spare a started job took. */
-  | { type: 'SPARE_REFILL_DUE' };
+  | { type: 'SPARE_REFILL_DUE' }
+  /** Internal (raised with a delay, elastic pool only): time to let surplus spares go. */
+  | { type: 'POOL_RESIZE_DUE' };
 
 /** What the chart tells the outside world (logs, metrics, the `Worker` facade, tests). */
 export type WorkerEmitted =
@@ -209,6 +231,10 @@ export interface WorkerContext {
   lastPrewarmFailure: string | undefined;
   /** Measured start time of a process (ms): a moving average of spawn → warm. */
   startEstimate: number;
+  /** Measured RSS of a warm process (MB): a moving average; `undefined` until one said it. */
+  spareMemoryEstimate: number | undefined;
+  /** When recent offers arrived (`options.now()`), within the elastic pool's window; else empty. */
+  arrivals: number[];
   procs: Record<string, ProcRecord>;
   jobs: Record<string, JobRecord>;
   nextProcNumber: number;

@@ -47,6 +47,8 @@ export const workerMachine = workerSetup.createMachine({
     prewarmFailures: 0,
     lastPrewarmFailure: undefined,
     startEstimate: input.options.initialStartEstimate,
+    spareMemoryEstimate: undefined,
+    arrivals: [],
     procs: {},
     jobs: {},
     nextProcNumber: 1,

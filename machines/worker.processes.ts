@@ -1,6 +1,7 @@
 /**
  * The worker chart's `processes` region (docs/architecture.md §2): the supply of job processes.
- * `warming` keeps `numIdleProcesses` spares and starts one per queued job, at most
+ * `warming` keeps `numIdleProcesses` spares (or, elastic, as many as the recent offers want:
+ * `idleTarget` in worker.context.ts) and starts one per queued job, at most
  * `maxConcurrentStarts` at once; `backingOff` waits after failed prewarms; `closed` (draining or
  * stopped) starts only what queued jobs need. With process reuse, it decides what a process back
  * from its job does. Its structure only: guards and actions are in `worker.setup.ts`;
@@ -49,8 +50,18 @@ export const processesRegion = workerSetup.createStateConfig({
   },
   states: {
     warming: {
-      entry: { type: 'startProcesses', params: { spares: true } },
+      entry: [{ type: 'startProcesses', params: { spares: true } }, 'schedulePoolResize'],
+      exit: 'cancelPoolResize',
       on: {
+        // Elastic pool: an offer raises the arrival rate, and with it the spares wanted, so
+        // processes start for the offers expected next before those arrive. Its assignment
+        // takes a spare as a fixed pool's would.
+        AVAILABILITY_REQUESTED: {
+          guard: 'poolIsElastic',
+          actions: ['recordArrival', { type: 'startProcesses', params: { spares: true } }],
+        },
+        // Elastic pool: as the offers slow down, the spares beyond the target are let go.
+        POOL_RESIZE_DUE: { actions: ['letSurplusSparesGo', 'schedulePoolResize'] },
         PROCESSES_RECYCLE_REQUESTED: {
           actions: [
             { type: 'recycleIdleProcesses', params: fromEvent },

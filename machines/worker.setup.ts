@@ -53,6 +53,7 @@ import {
   jobStatus,
   loadBelowThreshold,
   nextProcId,
+  nextSpareMemoryEstimate,
   nextStartEstimate,
   offered,
   patched,
@@ -60,6 +61,7 @@ import {
   processesToStart,
   procList,
   queuedJobs,
+  recentArrivals,
   reconnectDelay,
   requestId,
   retriesLaunch,
@@ -69,6 +71,7 @@ import {
   startDeadlineId,
   startsInTime,
   spawnRetryDelay,
+  surplusIdleCount,
   waitingJobCount,
   without,
 } from './worker.context.ts';
@@ -159,6 +162,8 @@ const primitives = setup({
     /** It is idle, and more processes are idle than the spares and waiting jobs need. */
     isSurplusIdle: ({ context }, p: { procId: string }) =>
       isIdleProc(context, p.procId) && hasSurplusIdle(context),
+    /** The warm pool is elastic (`elasticIdleProcesses`): its size follows the offers. */
+    poolIsElastic: ({ context }) => context.options.elasticPool !== undefined,
   },
   delays: {
     REGISTER_TIMEOUT: ({ context }) => context.options.registerTimeout,
@@ -173,6 +178,7 @@ const primitives = setup({
     SURPLUS_IDLE_TIMEOUT: ({ context }) => context.options.surplusIdleTimeout,
     SPARE_REFILL_DELAY: ({ context }) => context.options.spareRefillDelay,
     REUSED_SPARE_REFILL_DELAY: ({ context }) => context.options.reusedSpareRefillDelay,
+    POOL_RESIZE_INTERVAL: ({ context }) => context.options.elasticPool?.resizeInterval ?? 0,
   },
   actions: {
     connectLink: sendTo('link', { type: 'CONNECT_REQUESTED' }),
@@ -322,17 +328,23 @@ const primitives = setup({
       );
     }),
     /** A process is warm: its start is measured, and it is idle until a job takes it. */
-    recordProcessWarm: assign(({ context }, p: { procId: string; pid: number }) => {
-      const proc = context.procs[p.procId];
-      // A process already asked to stop (recycled) stays `exiting`: it must not take a job.
-      if (proc?.phase !== 'prewarming') return {};
-      const took = context.options.now() - proc.spawnedAt;
-      return {
-        prewarmFailures: 0,
-        startEstimate: nextStartEstimate(context.startEstimate, took),
-        procs: patched(context.procs, p.procId, { pid: p.pid, phase: 'idle' }),
-      };
-    }),
+    recordProcessWarm: assign(
+      ({ context }, p: { procId: string; pid: number; rssMb?: number | undefined }) => {
+        const proc = context.procs[p.procId];
+        // A process already asked to stop (recycled) stays `exiting`: it must not take a job.
+        if (proc?.phase !== 'prewarming') return {};
+        const took = context.options.now() - proc.spawnedAt;
+        return {
+          prewarmFailures: 0,
+          startEstimate: nextStartEstimate(context.startEstimate, took),
+          spareMemoryEstimate:
+            p.rssMb === undefined
+              ? context.spareMemoryEstimate
+              : nextSpareMemoryEstimate(context.spareMemoryEstimate, p.rssMb),
+          procs: patched(context.procs, p.procId, { pid: p.pid, phase: 'idle' }),
+        };
+      },
+    ),
     markJobStarted: enqueueActions(
       ({ enqueue, context }, p: JobIdParams & { procId: string; pid: number }) => {
         enqueue.assign({
@@ -356,6 +368,20 @@ const primitives = setup({
       prewarmFailures: context.prewarmFailures + 1,
       lastPrewarmFailure: p.reason,
     })),
+    /** An offer arrived (elastic pool): it counts for the arrival rate over the window. */
+    recordArrival: assign(({ context }) => {
+      const now = context.options.now();
+      return { arrivals: [...recentArrivals(context, now), now] };
+    }),
+    /** The elastic pool's next look at its size (a no-op for a fixed pool). */
+    schedulePoolResize: enqueueActions(({ enqueue, context }) => {
+      if (!context.options.elasticPool) return;
+      enqueue.raise(
+        { type: 'POOL_RESIZE_DUE' },
+        { delay: 'POOL_RESIZE_INTERVAL', id: 'poolResize' },
+      );
+    }),
+    cancelPoolResize: cancel('poolResize'),
     /** The check of a reused idle process, `surplusIdleTimeout` from now (PROCESS_IDLE_TIMED_OUT). */
     armIdleTimer: enqueueActions(({ enqueue }, p: { procId: string }) => {
       enqueue.raise(
@@ -403,7 +429,8 @@ export const workerSetup = primitives.extend<{
   launchJob: { job: Job; token: string; url: string | undefined };
   retryLaunch: Extract<JobProcessReport, { type: 'JOB_ENDED' }>;
   runOrQueue: JobIdParams;
-  markProcessPrewarmed: { procId: string; pid: number };
+  markProcessPrewarmed: { procId: string; pid: number; rssMb?: number | undefined };
+  letSurplusSparesGo: undefined;
   failQueuedJob: JobIdParams;
   shutdownAllJobs: ReasonParams;
   settleJobEnded: Extract<JobProcessReport, { type: 'JOB_ENDED' }>;
@@ -442,6 +469,20 @@ export const workerSetup = primitives.extend<{
       if (!next) return;
       enqueue.emit({ type: 'processReused', procId: p.procId });
       enqueue({ type: 'handJobToProcess', params: { jobId: next.jobId, procId: p.procId } });
+    }),
+    /**
+     * The elastic pool lets go the spares beyond its target, the youngest first (an older one
+     * has had its post-start heap collections already), and forgets offers out of its window.
+     */
+    letSurplusSparesGo: enqueueActions(({ enqueue, context }) => {
+      const surplus = surplusIdleCount(context);
+      const idle = procList(context).filter((proc) => proc.phase === 'idle' && !proc.jobId);
+      for (const proc of idle.slice(idle.length - surplus)) {
+        const params = { procId: proc.procId, reason: 'surplus idle process (elastic pool)' };
+        enqueue({ type: 'retireProcess', params });
+      }
+      const arrivals = recentArrivals(context, context.options.now());
+      if (arrivals.length !== context.arrivals.length) enqueue.assign({ arrivals });
     }),
     /** A process that came back waits as a spare, checked every `surplusIdleTimeout`. */
     keepAsSpare: enqueueActions(({ enqueue }, p) => {

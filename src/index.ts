@@ -6,6 +6,7 @@ export {
   WorkerOptions,
   WorkerPermissions,
   WorkerType,
+  type ElasticIdleProcessesInit,
   type TrackSourceName,
   type WorkerLoadView,
   type WorkerOptionsInit,

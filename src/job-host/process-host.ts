@@ -201,7 +201,7 @@ export function createProcessHost(config: ProcessHostConfig) {
           return;
         case 'prewarmed':
           pinger = startPinging();
-          emit({ type: 'PREWARM_SUCCEEDED' });
+          emit({ type: 'PREWARM_SUCCEEDED', rssMb: m.rssMb });
           return;
         case 'prewarmFailed':
           emit({ type: 'PREWARM_FAILED', error: m.error });

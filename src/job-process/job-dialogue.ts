@@ -214,7 +214,7 @@ async function dialogue(
   rtc.saveCodeCache();
   // Growth is counted from here, warm and idle, for the host's reuse decision.
   const warmRss = process.memoryUsage.rss();
-  send({ type: 'prewarmed' });
+  send({ type: 'prewarmed', rssMb: Math.round(warmRss / 2 ** 20) });
 
   // One job after another: the host decides after each end whether this process takes another
   // (process reuse) or stops it; without reuse the first end is the last.

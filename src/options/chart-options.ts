@@ -41,6 +41,22 @@ export const SPARE_REFILL_DELAY = 500;
  */
 const REUSED_SPARE_REFILL_DELAY = SURPLUS_IDLE_TIMEOUT;
 
+/**
+ * How far back offers count for the elastic pool's arrival rate (ms): long enough that a steady
+ * stream of a few jobs a minute keeps its spare, short enough that the pool is back to `min`
+ * this long after a burst's last offer.
+ */
+const ARRIVAL_WINDOW = 10_000;
+
+/**
+ * The last part of that window whose own rate counts when it is higher (ms): a burst building
+ * up raises the pool within a couple of seconds rather than ten.
+ */
+const BURST_WINDOW = 2_000;
+
+/** How often the elastic pool lets go the spares beyond its target (ms). */
+const POOL_RESIZE_INTERVAL = 1_000;
+
 /** Chart timings that are not user options; tests may stretch or shorten them. */
 export type ChartTuning = Partial<
   Pick<WorkerChartOptions, 'surplusIdleTimeout' | 'spareRefillDelay' | 'reusedSpareRefillDelay'>
@@ -78,6 +94,12 @@ export function chartOptionsFrom(
     spareRefillDelay: SPARE_REFILL_DELAY,
     reusedSpareRefillDelay: REUSED_SPARE_REFILL_DELAY,
     initialStartEstimate: INITIAL_START_ESTIMATE,
+    elasticPool: o.elasticIdleProcesses && {
+      ...o.elasticIdleProcesses,
+      arrivalWindow: ARRIVAL_WINDOW,
+      burstWindow: BURST_WINDOW,
+      resizeInterval: POOL_RESIZE_INTERVAL,
+    },
     now: () => clock.now(),
     random,
   };

@@ -90,6 +90,8 @@ export function resolveOptions(
     numIdleProcesses:
       overridden(o.numIdleProcesses, opts.numIdleProcesses, overridable.numIdleProcesses) ??
       idleDefault,
+    // A --num-idle-processes flag wins over the options, the elastic pool included.
+    elasticIdleProcesses: o.numIdleProcesses === undefined ? opts.elasticIdleProcesses : undefined,
     ...credentials,
     deployment: resolveDeployment(env),
   });

@@ -34,6 +34,20 @@ const WORKER_TYPES: readonly WorkerType[] = [
   WorkerType.PARTICIPANT,
 ];
 
+/**
+ * The elastic warm pool (`elasticIdleProcesses`): as offers come faster, more spares are kept
+ * warm, enough for the offers expected while a taken spare is replaced; as they slow down, the
+ * surplus is let go, down to `min`.
+ */
+export interface ElasticIdleProcessesInit {
+  /** Spares kept even when no offers come (an integer in [0, 64]). */
+  min: number;
+  /** Spares kept at most (an integer in [max(1, min), 64]). */
+  max: number;
+  /** The most memory (MB) the spares may hold together. Default 1024. */
+  memoryMb?: number;
+}
+
 /** The view of the running worker that `loadFnc` receives. */
 export interface WorkerLoadView {
   /** Jobs currently assigned to this worker and not yet ended. */
@@ -68,6 +82,13 @@ export interface WorkerOptionsInit {
   agentName?: string;
   /** Prewarmed processes kept idle, independent of busy ones. `0` starts processes on demand. */
   numIdleProcesses?: number;
+  /**
+   * Opt-in elastic warm pool, instead of a fixed `numIdleProcesses`: the spares kept idle follow
+   * the recent rate of offers and the measured start time of a process, between `min` and `max`,
+   * and together never hold more than `memoryMb` (by the RSS each process has once warm).
+   * Default: not elastic.
+   */
+  elasticIdleProcesses?: ElasticIdleProcessesInit;
   /** Hard cap on concurrent jobs. Default: no cap (load decides). */
   maxJobs?: number;
   /** LiveKit server URL. Default: `LIVEKIT_URL`. */
@@ -133,6 +154,27 @@ export const overridable = {
   jobsPerProcess: (v: number | undefined) => int('jobsPerProcess', v, 1, 1, 1_000_000),
 };
 
+function elasticIdleProcesses(
+  init: WorkerOptionsInit,
+): Readonly<Required<ElasticIdleProcessesInit>> | undefined {
+  const e = init.elasticIdleProcesses;
+  if (e === undefined) return undefined;
+  const name = 'elasticIdleProcesses';
+  if (e === null || typeof e !== 'object') {
+    throw new InvalidOptionError(name, 'expected an object { min, max, memoryMb? }');
+  }
+  if (init.numIdleProcesses !== undefined) {
+    throw new InvalidOptionError(name, 'replaces numIdleProcesses: give one of them, not both');
+  }
+  if (e.min === undefined || e.max === undefined) {
+    throw new InvalidOptionError(name, 'needs both `min` and `max`');
+  }
+  const min = int(`${name}.min`, e.min, 0, 0, 64);
+  const max = int(`${name}.max`, e.max, 0, Math.max(1, min), 64);
+  const memoryMb = num(`${name}.memoryMb`, e.memoryMb, 1024, 1, Infinity, 'a number of MB ≥ 1');
+  return Object.freeze({ min, max, memoryMb });
+}
+
 /** The user's options. Construction validates everything and names the offending option. */
 export class WorkerOptions {
   readonly entrypointFnc: WorkerOptionsInit['entrypointFnc'];
@@ -146,6 +188,7 @@ export class WorkerOptions {
   /** `undefined` when not given: resolved from the environment (see `resolveOptions`). */
   readonly agentName: string | undefined;
   readonly numIdleProcesses: number | undefined;
+  readonly elasticIdleProcesses: Readonly<Required<ElasticIdleProcessesInit>> | undefined;
   readonly maxJobs: number;
   readonly wsUrl: string | undefined;
   readonly apiKey: string | undefined;
@@ -190,6 +233,7 @@ export class WorkerOptions {
       init.numIdleProcesses === undefined
         ? undefined
         : overridable.numIdleProcesses(init.numIdleProcesses);
+    this.elasticIdleProcesses = elasticIdleProcesses(init);
     this.maxJobs = overridable.maxJobs(init.maxJobs);
     this.wsUrl = str('wsUrl', init.wsUrl);
     if (this.wsUrl !== undefined) checkUrl('wsUrl', this.wsUrl);

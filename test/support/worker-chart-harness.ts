@@ -58,10 +58,15 @@ export const chartOptions = (over: Partial<WorkerChartOptions> = {}): WorkerChar
   spareRefillDelay: SPARE_REFILL_DELAY,
   reusedSpareRefillDelay: 5_000,
   initialStartEstimate: 1_000,
+  elasticPool: undefined,
   now: () => 0,
   random: () => 1,
   ...over,
 });
+
+/** A fake host's prewarm, with the warm RSS when one is given. */
+export const prewarmed = (rssMb?: number): ProcessHostEvent =>
+  rssMb === undefined ? { type: 'PREWARM_SUCCEEDED' } : { type: 'PREWARM_SUCCEEDED', rssMb };
 
 export function makeJob(id: string, room = `room-${id}`): Job {
   return new Job({ id, type: JobType.JT_ROOM, room: new Room({ name: room, sid: `RM_${id}` }) });
@@ -73,6 +78,8 @@ export interface HarnessOptions {
   decide?: (job: Job) => Promise<JobRequestDecision>;
   /** Whether fake hosts prewarm by themselves on start (default true). */
   autoPrewarm?: boolean;
+  /** The RSS (MB) fake hosts say a warm process has; default: they do not say. */
+  warmRssMb?: number;
   /** Whether fake hosts confirm a launch at once with JOB_RUNNING (default true). */
   confirmLaunch?: boolean;
   /** Observes the actor system (chart coverage). */
@@ -105,7 +112,7 @@ export function startWorkerChart(h: HarnessOptions = {}) {
         }
       });
       sendBack({ type: 'PROCESS_SPAWNED', pid: nextPid++ });
-      if (autoPrewarm) sendBack({ type: 'PREWARM_SUCCEEDED' });
+      if (autoPrewarm) sendBack(prewarmed(h.warmRssMb));
       return () => hosts.delete(input.procId);
     },
   );

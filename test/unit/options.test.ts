@@ -71,6 +71,14 @@ describe('WorkerOptions', () => {
     ['wsUrl', { wsUrl: 'ftp://host' }],
     ['permissions.canPublishSources', { permissions: { canPublishSources: ['webcam' as never] } }],
     ['permissions.hidden', { permissions: { hidden: 'yes' as never } }],
+    ['elasticIdleProcesses', { elasticIdleProcesses: 4 as never }],
+    ['elasticIdleProcesses', { elasticIdleProcesses: { min: 1 } as never }],
+    ['elasticIdleProcesses', { numIdleProcesses: 2, elasticIdleProcesses: { min: 1, max: 4 } }],
+    ['elasticIdleProcesses.min', { elasticIdleProcesses: { min: -1, max: 4 } }],
+    ['elasticIdleProcesses.max', { elasticIdleProcesses: { min: 3, max: 2 } }],
+    ['elasticIdleProcesses.max', { elasticIdleProcesses: { min: 0, max: 0 } }],
+    ['elasticIdleProcesses.max', { elasticIdleProcesses: { min: 1, max: 65 } }],
+    ['elasticIdleProcesses.memoryMb', { elasticIdleProcesses: { min: 1, max: 4, memoryMb: 0 } }],
   ])('rejects an invalid %s with an error naming it', (option, init) => {
     expect(invalid(init).option).toBe(option);
   });
@@ -216,6 +224,15 @@ describe('resolveOptions', () => {
     );
     const bare = new WorkerOptions({ entrypointFnc });
     expect(resolveOptions(bare, { env: { ...env, LIVEKIT_AGENT_NAME: '' } }).agentName).toBe('');
+  });
+
+  it('keeps an elastic pool with its memory default, unless --num-idle-processes fixes the pool', () => {
+    const o = new WorkerOptions({ entrypointFnc, elasticIdleProcesses: { min: 1, max: 6 } });
+    expect(o.elasticIdleProcesses).toEqual({ min: 1, max: 6, memoryMb: 1024 });
+    expect(resolveOptions(o, { env }).elasticIdleProcesses).toEqual(o.elasticIdleProcesses);
+    const fixed = resolveOptions(o, { env, overrides: { numIdleProcesses: 3 } });
+    expect(fixed.elasticIdleProcesses).toBeUndefined();
+    expect(fixed.numIdleProcesses).toBe(3);
   });
 
   it('keeps one warm process in development and up to four in production', () => {

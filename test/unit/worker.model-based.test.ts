@@ -489,6 +489,45 @@ describe('worker chart beyond the model configuration', () => {
   });
 });
 
+describe('worker chart with an elastic warm pool (beyond the model configuration)', () => {
+  // The model keeps a fixed pool; the elastic pool's two transitions (an offer raising the
+  // target, the resize tick letting the surplus go) are directed here and in
+  // test/unit/elastic-pool.test.ts.
+  it('starts spares for the offers a stream promises, and lets them go once it stops', async () => {
+    recorder.label('directed: elastic warm pool');
+    const w = startWorkerChart({
+      options: {
+        numIdleProcesses: 1,
+        elasticPool: {
+          min: 1,
+          max: 4,
+          memoryMb: 1024,
+          arrivalWindow: 10_000,
+          burstWindow: 2_000,
+          resizeInterval: 1_000,
+        },
+      },
+      warmRssMb: 50,
+      decide: async () => ({ accepted: false, reason: 'not this one' }),
+      inspect: recorder.inspect,
+    });
+    w.server({ type: 'REGISTERED', workerId: 'AW_x', serverVersion: '1' });
+    await w.flush();
+    expect(Object.keys(w.actor.getSnapshot().context.procs)).toHaveLength(1);
+    for (let i = 0; i < 6; i++) {
+      w.server({ type: 'AVAILABILITY_REQUESTED', job: makeJob(`AJ_e${i}`) });
+      await w.flush();
+      w.clock.increment(200);
+    }
+    const spares = () =>
+      Object.values(w.actor.getSnapshot().context.procs).filter((p) => p.phase === 'idle');
+    expect(spares().length).toBe(4);
+    w.clock.increment(11_000);
+    await w.flush();
+    expect(spares().length).toBe(1);
+  });
+});
+
 describe('worker chart coverage', () => {
   it('every state and transition of the real worker and jobRequest charts was observed', () => {
     // The report lists every chart (merged with the other suites' parts); this suite answers
