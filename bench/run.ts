@@ -116,6 +116,8 @@ const cfg = {
 const IDLE_PROCESSES = 4;
 const BURST_SIZE = 50;
 const CHURN_CONCURRENCY = 4;
+/** The elastic warm pool the second burst figures run agentstate with (`elasticIdleProcesses`). */
+const ELASTIC_POOL = { min: IDLE_PROCESSES, max: 16 };
 /** The process reuse the second churn figure runs agentstate with. */
 const REUSE_JOBS_PER_PROCESS = 20;
 /** The seed's example: load `min(activeJobs / 10, 1)`, threshold 0.9, offered this many jobs. */
@@ -385,6 +387,52 @@ try {
     }
   }
 
+  // ---- the burst again, on an agentstate worker with an elastic warm pool ---------------------------
+  const elasticBursts: BurstRun[] = [];
+  if (!only && active.includes('agentstate')) {
+    let w: WorkerHandle | undefined;
+    try {
+      w = await startWorkerOnFreePort('agentstate', {
+        repoRoot,
+        agentstateRoot,
+        benchDir,
+        server,
+        idleProcesses: ELASTIC_POOL.min,
+        elasticPool: ELASTIC_POOL,
+        agentName: 'bench-agentstate-elastic',
+        label: 'agentstate-elastic',
+      });
+      await waitForStableTree(w.pid, 30_000);
+      const elasticBaseline = processTree(w.pid).length;
+      for (let b = 0; b < cfg.bursts; b++) {
+        log(`burst ${b + 1}: ${BURST_SIZE} dispatches at once to agentstate, elastic warm pool`);
+        const before = await availabilityAnswers(w.httpPort);
+        const res = await runBurst(
+          w,
+          { dispatch, rooms: roomService, sink, serverLog: server.logFile },
+          BURST_SIZE,
+          cfg.burstDeadlineMs,
+          `burst${b}e`,
+        );
+        const after = await availabilityAnswers(w.httpPort);
+        const answers = before && after ? delta(before, after) : undefined;
+        const t = Date.now();
+        // Back to its minimum: the surplus goes 10 s after the last offer (README "Elastic warm pool").
+        const recovered = await waitForTreeSize(w.pid, elasticBaseline, cfg.recoverMs);
+        const recoveredMs = recovered ? Date.now() - t : undefined;
+        elasticBursts.push({ ...res, recoveredMs, answers });
+        log(
+          `agentstate (elastic pool): ${JSON.stringify({ ...res, answers })}; back to its minimum ${recoveredMs !== undefined ? `in ${recoveredMs} ms` : `NOT within ${cfg.recoverMs / 1000} s`}`,
+        );
+        await sleep(3_000);
+      }
+    } catch (error) {
+      log(`burst with the elastic pool failed: ${(error as Error).message.slice(0, 500)}`);
+    } finally {
+      await w?.stop().catch(() => undefined);
+    }
+  }
+
   // ---- the seed's 9-job example, on a worker of its own per framework -----------------------------
   if (!only)
     log(
@@ -431,6 +479,7 @@ try {
     idle,
     timings,
     bursts,
+    elasticBursts,
     churn,
     reuseChurn,
     warmSamples,
@@ -479,6 +528,7 @@ try {
       unavailable: Object.fromEntries(unavailable),
       idle: Object.fromEntries(idle),
       bursts: Object.fromEntries(bursts),
+      burstsWithElasticPool: { pool: ELASTIC_POOL, runs: elasticBursts },
       churn: Object.fromEntries(churn),
       churnWithReuse: { jobsPerProcess: REUSE_JOBS_PER_PROCESS, slices: reuseChurn },
       warmProcesses: Object.fromEntries(
@@ -584,6 +634,7 @@ function buildFigures(
   idle: Map<Framework, IdleSample>,
   timings: Map<Framework, JobTiming[]>,
   bursts: Map<Framework, BurstRun[]>,
+  elasticBursts: BurstRun[],
   churn: Map<Framework, ChurnSlice[]>,
   reuseChurn: ChurnSlice[],
   warmSamples: Map<Framework, WarmProcessSample[]>,
@@ -612,6 +663,16 @@ function buildFigures(
         .map((b) => b[key])
         .filter((x): x is number => typeof x === 'number'),
     );
+  /** agentstate's cell from the elastic pool's bursts; the peers' repeat their burst figure. */
+  const elasticBurstStat = (key: keyof BurstResult) => (fw: Framework) =>
+    fw === 'agentstate'
+      ? elasticBursts.length
+        ? summarize(
+            elasticBursts.map((b) => b[key]).filter((x): x is number => typeof x === 'number'),
+          )
+        : { unavailable: 'not run' }
+      : burstStat(key)(fw);
+  const elasticNote = `The same burst on a second agentstate worker with an elastic warm pool (elasticIdleProcesses { min: ${ELASTIC_POOL.min}, max: ${ELASTIC_POOL.max} }, README "Elastic warm pool") instead of ${IDLE_PROCESSES} fixed, run after the other bursts. The peers have no elastic pool: their cells repeat their burst figure from the same run. raw.burstsWithElasticPool has every run.`;
   const noStartDelay: Record<Exclude<Framework, 'agentstate'>, string> = {
     'agents-js':
       'no such decision: agents-js answers an offer by its requestFunc alone; load is only in its status report every 2.5 s, and nothing estimates a start delay',
@@ -708,6 +769,24 @@ function buildFigures(
       runs: cfg.bursts,
       frameworks: per(burstStat('timeToLastJoinMs')),
       note: 'Over the agents that did join within the deadline: read it together with the served count (a framework that serves few agents can finish early).',
+    }),
+    withRatios({
+      id: 'burst_served_elastic',
+      figure: `burst of ${BURST_SIZE} with agentstate's elastic warm pool: agents joined`,
+      unit: 'count',
+      better: 'higher',
+      runs: cfg.bursts,
+      frameworks: per(elasticBurstStat('served')),
+      note: elasticNote,
+    }),
+    withRatios({
+      id: 'burst_time_to_last_join_elastic',
+      figure: `burst of ${BURST_SIZE} with agentstate's elastic warm pool: time to the last agent join`,
+      unit: 'ms',
+      better: 'lower',
+      runs: cfg.bursts,
+      frameworks: per(elasticBurstStat('timeToLastJoinMs')),
+      note: elasticNote,
     }),
     withRatios({
       id: 'burst_answered_in_window',

@@ -7,6 +7,7 @@
  *
  * BENCH_LOAD_POLICY=seed gives it the seed's example load, `min(activeJobs / 10, 1)` (with
  * `--load-threshold 0.9`: at most 9 concurrent jobs), instead of the default CPU load.
+ * BENCH_ELASTIC_POOL=min,max gives it an elastic warm pool (`elasticIdleProcesses`) instead.
  */
 import { RoomEvent } from '@livekit/rtc-node';
 import { WorkerOptions, type JobContext } from 'agentstate';
@@ -20,10 +21,13 @@ if (process.env.AGENTSTATE_JOB_PROCESS !== '1') await instrumentAssignments();
 const seedLoad = (worker: { activeJobs: readonly unknown[] }): number =>
   Math.min(worker.activeJobs.length / 10, 1);
 
+const elastic = process.env.BENCH_ELASTIC_POOL?.split(',').map(Number);
+
 export default new WorkerOptions({
   agentName: process.env.BENCH_AGENT_NAME ?? 'bench-agentstate',
   port: Number(process.env.BENCH_HTTP_PORT ?? 0),
   ...(process.env.BENCH_LOAD_POLICY === 'seed' ? { loadFnc: seedLoad } : {}),
+  ...(elastic ? { elasticIdleProcesses: { min: elastic[0]!, max: elastic[1]! } } : {}),
   requestFnc: (req) => req.accept({ name: 'bench', identity: `agent-${req.id}` }),
   entrypointFnc: async (ctx: JobContext) => {
     const entryAt = nowMs();

@@ -59,6 +59,11 @@ export interface StartOptions {
    * on the same binary). Default: the bench's own.
    */
   node?: string;
+  /**
+   * agentstate only: an elastic warm pool (`elasticIdleProcesses`) between these instead of
+   * `idleProcesses` fixed (a `--num-idle-processes` flag would fix the pool again).
+   */
+  elasticPool?: { min: number; max: number };
 }
 
 function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string[] } {
@@ -70,8 +75,7 @@ function commandFor(fw: Framework, o: StartOptions): { cmd: string; args: string
           join(o.agentstateRoot, 'bin/agent.js'),
           'start',
           join(o.agentstateRoot, 'bench/agents/agentstate.ts'),
-          '--num-idle-processes',
-          String(o.idleProcesses),
+          ...(o.elasticPool ? [] : ['--num-idle-processes', String(o.idleProcesses)]),
           '--load-threshold',
           String(o.loadThreshold ?? 1),
           ...(o.extraArgs ?? []),
@@ -113,6 +117,7 @@ export async function startWorker(fw: Framework, o: StartOptions): Promise<Worke
       BENCH_IDLE: String(o.idleProcesses),
       BENCH_LOAD_THRESHOLD: String(o.loadThreshold ?? 1),
       BENCH_HTTP_PORT: String(o.httpPort),
+      ...(o.elasticPool ? { BENCH_ELASTIC_POOL: `${o.elasticPool.min},${o.elasticPool.max}` } : {}),
       ...o.env,
       LOG_LEVEL: undefined,
       NODE_ENV: ORIGINAL_NODE_ENV,

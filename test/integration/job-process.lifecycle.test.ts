@@ -15,6 +15,9 @@ describe('job process lifecycle', () => {
     const h = start({ agentModule: fixture('modes'), env });
     const warm = await h.waitFor('PROCESS_PREWARMED');
     expect(isAlive(warm.pid)).toBe(true);
+    // It says its RSS once warm (the elastic pool's memory bound): a Node process with rtc-node.
+    expect(warm.rssMb).toBeGreaterThan(20);
+    expect(warm.rssMb).toBeLessThan(500);
     // The warm-up rehearsed the whole start, through the launch's own way in.
     expect(h.log('job runtime warm-up skipped a step')).toBeUndefined();
     h.child.send({ type: 'LAUNCH_REQUESTED', job: jobInfo({ mode: 'return' }) });
