@@ -65,7 +65,7 @@ interface Start {
 /** One process: forked, warm, measured, stopped. */
 async function oneStart(n: number): Promise<Start> {
   const host = createProcessHost({
-    agentModule: pathToFileURL(agentFile).href,
+    agentModule: pathToFileURL(agentFile),
     logger,
     shutdownCallbackTimeout: 1_000,
     memoryWarnMb: 0,
@@ -112,7 +112,7 @@ async function oneStart(n: number): Promise<Start> {
     return await warm;
   } finally {
     clearTimeout(timeout);
-    actor.getSnapshot().children.host?.send({ type: 'TERMINATE_PROCESS' });
+    actor.getSnapshot().children.host?.send({ type: 'SIGTERM_REQUESTED' });
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     actor.stop();
   }
