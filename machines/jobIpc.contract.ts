@@ -44,7 +44,13 @@ export interface RtcBundle {
 export type HostMessage =
   | { type: 'launch'; job: RunningJobInfo; callbackTimeout: number }
   | { type: 'shutdown'; reason: string }
-  | { type: 'ping'; sentAt: number };
+  | { type: 'ping'; sentAt: number }
+  /**
+   * Exit now: the host's polite stop of the process (its job, if any, has ended or overran its
+   * shutdown budget). Instead of SIGTERM, which a job process ignores: a SIGTERM that reaches it
+   * is meant for its worker (a group or a unit signalled as a whole).
+   */
+  | { type: 'terminate' };
 
 /** Child → host. */
 export type ChildMessage =
@@ -76,7 +82,7 @@ const CHILD_TYPES = new Set([
   'ended',
   'failed',
 ]);
-const HOST_TYPES = new Set(['launch', 'shutdown', 'ping']);
+const HOST_TYPES = new Set(['launch', 'shutdown', 'ping', 'terminate']);
 
 function typeOf(m: unknown): unknown {
   return typeof m === 'object' && m !== null ? (m as { type?: unknown }).type : undefined;

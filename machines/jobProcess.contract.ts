@@ -56,7 +56,7 @@ export interface JobProcessTimeouts {
   initializeTimeout: number;
   /** Graceful shutdown budget of a running job (`shutdownProcessTimeout`). */
   shutdownTimeout: number;
-  /** Grace between SIGTERM and SIGKILL. Default `DEFAULT_TERMINATE_TIMEOUT`. */
+  /** Grace between the polite stop (`terminate` over IPC) and SIGKILL. Default `DEFAULT_TERMINATE_TIMEOUT`. */
   terminateTimeout?: number;
   /** How long to wait for the exit after SIGKILL before giving the process up. Default `DEFAULT_KILL_TIMEOUT`. */
   killTimeout?: number;
@@ -84,7 +84,7 @@ export const orphanGrace = (callbackBudget: number): number => callbackBudget + 
 
 /**
  * The longest a running process can take, once asked to shut down, to reach a final state by
- * its own deadlines: the job's shutdown budget, then SIGTERM's grace, then the wait after
+ * its own deadlines: the job's shutdown budget, then the polite stop's grace, then the wait after
  * SIGKILL. The worker's drain backstop (`SHUTDOWN_GRACE`) is derived from this.
  */
 export function shutdownBudget(t: JobProcessTimeouts): number {

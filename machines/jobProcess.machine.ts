@@ -111,7 +111,7 @@ export const jobProcessMachine = setup({
         ({ type: 'JOB_SHUTDOWN_REQUESTED', reason: p.reason }) satisfies ProcessHostCommand,
     ),
     terminateProcess: sendTo('processHost', {
-      type: 'SIGTERM_REQUESTED',
+      type: 'EXIT_REQUESTED',
     } satisfies ProcessHostCommand),
     killProcess: sendTo('processHost', { type: 'SIGKILL_REQUESTED' } satisfies ProcessHostCommand),
     reportPrewarmed: sendParent(
@@ -295,7 +295,7 @@ export const jobProcessMachine = setup({
     },
 
     /**
-     * The process is being stopped; its job (if any) is already reported. SIGTERM first, SIGKILL
+     * The process is being stopped; its job (if any) is already reported. Told to exit first, SIGKILL
      * after TERMINATE_TIMEOUT; the final state is the one chosen on the way in.
      */
     exiting: {
@@ -311,7 +311,7 @@ export const jobProcessMachine = setup({
         },
       },
       on: {
-        // Escalation only: a kill asked for while terminating skips the SIGTERM grace.
+        // Escalation only: a kill asked for while terminating skips the polite grace.
         KILL_REQUESTED: '.killing',
         // To the final state chosen on the way in (every way into `exiting` chooses one).
         CHILD_EXITED: CHOSEN_EXITS.map((kind) => ({

@@ -35,8 +35,11 @@ export type ProcessHostEvent =
 export type ProcessHostCommand =
   | { type: 'JOB_LAUNCH_REQUESTED'; job: RunningJobInfo }
   | { type: 'JOB_SHUTDOWN_REQUESTED'; reason: string }
-  /** SIGTERM: the polite signal, after the job had its chance to end. */
-  | { type: 'SIGTERM_REQUESTED' }
+  /**
+   * The polite stop, after the job had its chance to end: the process is told to exit over IPC
+   * (it ignores SIGTERM, which is meant for its worker); SIGKILL if it cannot be told.
+   */
+  | { type: 'EXIT_REQUESTED' }
   /** SIGKILL. */
   | { type: 'SIGKILL_REQUESTED' };
 

@@ -1,7 +1,7 @@
 /**
  * The `processHost` actor of the jobProcess chart: one forked process per actor, hosted by its
  * own single-process tinypool. It relays what the process says and does as chart events, and
- * carries out the chart's commands (launch, shutdown, SIGTERM, SIGKILL).
+ * carries out the chart's commands (launch, shutdown, terminate, SIGKILL).
  *
  * How each tinypool trap is avoided (also in docs/architecture.md §4):
  * - A failed prewarm leaves later `run()`s pending: there is exactly one `run()` per pool, its
@@ -10,8 +10,8 @@
  * - A death during prewarm stops refills: nothing here relies on refills (`minThreads: 0`, one
  *   process per pool, a new actor for a new process).
  * - An idle exit emits pool `'error'`, fatal without a listener: we always listen.
- * - Abort gives 1 s of grace: abort is never used; SIGTERM and SIGKILL are sent by this host
- *   when the chart's own deadlines say so.
+ * - Abort gives 1 s of grace: abort is never used; `terminate` (IPC) and SIGKILL are sent by
+ *   this host when the chart's own deadlines say so.
  * - The child gets no environment unless given one: `env` is `process.env` plus our marker.
  * - `minThreads` counts busy processes: idle capacity is the worker chart's business (one actor
  *   per process), not the pool's.
@@ -235,6 +235,20 @@ export function createProcessHost(config: ProcessHostConfig) {
       child?.kill(sig);
     }
 
+    /**
+     * The polite stop: `terminate` over IPC, as the process ignores SIGTERM (./job-entry.ts).
+     * A process that cannot be told (its channel not open yet, or gone) is killed instead: it
+     * has no job to lose, and it would never hear anything else.
+     */
+    function terminate(): void {
+      if (!exited && toChild && channelOpen && child?.connected) {
+        log.debug('asking job process to exit');
+        toChild({ type: 'terminate' });
+        return;
+      }
+      signal('SIGKILL');
+    }
+
     receive((cmd) => {
       switch (cmd.type) {
         case 'JOB_LAUNCH_REQUESTED': {
@@ -250,8 +264,8 @@ export function createProcessHost(config: ProcessHostConfig) {
         case 'JOB_SHUTDOWN_REQUESTED':
           toChild?.({ type: 'shutdown', reason: cmd.reason });
           return;
-        case 'SIGTERM_REQUESTED':
-          signal('SIGTERM');
+        case 'EXIT_REQUESTED':
+          terminate();
           return;
         case 'SIGKILL_REQUESTED':
           signal('SIGKILL');

@@ -106,11 +106,13 @@ class Inbox {
       return;
     }
     // `shutdown` is for the running job. Between jobs there is none: the host ends an idle
-    // process with a signal, so one that crossed its job's end on the way is dropped.
+    // process with `terminate`, so one that crossed its job's end on the way is dropped.
     if (raw.type === 'shutdown') {
       this.#job?.shutdown(raw.reason);
       return;
     }
+    // The process's own listener (./job-entry.ts) exits on it.
+    if (raw.type === 'terminate') return;
     const w = this.#waiting;
     if (!w) {
       this.#queued.push(raw);

@@ -5,14 +5,25 @@
  * of the job process (`./job-dialogue.ts`), whose modules import rtc-node: statically imported
  * here, they would have loaded it file by file before the task said where the bundle is.
  */
-import type { JobProcessTask } from '../../machines/jobIpc.contract.ts';
+import { isHostMessage, type JobProcessTask } from '../../machines/jobIpc.contract.ts';
 import { preloadRtcNode } from './rtc-preload.ts';
 
 /**
- * Ctrl-C reaches the whole process group; the worker decides how its jobs end (drain), so a job
- * process ignores SIGINT. SIGTERM keeps its default (exit): it is the host's second step.
+ * A stop signal that reaches a job process was meant for its worker: a terminal's Ctrl-C or
+ * hang-up, `kill -- -PGID`, `timeout`, systemd's default `KillMode=control-group` and many
+ * supervisors signal every process of the group or unit. The worker decides how its jobs end
+ * (it drains), so a job process ignores them all. Its host stops it over IPC (`terminate`, below)
+ * or with SIGKILL; a process whose worker is gone ends itself (`./job-dialogue.ts`, orphan grace).
  */
-process.on('SIGINT', () => {});
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => {});
+
+/**
+ * The host's polite stop, once the job has ended or its shutdown deadline passed. Listened for
+ * here, for the process's whole life: also before the dialogue starts and after it returned.
+ */
+process.on('message', (m: unknown) => {
+  if (isHostMessage(m) && m.type === 'terminate') process.exit(0);
+});
 
 export default async function runJobProcess(task: JobProcessTask): Promise<string> {
   const rtc = preloadRtcNode(task.rtcBundle);

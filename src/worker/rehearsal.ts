@@ -112,8 +112,8 @@ export async function rehearseJobs(
                 if (cmd.type === 'JOB_LAUNCH_REQUESTED') {
                   report.launched++;
                   sendBack({ type: 'JOB_RUNNING' });
-                } else if (cmd.type === 'SIGTERM_REQUESTED' || cmd.type === 'SIGKILL_REQUESTED') {
-                  sendBack({ type: 'CHILD_EXITED', code: null, signal: 'SIGTERM' });
+                } else if (cmd.type === 'EXIT_REQUESTED' || cmd.type === 'SIGKILL_REQUESTED') {
+                  sendBack({ type: 'CHILD_EXITED', code: 0, signal: null });
                 }
               });
               // How its job ends: the child returns it, then exits, as a job process does.

@@ -139,10 +139,10 @@ describe('job process supervision', () => {
     expect(h.state()).toBe('unresponsive');
   });
 
-  it('gives a process that ignores SIGTERM our grace, not tinypool’s 1 s, then SIGKILLs it', async () => {
+  it('gives a process too stuck to exit when told our grace, not tinypool’s 1 s, then SIGKILLs it', async () => {
     const h = start(
       { agentModule: fixture('modes'), shutdownCallbackTimeout: 30_000 },
-      { job: jobInfo({ mode: 'ignore-sigterm' }), shutdownTimeout: 300, terminateTimeout: 2000 },
+      { job: jobInfo({ mode: 'stuck-shutdown' }), shutdownTimeout: 300, terminateTimeout: 2000 },
     );
     const { pid } = await h.waitFor('JOB_STARTED');
     h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'drain' });
@@ -151,8 +151,27 @@ describe('job process supervision', () => {
     expect(isAlive(pid)).toBe(true); // past tinypool's 1 s: still in our grace period
     const exited = await h.waitFor('PROCESS_EXITED');
     expect(exited.at - ended.at).toBeGreaterThanOrEqual(1900);
-    expect(h.log('SIGTERM ignored')).toBeDefined();
+    expect(h.log('shutdown callback blocks the event loop')).toBeDefined();
     expect(h.state()).toBe('killed');
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('ignores SIGTERM, SIGINT and SIGHUP (meant for its worker), and exits when its host tells it to', async () => {
+    const h = start({ agentModule: fixture('modes') }, { job: jobInfo({ mode: 'wait' }) });
+    const { pid } = await h.waitFor('JOB_STARTED');
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.kill(pid, signal);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(isAlive(pid)).toBe(true);
+    expect(h.types()).not.toContain('JOB_ENDED');
+    // The job still ends the worker's way: asked, its callbacks run, then the host stops the
+    // process over IPC, well before the SIGKILL its 2 s grace would end in.
+    h.child.send({ type: 'SHUTDOWN_REQUESTED', reason: 'drain' });
+    const ended = await h.waitFor('JOB_ENDED');
+    expect(ended).toMatchObject({ outcome: 'success', reason: 'drain' });
+    const exited = await h.waitFor('PROCESS_EXITED', 4000);
+    expect(exited).toMatchObject({ failed: false, reason: 'job finished' });
+    expect(exited.at - ended.at).toBeLessThan(1500);
+    expect(h.state()).toBe('finished');
     expect(isAlive(pid)).toBe(false);
   });
 

@@ -99,7 +99,7 @@ const NOT_PRODUCED: Readonly<Partial<Record<EventType, string>>> = {
     'the worker asks for a kill only when it stops, and a stopped worker stops its process actors ' +
     'with it, so no real chart ever sees the exit that follows (the chart-level tests take it)',
   TERMINATE_TIMEOUT:
-    'never needed: a real process always exits on SIGTERM here, and the exit is automatic',
+    'never needed: a real process always exits when its host tells it to (`terminate`) here, and the exit is automatic',
   KILL_TIMEOUT:
     'SIGKILL always ends a real process, so `abandoned` (no exit after SIGKILL) cannot be produced',
 };

@@ -103,7 +103,7 @@ export function startWorkerChart(h: HarnessOptions = {}) {
       receive((c) => {
         host.commands.push(c);
         if (c.type === 'JOB_LAUNCH_REQUESTED' && confirmLaunch) sendBack({ type: 'JOB_RUNNING' });
-        if (c.type === 'SIGTERM_REQUESTED' || c.type === 'SIGKILL_REQUESTED') {
+        if (c.type === 'EXIT_REQUESTED' || c.type === 'SIGKILL_REQUESTED') {
           sendBack({
             type: 'CHILD_EXITED',
             code: null,

@@ -125,7 +125,7 @@ describe('jobProcess chart', () => {
     const h = harness().run();
     h.host({ type: 'JOB_RETURNED', outcome: 'success', reason: 'room disconnected' });
     expect(h.state()).toEqual({ exiting: 'terminating' });
-    expect(h.commands.at(-1)).toEqual({ type: 'SIGTERM_REQUESTED' });
+    expect(h.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
     expect(h.last()).toMatchObject({
       type: 'JOB_ENDED',
       jobId: 'J1',
@@ -179,7 +179,7 @@ describe('jobProcess chart', () => {
       outcome: 'failed',
       reason: 'shutdown timed out',
     });
-    expect(h.commands.at(-1)).toEqual({ type: 'SIGTERM_REQUESTED' });
+    expect(h.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
     h.clock.increment(TERM);
     expect(h.state()).toEqual({ exiting: 'killing' });
     expect(h.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
@@ -232,7 +232,7 @@ describe('jobProcess chart', () => {
   it('stops an idle process on SHUTDOWN_REQUESTED without reporting a failure', () => {
     const h = harness().warm();
     h.send({ type: 'SHUTDOWN_REQUESTED', reason: 'worker stopping' });
-    expect(h.commands.at(-1)).toEqual({ type: 'SIGTERM_REQUESTED' });
+    expect(h.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
     h.exited(null, 'SIGTERM');
     expect(h.state()).toBe('stopped');
     expect(h.last()).toMatchObject({

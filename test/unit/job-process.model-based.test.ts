@@ -91,7 +91,7 @@ function startProcess(withJob: boolean) {
           {
             JOB_LAUNCH_REQUESTED: 'launch',
             JOB_SHUTDOWN_REQUESTED: 'shutdownJob',
-            SIGTERM_REQUESTED: 'terminate',
+            EXIT_REQUESTED: 'terminate',
             SIGKILL_REQUESTED: 'kill',
           }[cmd.type],
         );

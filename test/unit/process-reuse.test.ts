@@ -49,7 +49,7 @@ function runningProcess(reuse?: { maxJobs: number; memoryGrowthMb: number }) {
     launch,
     state: () => chart.child.getSnapshot().value,
     ended: () => chart.recorded.map((r) => r.report).filter((r) => r.type === 'JOB_ENDED'),
-    terminated: () => chart.commands.some((c) => c.type === 'SIGTERM_REQUESTED'),
+    terminated: () => chart.commands.some((c) => c.type === 'EXIT_REQUESTED'),
   };
 }
 
@@ -112,7 +112,7 @@ async function worker(options: Parameters<typeof startWorkerChart>[0] = {}) {
   const launchesOn = (procId: string) =>
     w.hosts.get(procId)?.commands.filter((c) => c.type === 'JOB_LAUNCH_REQUESTED').length ?? 0;
   const terminated = (procId: string) =>
-    w.hosts.get(procId)?.commands.some((c) => c.type === 'SIGTERM_REQUESTED') ?? true;
+    w.hosts.get(procId)?.commands.some((c) => c.type === 'EXIT_REQUESTED') ?? true;
   return { ...w, assign, procOf, procs, launchesOn, terminated };
 }
 

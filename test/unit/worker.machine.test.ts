@@ -323,8 +323,8 @@ describe('worker chart', () => {
     w.actor.send({ type: 'PROCESSES_RECYCLE_REQUESTED', reason: 'code changed' });
     await w.flush();
     for (const id of idle) {
-      expect(w.hosts.get(id)?.commands ?? [{ type: 'SIGTERM_REQUESTED' }]).toContainEqual({
-        type: 'SIGTERM_REQUESTED',
+      expect(w.hosts.get(id)?.commands ?? [{ type: 'EXIT_REQUESTED' }]).toContainEqual({
+        type: 'EXIT_REQUESTED',
       });
     }
     const after = Object.values(w.actor.getSnapshot().context.procs);

@@ -113,7 +113,7 @@ function startWorker() {
         hostLog.push({ procId: input.procId, command: c });
         // The child confirms a launch at once, and dies when signalled.
         if (c.type === 'JOB_LAUNCH_REQUESTED') sendBack({ type: 'JOB_RUNNING' });
-        if (c.type === 'SIGTERM_REQUESTED' || c.type === 'SIGKILL_REQUESTED')
+        if (c.type === 'EXIT_REQUESTED' || c.type === 'SIGKILL_REQUESTED')
           sendBack({ type: 'CHILD_EXITED', code: null, signal: 'SIGTERM' });
       });
       sendBack({ type: 'PROCESS_SPAWNED', pid: pid++ });
