@@ -112,7 +112,7 @@ async function oneStart(n: number): Promise<Start> {
     return await warm;
   } finally {
     clearTimeout(timeout);
-    actor.getSnapshot().children.host?.send({ type: 'SIGTERM_REQUESTED' });
+    actor.getSnapshot().children.host?.send({ type: 'EXIT_REQUESTED' });
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     actor.stop();
   }

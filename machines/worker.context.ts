@@ -4,7 +4,12 @@
  * the chart so the chart reads as structure and these read as arithmetic.
  */
 import type { Job } from '@livekit/protocol';
-import { shutdownBudget, type JobOutcome } from './jobProcess.contract.ts';
+import {
+  DEFAULT_KILL_TIMEOUT,
+  DEFAULT_TERMINATE_TIMEOUT,
+  shutdownBudget,
+  type JobOutcome,
+} from './jobProcess.contract.ts';
 import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 import {
   activeJobCount,
@@ -208,6 +213,13 @@ export const shutdownGrace = (c: WorkerContext): number =>
     initializeTimeout: c.options.initializeProcessTimeout,
     shutdownTimeout: c.options.shutdownProcessTimeout,
   });
+
+/**
+ * How long a stopping worker waits for its processes' exits at most. Each process is killed on
+ * the way in and gives itself up (`abandoned`) `DEFAULT_KILL_TIMEOUT` after its SIGKILL, so this
+ * only bounds the wait if a process actor broke that promise.
+ */
+export const PROCESS_EXIT_GRACE = DEFAULT_KILL_TIMEOUT + DEFAULT_TERMINATE_TIMEOUT;
 
 /** How long to wait before the next connection attempt. */
 export const reconnectDelay = (c: WorkerContext): number =>

@@ -126,6 +126,7 @@ export const WORKER_STATUSES = [
   'full',
   'reconnecting',
   'draining',
+  'stopping',
   'stopped',
 ] as const;
 export type WorkerStatusName = (typeof WORKER_STATUSES)[number];

@@ -3,8 +3,9 @@
  * actions are implemented in `worker.setup.ts`; the `processes` region's states are in
  * `worker.processes.ts`. Two regions run side by side:
  *
- * - `lifecycle`: `connecting → registered { available ⇄ full } → draining → stopped`, with
- *   `reconnecting` beside `registered` while the server link is down. Jobs keep running in
+ * - `lifecycle`: `connecting → registered { available ⇄ full } → draining → stopping → stopped`,
+ *   with `reconnecting` beside `registered` while the server link is down. `stopping` waits
+ *   until every job process has exited (its exit seen), so the worker never ends before them. Jobs keep running in
  *   every state: job processes are spawned children of the machine, not of a state.
  * - `processes`: starts a process for each queued job and keeps `numIdleProcesses` prewarmed
  *   spares (`warming`), at most `maxConcurrentStarts` prewarming at once; backs off after failed
@@ -67,7 +68,7 @@ export const workerMachine = workerSetup.createMachine({
       // Events every lifecycle state handles the same way; states override where they differ.
       // They live here, not on the parallel root, so the `processes` region never runs them twice.
       on: {
-        FORCE_STOP_REQUESTED: stopsAt('.stopped'),
+        FORCE_STOP_REQUESTED: stopsAt('.stopping'),
         LOAD_SAMPLED: { actions: { type: 'recordLoad', params: fromEvent } },
         AVAILABILITY_REQUESTED: {
           actions: {
@@ -122,7 +123,7 @@ export const workerMachine = workerSetup.createMachine({
             },
             SERVER_LOST: reconnects,
             SERVER_REFUSED: {
-              target: 'stopped',
+              target: 'stopping',
               actions: [
                 { type: 'recordStopReason', params: fromEvent },
                 { type: 'recordRefusal', params: fromEvent },
@@ -218,10 +219,10 @@ export const workerMachine = workerSetup.createMachine({
         draining: {
           tags: 'draining',
           entry: [{ type: 'reportStatus', params: { status: 'full' } }, 'declineUndecidedRequests'],
-          always: { guard: 'noActiveJobs', target: 'stopped' },
+          always: { guard: 'noActiveJobs', target: 'stopping' },
           on: {
             // A second drain request (second signal) stops at once.
-            DRAIN_REQUESTED: stopsAt('stopped'),
+            DRAIN_REQUESTED: stopsAt('stopping'),
             // No reconnect while draining: nothing new is accepted, and a server forgets a lost
             // worker's jobs, so their later status reports would be ignored anyway.
             SERVER_LOST: { actions: { type: 'recordConnectFailure', params: fromEvent } },
@@ -244,19 +245,36 @@ export const workerMachine = workerSetup.createMachine({
             waitingForJobs: { after: { DRAIN_TIMEOUT: 'endingJobs' } },
             endingJobs: {
               entry: { type: 'shutdownAllJobs', params: { reason: 'drain timeout' } },
-              after: { SHUTDOWN_GRACE: '#worker.lifecycle.stopped' },
+              after: { SHUTDOWN_GRACE: '#worker.lifecycle.stopping' },
             },
           },
         },
-        stopped: {
-          tags: 'stopped',
-          type: 'final',
+        /**
+         * Every job still held gets its answer or its end reported, every process is killed, and
+         * the worker waits for each one's exit: it stops only once none is left (a process that
+         * survives SIGKILL is given up by its own chart, `abandoned`, after its kill timeout).
+         */
+        stopping: {
+          tags: 'stopping',
           entry: [
             'reportRemainingJobsFailed',
             { type: 'killAllProcesses', params: { reason: 'worker stopped' } },
             'disconnectLink',
-            'emitStopped',
           ],
+          always: { guard: 'noProcessesLeft', target: 'stopped' },
+          on: {
+            // Already stopping: the processes are being killed.
+            FORCE_STOP_REQUESTED: {},
+            // A killed process's job: its end was reported on the way in.
+            JOB_ENDED: {},
+          },
+          // Defensive: each process reaches a final state by its own kill deadline, before this.
+          after: { PROCESS_EXIT_GRACE: 'stopped' },
+        },
+        stopped: {
+          tags: 'stopped',
+          type: 'final',
+          entry: 'emitStopped',
         },
       },
     },

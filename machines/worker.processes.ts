@@ -18,7 +18,6 @@ const retiredAs =
 export const processesRegion = workerSetup.createStateConfig({
   initial: 'warming',
   on: {
-    'xstate.done.state.worker.lifecycle': '.closed',
     DRAIN_REQUESTED: '.closed',
     // A process back from its job (reuse): let go if a reload replaced its code, else it
     // takes the oldest queued job, else it waits as a spare.
@@ -52,6 +51,8 @@ export const processesRegion = workerSetup.createStateConfig({
     warming: {
       entry: [{ type: 'startProcesses', params: { spares: true } }, 'schedulePoolResize'],
       exit: 'cancelPoolResize',
+      // The worker is stopping: no process is started any more, not even a spare.
+      always: { guard: 'isStopping', target: 'closed' },
       on: {
         // Elastic pool: an offer raises the arrival rate, and with it the spares wanted, so
         // processes start for the offers expected next before those arrive. Its assignment
@@ -110,6 +111,7 @@ export const processesRegion = workerSetup.createStateConfig({
       },
     },
     backingOff: {
+      always: { guard: 'isStopping', target: 'closed' },
       after: { SPAWN_RETRY_DELAY: 'warming' },
       on: {
         // New code may fix what made prewarms fail: retry at once.

@@ -66,6 +66,7 @@ import {
   requestId,
   retriesLaunch,
   runningProcCount,
+  PROCESS_EXIT_GRACE,
   shutdownGrace,
   startDeadline,
   startDeadlineId,
@@ -119,6 +120,10 @@ const primitives = setup({
     /** The offer's expected start delay is within `jobStartBudget` (worker.context.ts). */
     startsInTime: ({ context }) => startsInTime(context),
     isDraining: stateIn({ lifecycle: 'draining' }),
+    /** Stopping, or already stopped (the lifecycle may pass `stopping` in one step). */
+    isStopping: or([stateIn({ lifecycle: 'stopping' }), stateIn({ lifecycle: 'stopped' })]),
+    /** Every job process has exited and been forgotten (`PROCESS_EXITED`). */
+    noProcessesLeft: ({ context }) => procList(context).length === 0,
     noActiveJobs: ({ context }) => activeJobCount(context) === 0,
     isAwaitingAssignment: ({ context }, p: JobIdParams) =>
       context.jobs[p.jobId]?.phase === 'accepted',
@@ -170,9 +175,10 @@ const primitives = setup({
     RECONNECT_DELAY: ({ context }) => reconnectDelay(context),
     STATUS_INTERVAL: ({ context }) => context.options.statusInterval,
     DRAIN_TIMEOUT: ({ context }) => context.options.drainTimeout,
-    // The processes enforce their own deadlines (shutdown, SIGTERM, SIGKILL); this backstop
+    // The processes enforce their own deadlines (shutdown, terminate, SIGKILL); this backstop
     // ends the drain only once every one of them has run out.
     SHUTDOWN_GRACE: ({ context }) => shutdownGrace(context),
+    PROCESS_EXIT_GRACE: () => PROCESS_EXIT_GRACE,
     SPAWN_RETRY_DELAY: ({ context }) => spawnRetryDelay(context),
     JOB_START_DEADLINE: ({ context }) => startDeadline(context),
     SURPLUS_IDLE_TIMEOUT: ({ context }) => context.options.surplusIdleTimeout,

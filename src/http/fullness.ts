@@ -18,7 +18,7 @@ import type { Worker } from '../worker/worker.ts';
 
 export function workerFullness(worker: Worker): number {
   const status = worker.status;
-  if (status === 'full' || status === 'draining') return 1;
+  if (status === 'full' || status === 'draining' || status === 'stopping') return 1;
   const options = worker.resolvedOptions;
   const jobs = worker.activeJobs.length;
   const slots = Number.isFinite(options.maxJobs) ? jobs / options.maxJobs : 0;

@@ -82,6 +82,11 @@ export interface HarnessOptions {
   warmRssMb?: number;
   /** Whether fake hosts confirm a launch at once with JOB_RUNNING (default true). */
   confirmLaunch?: boolean;
+  /**
+   * Whether a fake process exits at once when signalled (default true). `false`: it exits only
+   * when the test sends its host `CHILD_EXITED`.
+   */
+  exitOnSignal?: boolean;
   /** Observes the actor system (chart coverage). */
   inspect?: (e: InspectionEvent) => void;
 }
@@ -95,6 +100,7 @@ export function startWorkerChart(h: HarnessOptions = {}) {
   let sendToWorker: ((e: WorkerEvent) => void) | undefined;
   const autoPrewarm = h.autoPrewarm ?? true;
   const confirmLaunch = h.confirmLaunch ?? true;
+  const exitOnSignal = h.exitOnSignal ?? true;
 
   const fakeHost = fromCallback<ProcessHostCommand, ProcessHostInput>(
     ({ input, sendBack, receive }) => {
@@ -103,11 +109,11 @@ export function startWorkerChart(h: HarnessOptions = {}) {
       receive((c) => {
         host.commands.push(c);
         if (c.type === 'JOB_LAUNCH_REQUESTED' && confirmLaunch) sendBack({ type: 'JOB_RUNNING' });
-        if (c.type === 'EXIT_REQUESTED' || c.type === 'SIGKILL_REQUESTED') {
+        if (exitOnSignal && (c.type === 'EXIT_REQUESTED' || c.type === 'SIGKILL_REQUESTED')) {
           sendBack({
             type: 'CHILD_EXITED',
             code: null,
-            signal: c.type === 'SIGKILL_REQUESTED' ? 'SIGKILL' : 'SIGTERM',
+            signal: c.type === 'SIGKILL_REQUESTED' ? 'SIGKILL' : null,
           });
         }
       });

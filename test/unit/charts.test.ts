@@ -21,7 +21,10 @@ describe('chart diagrams in visualizations/', () => {
     expect(always.map((e) => `${e.source} → ${e.targets.join()} [${e.guard}]`)).toEqual([
       'worker.lifecycle.registered.available → worker.lifecycle.registered.full [!takesOffers]',
       'worker.lifecycle.registered.full → worker.lifecycle.registered.available [takesOffers]',
-      'worker.lifecycle.draining → worker.lifecycle.stopped [noActiveJobs]',
+      'worker.lifecycle.draining → worker.lifecycle.stopping [noActiveJobs]',
+      'worker.lifecycle.stopping → worker.lifecycle.stopped [noProcessesLeft]',
+      'worker.processes.warming → worker.processes.closed [isStopping]',
+      'worker.processes.backingOff → worker.processes.closed [isStopping]',
     ]);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_KILL_TIMEOUT } from '../../machines/jobProcess.contract.ts';
 import { SPARE_REFILL_DELAY } from '../../src/options/chart-options.ts';
 import { makeJob, startWorkerChart } from '../support/worker-chart-harness.ts';
 
@@ -367,6 +368,53 @@ describe('worker chart', () => {
       error: 'worker stopped: second SIGINT',
     });
     expect(w.link.at(-1)).toEqual({ type: 'DISCONNECT_REQUESTED' });
+  });
+
+  it('stops only once every process has exited, however it is asked again meanwhile', async () => {
+    const w = await registered({ options: { numIdleProcesses: 1 }, exitOnSignal: false });
+    await acceptAndAssign(w, 'AJ_1');
+    w.clock.increment(SPARE_REFILL_DELAY);
+    await w.flush();
+    expect(w.hosts.size).toBe(2);
+    w.actor.send({ type: 'FORCE_STOP_REQUESTED', reason: 'second SIGTERM' });
+    await w.flush();
+    // Each process was told to die; the job's end is reported at once, the worker waits.
+    for (const host of w.hosts.values()) {
+      expect(host.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
+    }
+    expect(w.jobStatuses().at(-1)).toMatchObject({ jobId: 'AJ_1', outcome: 'failed' });
+    expect(w.lifecycle().lifecycle).toBe('stopping');
+    expect(w.actor.getSnapshot().status).toBe('active');
+    expect(w.emitted.some((e) => e.type === 'stopped')).toBe(false);
+    w.actor.send({ type: 'FORCE_STOP_REQUESTED', reason: 'third SIGTERM' });
+    await w.flush();
+    expect(
+      w.jobStatuses().filter((s) => s.jobId === 'AJ_1' && s.outcome === 'failed'),
+    ).toHaveLength(1);
+
+    const [first, second] = [...w.hosts.values()];
+    first!.send({ type: 'CHILD_EXITED', code: null, signal: 'SIGKILL' });
+    await w.flush();
+    expect(w.lifecycle().lifecycle).toBe('stopping');
+    second!.send({ type: 'CHILD_EXITED', code: null, signal: 'SIGKILL' });
+    await w.flush();
+    expect(w.actor.getSnapshot().status).toBe('done');
+    expect(w.emitted.filter((e) => e.type === 'stopped')).toEqual([
+      { type: 'stopped', reason: 'second SIGTERM' },
+    ]);
+  });
+
+  it('gives a process that survives SIGKILL up after its kill timeout, then stops', async () => {
+    const w = await registered({ options: { numIdleProcesses: 1 }, exitOnSignal: false });
+    w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
+    await w.flush();
+    expect(w.lifecycle().lifecycle).toBe('stopping');
+    w.clock.increment(DEFAULT_KILL_TIMEOUT - 1);
+    await w.flush();
+    expect(w.actor.getSnapshot().status).toBe('active');
+    w.clock.increment(1);
+    await w.flush();
+    expect(w.actor.getSnapshot().status).toBe('done');
   });
 
   it('answers a request still being decided when forced to stop, in its records too', async () => {
