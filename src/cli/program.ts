@@ -16,6 +16,8 @@ import {
 import { WorkerOptions } from '../options/worker-options.ts';
 import { VERSION } from '../version.ts';
 import { AgentFileError, loadAgentFile } from '../agent-file/load.ts';
+import { DEFAULT_KILL_TIMEOUT } from '../../machines/jobProcess.contract.ts';
+import { reapJobProcesses } from '../job-host/live-children.ts';
 import { createDispatch } from './dispatch.ts';
 import type { Flags } from './flags.ts';
 import { runGroup } from './run-group.ts';
@@ -31,7 +33,10 @@ const EXIT_USAGE = 2;
 /** Flags every worker command (`start`, `dev`, `connect`) takes. */
 function workerFlags(cmd: ReturnType<typeof sade>, idleDefault: string): void {
   cmd
-    .option('--drain-timeout', 'ms to wait for running jobs on SIGTERM/SIGINT (default 1800000)')
+    .option(
+      '--drain-timeout',
+      'ms to wait for running jobs on SIGTERM/SIGINT/SIGHUP (default 1800000)',
+    )
     .option('--num-idle-processes', `prewarmed idle job processes (default ${idleDefault})`)
     .option('--load-threshold', 'report full at or above this load, in [0, 1] (default 0.7)')
     .option('--max-jobs', 'cap on concurrent jobs of this process (default: no cap)')
@@ -125,6 +130,31 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
   }
   const log = createLogger();
 
+  try {
+    return await runCommand(name, args, flags, source, withFile, log);
+  } finally {
+    await reapLeftovers(log);
+  }
+}
+
+/**
+ * The worker waits for its processes' exits before it stops; whatever ended the command, none
+ * may outlive it (a fatal error could leave some): each survivor is killed, and waited for.
+ */
+async function reapLeftovers(log: Logger): Promise<void> {
+  const { killed, survivors } = await reapJobProcesses(DEFAULT_KILL_TIMEOUT);
+  if (killed.length > 0) log.warn('job processes still running at exit were killed', { killed });
+  if (survivors.length > 0) log.error('job processes did not exit after SIGKILL', { survivors });
+}
+
+async function runCommand(
+  name: WorkerCommand | 'dispatch',
+  args: unknown[],
+  flags: Flags,
+  source: ProgramSource,
+  withFile: boolean,
+  log: Logger,
+): Promise<number> {
   try {
     if (name === 'dispatch') return await createDispatch(flags, serverFlags(flags), log);
 

@@ -41,7 +41,7 @@ export interface WorkerGroupRunConfig extends Pick<
   WorkerRunConfig,
   'env' | 'overrides' | 'mode' | 'logger' | 'serverLink' | 'jobProcessLogic' | 'inspect'
 > {
-  /** Drain every agent on SIGTERM/SIGINT, stop them all on the second. Default true. */
+  /** Drain every agent on SIGTERM/SIGINT/SIGHUP, stop them all on the second. Default true. */
   handleSignals?: boolean;
   /** Interval of the shared load sample (ms). Default 500. */
   loadSampleInterval?: number;

@@ -39,6 +39,7 @@ import {
   type JobProcessTask,
   type RtcBundle,
 } from '../../machines/jobIpc.contract.ts';
+import { trackJobProcess } from './live-children.ts';
 import { startMemoryWatch } from './memory-watch.ts';
 import { rtcBundleForJobs } from './rtc-bundle.ts';
 
@@ -169,6 +170,7 @@ export function createProcessHost(config: ProcessHostConfig) {
       processLog = log;
       relayChildOutput(child, () => log);
       child.once('exit', onExit);
+      trackJobProcess(child);
       emit({ type: 'PROCESS_SPAWNED', pid });
       stopMemoryWatch = startMemoryWatch({
         pid,

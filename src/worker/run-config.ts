@@ -15,7 +15,7 @@ import type { WorkerLoadView } from '../options/worker-options.ts';
 /** How to run a worker, beyond its `WorkerOptions`. */
 export interface WorkerRunConfig extends ResolveSources {
   logger?: Logger;
-  /** Drain on SIGTERM/SIGINT, force-stop on the second. Default true. */
+  /** Drain on SIGTERM/SIGINT/SIGHUP, force-stop on the second. Default true. */
   handleSignals?: boolean;
   /** Liveness tuning of the server connection (defaults: 10 s heartbeat, 5 s grace). */
   serverLink?: { heartbeatInterval?: number; heartbeatTimeout?: number; handshakeTimeout?: number };

@@ -1,6 +1,12 @@
 /**
- * SIGTERM/SIGINT as an orchestrator and a developer use them: the first drains, the second stops
- * at once. Shared by a `Worker` running alone and a `WorkerGroup`.
+ * The stop signals as process managers, terminals and developers send them: SIGTERM (an
+ * orchestrator, systemd, `docker stop`, `timeout`), SIGINT (Ctrl-C) and SIGHUP (the terminal
+ * closed, or a supervisor's hang-up). The first of any of them drains: no new job, running jobs
+ * go on until they end or `drainTimeout` passes. A second one stops at once. SIGHUP drains too
+ * rather than reloading or killing: a closed terminal must not end running calls. Job processes
+ * ignore all three (src/job-process/job-entry.ts), so a signal sent to the whole process group
+ * or unit reaches the worker's decision only. Shared by a `Worker` running alone and a
+ * `WorkerGroup`.
  */
 import type { Logger } from '../log/logger.ts';
 
@@ -8,6 +14,9 @@ export interface StopSignalHandlers {
   drain(reason: string): void;
   stop(reason: string): void;
 }
+
+/** The signals that drain (first) or stop (second). */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 /** Listens until the returned remover is called. */
 export function onStopSignals(log: Logger, handlers: StopSignalHandlers): () => void {
@@ -22,10 +31,8 @@ export function onStopSignals(log: Logger, handlers: StopSignalHandlers): () => 
       handlers.stop(`second ${signal}`);
     }
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   return () => {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   };
 }

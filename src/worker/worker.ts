@@ -1,7 +1,7 @@
 /**
  * `Worker`: the programmatic face of the worker chart. It resolves options, wires the chart to
  * its real effects (server link, load sampler, request decisions, job processes), handles
- * SIGTERM/SIGINT, and exposes what users and tools read: `id`, `status`, `activeJobs`,
+ * SIGTERM/SIGINT/SIGHUP, and exposes what users and tools read: `id`, `status`, `activeJobs`,
  * `processes` and `on(type, fn)` (the chart's records); `actor` is for the inspector and tests.
  */
 import { fileURLToPath } from 'node:url';
@@ -257,7 +257,7 @@ export class Worker {
     });
   }
 
-  /** First SIGTERM/SIGINT drains, the second forces a stop. Returns the remover. */
+  /** First SIGTERM/SIGINT/SIGHUP drains, the second forces a stop. Returns the remover. */
   #onSignals(): () => void {
     return onStopSignals(this.#log, {
       drain: (reason) => this.#actor?.send({ type: 'DRAIN_REQUESTED', reason }),
