@@ -44,6 +44,11 @@ export interface StartAgentOptions {
   cwd?: string;
   /** `false`: the child gets exactly `env`, nothing of this process's environment. Default true. */
   inheritEnv?: boolean;
+  /**
+   * Its own process group (pgid = its pid), so a test can signal the whole group, as systemd or
+   * a terminal does, with `process.kill(-pid, signal)` without reaching the test runner.
+   */
+  detached?: boolean;
 }
 
 export function startAgent(
@@ -55,6 +60,7 @@ export function startAgent(
     env: options.inheritEnv === false ? env : { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(options.detached ? { detached: true } : {}),
   });
   const records: LogRecord[] = [];
   let out = '';

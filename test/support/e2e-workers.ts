@@ -45,13 +45,15 @@ export interface FixtureWorkerOptions {
   args?: string[];
   /** `--num-idle-processes`; default 1. A worker that never runs a job can use 0 (less CPU). */
   idleProcesses?: number;
+  /** In its own process group, for group signals (`StartAgentOptions.detached`). */
+  detached?: boolean;
 }
 
 /** Starts a fixture worker (`agent start`, JSON logs) and resolves once it has registered. */
 export async function startFixtureWorker(
   server: ServerCredentials,
   label: string,
-  { env = {}, args = [], idleProcesses = 1 }: FixtureWorkerOptions = {},
+  { env = {}, args = [], idleProcesses = 1, detached = false }: FixtureWorkerOptions = {},
 ): Promise<FixtureWorker> {
   const agent = startAgent(
     ['start', FIXTURE_AGENT, '--num-idle-processes', String(idleProcesses), ...args],
@@ -62,6 +64,7 @@ export async function startFixtureWorker(
       E2E_LABEL: label,
       ...env,
     },
+    { detached },
   );
   const registered = await agent.waitForLog(
     (r) => r.message === 'registered with the server',
