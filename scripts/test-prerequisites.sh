@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs before `npm test` (the `pretest` script) and in .ci/run: makes sure the Debian packages
 # the tests use are installed. Which ones is read from the tests themselves, so the list cannot go
-# stale: browser tests launch /usr/bin/chromium, multi-node tests start redis-server. As root (or
-# with passwordless sudo) a missing package is installed with apt-get; otherwise this names what
-# is missing and how to install it, and fails. (The Go-built livekit-server is the tests' global
+# stale: browser tests launch /usr/bin/chromium, multi-node tests start redis-server, the systemd
+# unit's test runs systemd-analyze. As root (or with passwordless sudo) a missing package is
+# installed with apt-get; otherwise this names what is missing and how to install it, and fails. (The Go-built livekit-server is the tests' global
 # setup's business: scripts/livekit-server.sh, cached in ~/.cache/agentstate.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,10 @@ if grep -rqs --include='*.ts' '/usr/bin/chromium' test src; then
 fi
 if grep -rqs --include='*.ts' 'redis-server' test src; then
   command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
+fi
+# The systemd unit's test verifies deploy/systemd/ with systemd-analyze (Debian's `systemd`).
+if grep -rqs --include='*.ts' 'systemd-analyze' test src; then
+  command -v systemd-analyze >/dev/null 2>&1 || needed+=(systemd)
 fi
 [[ ${#needed[@]} -eq 0 ]] && exit 0
 
