@@ -215,11 +215,12 @@ export const shutdownGrace = (c: WorkerContext): number =>
   });
 
 /**
- * How long a stopping worker waits for its processes' exits at most. Each process is killed on
- * the way in and gives itself up (`abandoned`) `DEFAULT_KILL_TIMEOUT` after its SIGKILL, so this
- * only bounds the wait if a process actor broke that promise.
+ * How long a stopping worker waits for its processes' exits at most. Each process is told to stop
+ * (or killed) on the way in and gives itself up (`abandoned`) at the latest its terminate and
+ * kill timeouts later, so this, a second beyond, only bounds the wait if a process actor broke
+ * that promise.
  */
-export const PROCESS_EXIT_GRACE = DEFAULT_KILL_TIMEOUT + DEFAULT_TERMINATE_TIMEOUT;
+export const PROCESS_EXIT_GRACE = DEFAULT_TERMINATE_TIMEOUT + DEFAULT_KILL_TIMEOUT + 1_000;
 
 /** How long to wait before the next connection attempt. */
 export const reconnectDelay = (c: WorkerContext): number =>

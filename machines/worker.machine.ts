@@ -250,15 +250,16 @@ export const workerMachine = workerSetup.createMachine({
           },
         },
         /**
-         * Every job still held gets its answer or its end reported, every process is killed, and
-         * the worker waits for each one's exit: it stops only once none is left (a process that
-         * survives SIGKILL is given up by its own chart, `abandoned`, after its kill timeout).
+         * Every job still held gets its answer or its end reported, every process is ended (killed,
+         * or asked to stop if it has no job), and the worker waits for each one's exit: it stops
+         * only once none is left (a process that survives SIGKILL is given up by its own chart,
+         * `abandoned`, after its kill timeout).
          */
         stopping: {
           tags: 'stopping',
           entry: [
             'reportRemainingJobsFailed',
-            { type: 'killAllProcesses', params: { reason: 'worker stopped' } },
+            { type: 'endAllProcesses', params: { reason: 'worker stopped' } },
             'disconnectLink',
           ],
           always: { guard: 'noProcessesLeft', target: 'stopped' },
@@ -268,7 +269,7 @@ export const workerMachine = workerSetup.createMachine({
             // A killed process's job: its end was reported on the way in.
             JOB_ENDED: {},
           },
-          // Defensive: each process reaches a final state by its own kill deadline, before this.
+          // Defensive: each process reaches a final state by its own deadlines, before this.
           after: { PROCESS_EXIT_GRACE: 'stopped' },
         },
         stopped: {

@@ -411,9 +411,17 @@ const primitives = setup({
         participantIdentity: p.participantIdentity,
       }),
     ),
-    killAllProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
+    /**
+     * Stopping: a process with a job (or on its way out after one) is killed; one without a job
+     * has nothing to lose and is asked to stop, so it ends as `stopped`, not as a failure.
+     */
+    endAllProcesses: enqueueActions(({ enqueue, context }, p: ReasonParams) => {
       for (const proc of procList(context)) {
-        enqueue.sendTo(proc.procId, { type: 'KILL_REQUESTED', reason: p.reason });
+        const jobless = proc.phase === 'idle' || proc.phase === 'prewarming';
+        enqueue.sendTo(proc.procId, {
+          type: jobless ? 'SHUTDOWN_REQUESTED' : 'KILL_REQUESTED',
+          reason: p.reason,
+        });
       }
     }),
     emitStopped: emit(({ context }) => ({

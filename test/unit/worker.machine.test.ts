@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_KILL_TIMEOUT } from '../../machines/jobProcess.contract.ts';
+import {
+  DEFAULT_KILL_TIMEOUT,
+  DEFAULT_TERMINATE_TIMEOUT,
+} from '../../machines/jobProcess.contract.ts';
 import { SPARE_REFILL_DELAY } from '../../src/options/chart-options.ts';
 import { makeJob, startWorkerChart } from '../support/worker-chart-harness.ts';
 
@@ -378,10 +381,10 @@ describe('worker chart', () => {
     expect(w.hosts.size).toBe(2);
     w.actor.send({ type: 'FORCE_STOP_REQUESTED', reason: 'second SIGTERM' });
     await w.flush();
-    // Each process was told to die; the job's end is reported at once, the worker waits.
-    for (const host of w.hosts.values()) {
-      expect(host.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
-    }
+    // The job's process is killed, the spare told to exit; the job's end is reported at once,
+    // and the worker waits.
+    const lastCommands = [...w.hosts.values()].map((h) => h.commands.at(-1)?.type).sort();
+    expect(lastCommands).toEqual(['EXIT_REQUESTED', 'SIGKILL_REQUESTED']);
     expect(w.jobStatuses().at(-1)).toMatchObject({ jobId: 'AJ_1', outcome: 'failed' });
     expect(w.lifecycle().lifecycle).toBe('stopping');
     expect(w.actor.getSnapshot().status).toBe('active');
@@ -404,11 +407,16 @@ describe('worker chart', () => {
     ]);
   });
 
-  it('gives a process that survives SIGKILL up after its kill timeout, then stops', async () => {
+  it('gives a spare that exits neither when told nor on SIGKILL up after its timeouts, then stops', async () => {
     const w = await registered({ options: { numIdleProcesses: 1 }, exitOnSignal: false });
     w.actor.send({ type: 'DRAIN_REQUESTED', reason: 'SIGTERM' });
     await w.flush();
     expect(w.lifecycle().lifecycle).toBe('stopping');
+    const [spare] = [...w.hosts.values()];
+    expect(spare!.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
+    w.clock.increment(DEFAULT_TERMINATE_TIMEOUT);
+    await w.flush();
+    expect(spare!.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
     w.clock.increment(DEFAULT_KILL_TIMEOUT - 1);
     await w.flush();
     expect(w.actor.getSnapshot().status).toBe('active');
