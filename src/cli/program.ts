@@ -116,6 +116,7 @@ function defineProgram(withFile: boolean): ReturnType<typeof sade> {
 }
 
 export async function runProgram(argv: string[], source: ProgramSource = {}): Promise<number> {
+  keepRunningWithoutOutput();
   const withFile = source.options === undefined;
   const parsed = parseOrExit(defineProgram(withFile), argv);
   if (!parsed) return 0; // --help / --version printed
@@ -134,6 +135,21 @@ export async function runProgram(argv: string[], source: ProgramSource = {}): Pr
     return await runCommand(name, args, flags, source, withFile, log);
   } finally {
     await reapLeftovers(log);
+  }
+}
+
+/**
+ * A terminal that closed (the SIGHUP that drains) or a reader that went away (`agent start |
+ * head`) makes every later write to stdout and stderr fail (EIO, EPIPE), and an unhandled stream
+ * error would kill the worker with its running jobs. The output is lost instead; the worker runs
+ * on, drains and exits as it would have.
+ */
+function keepRunningWithoutOutput(): void {
+  const lost = new Set(['EIO', 'EPIPE', 'ERR_STREAM_DESTROYED']);
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (!lost.has(err.code ?? '')) throw err;
+    });
   }
 }
 

@@ -128,6 +128,27 @@ describe('agent start', () => {
     expect(agent.records.some((r) => r.message === 'worker stopped')).toBe(true);
   });
 
+  it('SIGHUP with its output gone (a closed terminal) drains: the job runs on, then the worker exits 0', async () => {
+    const agent = start('--drain-timeout', '60000');
+    const reg = await agent.waitForLog(isRegistered, 'registration');
+    emu.createRoom('hold-hangup');
+    const entry = await agent.waitForLog((r) => r.message === 'entrypoint', 'entrypoint');
+    // What a closed terminal leaves: every later write fails (here EPIPE; a tty gives EIO).
+    agent.child.stdout!.destroy();
+    agent.child.stderr!.destroy();
+    agent.child.kill('SIGHUP');
+    await emu.waitFor(() =>
+      emu.worker(reg.workerId as string)?.status === 'full' ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(agent.child.exitCode).toBe(null);
+    const job = emu.job(entry.jobId as string)!;
+    expect(job.status).toBe('running');
+    emu.terminateJob(job.id);
+    expect(await agent.exited).toBe(0);
+    expect((await emu.waitForJobStatus(job.id, ['success', 'failed'])).status).toBe('success');
+  });
+
   it('SIGINT twice stops at once, killing the running job', async () => {
     const agent = await startRegistered('--drain-timeout', '60000');
     emu.createRoom('hold-force');
