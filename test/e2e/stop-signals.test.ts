@@ -21,7 +21,7 @@ import {
 import { startLiveKitServer, type LiveKitServer } from '../support/livekit-server.ts';
 import { sleep } from '../support/managed-process.ts';
 import { joinRoom, leaveAllRooms, withDeadline } from '../support/participants.ts';
-import { descendants, isRunning } from '../support/process-table.ts';
+import { descendants, isRunning, processEntry } from '../support/process-table.ts';
 
 let server: LiveKitServer;
 let dispatches: AgentDispatchClient;
@@ -68,8 +68,9 @@ const jobProcesses = (pid: number) =>
 
 /**
  * Follows a worker's job processes while it runs (every pid seen below it, polled every 25 ms),
- * and lists which of them still run at the moment the worker's own process exits: read from
- * /proc inside its `exit` listener, before anything else runs.
+ * and lists which of them are still in the process table at the moment the worker's own process
+ * exits: read from /proc inside its `exit` listener, before anything else runs. A zombie counts
+ * too: a child the worker did not wait for (reap) before it exited.
  */
 function watchJobProcesses(w: FixtureWorker) {
   const seen = new Set<number>();
@@ -78,10 +79,15 @@ function watchJobProcesses(w: FixtureWorker) {
   };
   poll();
   const timer = setInterval(poll, 25);
-  const aliveAtExit = new Promise<number[]>((done) => {
+  const aliveAtExit = new Promise<string[]>((done) => {
     w.child.once('exit', () => {
       clearInterval(timer);
-      done([...seen].filter(isRunning));
+      done(
+        [...seen]
+          .map((pid) => processEntry(pid))
+          .filter((e) => e !== undefined)
+          .map((e) => `${e.pid} (${e.state}) ${e.command}`),
+      );
     });
   });
   return { seen, aliveAtExit, add: (pid: number) => seen.add(pid) };
