@@ -39,6 +39,7 @@ import {
   type JobProcessTask,
   type RtcBundle,
 } from '../../machines/jobIpc.contract.ts';
+import { STOP_SIGNALS_IGNORED } from '../job-process/stop-signals-ignored.ts';
 import { trackJobProcess } from './live-children.ts';
 import { startMemoryWatch } from './memory-watch.ts';
 import { rtcBundleForJobs } from './rtc-bundle.ts';
@@ -81,9 +82,18 @@ const JOB_ENTRY = new URL(
   import.meta.url,
 );
 
+/**
+ * First thing in every job process, before Node loads tinypool's entry or anything else: stop
+ * signals are ignored (`../job-process/job-entry.ts` says why). Set by the job entry alone, a
+ * signal sent to the whole group while a process was still booting (a burst's processes, a
+ * drain's first instant) killed it. Inline, so it needs no file and no loader.
+ */
+const IGNORE_STOP_SIGNALS = `data:text/javascript,for(const s of ${JSON.stringify(STOP_SIGNALS_IGNORED)})process.on(s,()=>{})`;
+
 function defaultExecArgv(): string[] {
-  if (!RUNS_FROM_SOURCE) return [];
-  return [`--conditions=${SOURCE_CONDITION}`, '--import', import.meta.resolve('tsx')];
+  const first = ['--import', IGNORE_STOP_SIGNALS];
+  if (!RUNS_FROM_SOURCE) return first;
+  return [...first, `--conditions=${SOURCE_CONDITION}`, '--import', import.meta.resolve('tsx')];
 }
 
 export function createProcessHost(config: ProcessHostConfig) {

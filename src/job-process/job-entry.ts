@@ -7,6 +7,7 @@
  */
 import { isHostMessage, type JobProcessTask } from '../../machines/jobIpc.contract.ts';
 import { preloadRtcNode } from './rtc-preload.ts';
+import { STOP_SIGNALS_IGNORED } from './stop-signals-ignored.ts';
 
 /**
  * A stop signal that reaches a job process was meant for its worker: a terminal's Ctrl-C or
@@ -15,7 +16,9 @@ import { preloadRtcNode } from './rtc-preload.ts';
  * (it drains), so a job process ignores them all. Its host stops it over IPC (`terminate`, below)
  * or with SIGKILL; a process whose worker is gone ends itself (`./job-dialogue.ts`, orphan grace).
  */
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => {});
+// The host's `--import` has done it before anything loaded (src/job-host/process-host.ts);
+// again here for a process started with other flags.
+for (const signal of STOP_SIGNALS_IGNORED) process.on(signal, () => {});
 
 /**
  * The host's polite stop, once the job has ended or its shutdown deadline passed. Listened for

@@ -136,7 +136,8 @@ describe('npx agent in a project that installed the tarball', () => {
       };
       // The job process runs on the node its worker runs on: this test's, the line under test.
       expect(job.node).toBe(process.version);
-      expect(job.execArgv).toEqual([]);
+      // No loader, no V8 flag: only the inline module that ignores stop signals from the start.
+      expect(job.execArgv).toEqual(['--import', expect.stringMatching(/^data:text\/javascript,/)]);
       expect(job.nodeOptions).toBe('');
       expect(job.loaders).toEqual([]);
       expect(job.scripts).toBeGreaterThan(10); // the probe saw the isolate's scripts at all
