@@ -10,6 +10,41 @@ import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 export type JobOutcome = 'success' | 'failed';
 
 /**
+ * How a job process ended: the final state of the jobProcess chart (`crashed` is the process's
+ * own doing, every other one is chosen on the way into `exiting`).
+ */
+export type ProcessEnd =
+  | 'crashed'
+  | 'finished'
+  | 'stopped'
+  | 'prewarmFailed'
+  | 'prewarmTimedOut'
+  | 'killed'
+  | 'memoryExceeded'
+  | 'unresponsive';
+
+/**
+ * What ended a job: `returned` when its runtime said how it ended (the entrypoint's end, a throw,
+ * `ctx.shutdown()`, a room disconnect, a requested shutdown done in time), the way its process
+ * ended when the process took the job with it, or `dropped` when the worker gave the job up
+ * before a process ran it (no process in time, the worker stopping). Job recovery retries only
+ * the ends no one asked for (`src/recovery/`).
+ */
+export type JobEnding = 'returned' | ProcessEnd | 'dropped';
+
+/** What a recovered job knows of the attempts before it (`ctx.recovery`). */
+export interface JobRecoveryInfo {
+  /** The id of the job this one replaces (the last attempt). */
+  previousJobId: string;
+  /** This attempt's number: 2 for the first recovery. */
+  attempt: number;
+  /** When the first attempt started (ms since the epoch). */
+  firstStartedAt: number;
+  /** The last value the previous attempt passed to `ctx.checkpoint()`, if any. */
+  checkpoint: JsonValue | undefined;
+}
+
+/**
  * What the worker hands to a job process when it launches a job: serialisable (it crosses IPC),
  * and complete enough for the child to build a `JobContext` without asking back.
  */
@@ -118,6 +153,7 @@ export type JobProcessReport =
       jobId: string;
       outcome: JobOutcome;
       reason: string;
+      ending: JobEnding;
       /** The process went back to `idle` for another job (reuse); otherwise it is exiting. */
       processKept: boolean;
     }

@@ -4,6 +4,7 @@
  * the input, what the decision resolves with, and the reports sent back to the worker.
  */
 import type { Job } from '@livekit/protocol';
+import type { JobRecoveryInfo } from './jobProcess.contract.ts';
 
 /** The agent participant's identity for an accepted job, with LiveKit's defaults applied. */
 export interface ResolvedAcceptArguments {
@@ -11,6 +12,11 @@ export interface ResolvedAcceptArguments {
   identity: string;
   metadata: string;
   attributes: Record<string, string>;
+  /**
+   * Set when the offer is the re-dispatch of a job that ended abnormally (`src/recovery/`): the
+   * identity above is then that job's, and the job process gives this to `ctx.recovery`.
+   */
+  recovery?: JobRecoveryInfo;
 }
 
 export interface JobRequestInput {

@@ -30,7 +30,12 @@ import {
   stateIn,
   type EventObject,
 } from 'xstate';
-import type { JobOutcome, JobProcessReport, RunningJobInfo } from './jobProcess.contract.ts';
+import type {
+  JobEnding,
+  JobOutcome,
+  JobProcessReport,
+  RunningJobInfo,
+} from './jobProcess.contract.ts';
 import { jobProcessMachine } from './jobProcess.machine.ts';
 import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 import { jobRequestMachine } from './jobRequest.machine.ts';
@@ -356,12 +361,17 @@ const primitives = setup({
     ),
     /** A job's end: to the server (`UpdateJobStatus`), and to logs and metrics. */
     reportJobEnd: enqueueActions(
-      ({ enqueue }, p: JobIdParams & ReasonParams & { outcome: JobOutcome }) => {
+      (
+        { enqueue },
+        p: JobIdParams &
+          ReasonParams & { outcome: JobOutcome; ending: JobEnding; endRequested: boolean },
+      ) => {
         enqueue.sendTo(
           'link',
           jobStatus(p.jobId, p.outcome, p.outcome === 'failed' ? p.reason : ''),
         );
-        enqueue.emit({ type: 'jobEnded', jobId: p.jobId, outcome: p.outcome, reason: p.reason });
+        const { jobId, outcome, reason, ending, endRequested } = p;
+        enqueue.emit({ type: 'jobEnded', jobId, outcome, reason, ending, endRequested });
       },
     ),
     recordPrewarmFailure: assign(({ context }, p: ReasonParams) => ({
@@ -449,7 +459,13 @@ export const workerSetup = primitives.extend<{
     failJob: enqueueActions(({ enqueue }, p: JobIdParams & ReasonParams) => {
       enqueue.cancel(startDeadlineId(p.jobId));
       enqueue.assign(({ context }) => ({ jobs: without(context.jobs, p.jobId) }));
-      const params = { jobId: p.jobId, outcome: 'failed', reason: p.reason } as const;
+      const params = {
+        jobId: p.jobId,
+        outcome: 'failed',
+        reason: p.reason,
+        ending: 'dropped',
+        endRequested: false,
+      } as const;
       enqueue({ type: 'reportJobEnd', params });
     }),
     /**
@@ -607,7 +623,8 @@ export const workerSetup = primitives.extend<{
           p.processKept ? { phase: 'idle', jobId: undefined } : { phase: 'exiting' },
         ),
       });
-      enqueue({ type: 'reportJobEnd', params: p });
+      const endRequested = job?.endRequested ?? false;
+      enqueue({ type: 'reportJobEnd', params: { ...p, endRequested } });
     }),
     forgetProcess: enqueueActions(({ enqueue, context }, p) => {
       const proc = context.procs[p.procId];

@@ -45,16 +45,18 @@ export interface FixtureWorkerOptions {
   args?: string[];
   /** `--num-idle-processes`; default 1. A worker that never runs a job can use 0 (less CPU). */
   idleProcesses?: number;
+  /** The agent file to run; default the fixture agent (`FIXTURE_AGENT`). */
+  agentFile?: string;
 }
 
 /** Starts a fixture worker (`agent start`, JSON logs) and resolves once it has registered. */
 export async function startFixtureWorker(
   server: ServerCredentials,
   label: string,
-  { env = {}, args = [], idleProcesses = 1 }: FixtureWorkerOptions = {},
+  { env = {}, args = [], idleProcesses = 1, agentFile = FIXTURE_AGENT }: FixtureWorkerOptions = {},
 ): Promise<FixtureWorker> {
   const agent = startAgent(
-    ['start', FIXTURE_AGENT, '--num-idle-processes', String(idleProcesses), ...args],
+    ['start', agentFile, '--num-idle-processes', String(idleProcesses), ...args],
     {
       LIVEKIT_URL: server.url,
       LIVEKIT_API_KEY: server.apiKey,
