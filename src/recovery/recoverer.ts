@@ -199,7 +199,16 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
   }
 
   /** Opens the store (again): the lease, then every running job journaled again. */
-  async function ensureOpen(): Promise<boolean> {
+  let opening: Promise<boolean> | undefined;
+  function ensureOpen(): Promise<boolean> {
+    // One attempt at a time: the start and the registration both ask for the store.
+    opening ??= openStore().finally(() => {
+      opening = undefined;
+    });
+    return opening;
+  }
+
+  async function openStore(): Promise<boolean> {
     await storeLoading;
     if (!store || stopped) return false;
     if (up && store.leaseHeld()) return true;
@@ -296,7 +305,16 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       void guarded('journal write', (s) => s.remove(e.jobId));
       return;
     }
-    void recover(entry, `job process ${e.ending}: ${e.reason}`, now());
+    const cause = `job process ${e.ending}: ${e.reason}`;
+    const detectedAt = now();
+    // A job another worker claimed while this one was frozen or cut off is that worker's now.
+    void guarded('ownership check', (s) => s.owns(e.jobId)).then((mine) => {
+      if (mine === false) {
+        log.info('job not recovered here: another worker claimed it', { jobId: e.jobId });
+        return;
+      }
+      return recover(entry, cause, detectedAt);
+    });
   }
 
   function decline(entry: JournalEntry, why: RecoveryDeclineReason, detail: string) {

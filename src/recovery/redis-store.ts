@@ -84,7 +84,7 @@ export class RedisStore implements JobStore {
   }
 
   async open(): Promise<void> {
-    if (!this.#client.isOpen) {
+    if (!this.#client.isReady) {
       const timeout = this.#o.connectTimeout ?? 3_000;
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<never>((_, reject) => {
@@ -94,7 +94,9 @@ export class RedisStore implements JobStore {
         );
       });
       // The client keeps reconnecting after a failed first attempt; the recoverer retries open().
-      const connecting = this.#client.connect();
+      const connecting = this.#client.isOpen
+        ? new Promise<void>((resolve) => this.#client.once('ready', () => resolve()))
+        : this.#client.connect().then(() => undefined);
       connecting.catch(() => undefined);
       try {
         await Promise.race([connecting, deadline]);

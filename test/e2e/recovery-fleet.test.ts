@@ -178,4 +178,90 @@ describe('job recovery across a fleet, with Redis', () => {
     }
     console.log(`agents back ${backAfter} ms after the kill`);
   }, 120_000);
+
+  it('never leaves two agents of one job in a room when a frozen worker thaws after another recovered its job', async () => {
+    const agentName = 'rec-frozen';
+    const wa = await fleetWorker(a, 'frozen-a', agentName);
+    const room = 'fleet-frozen';
+    const user = await userIn(a, room, agentName);
+    const got = ticks(user.room);
+    const first = await report(wa, room);
+    const wb = await fleetWorker(b, 'frozen-b', agentName);
+    await until(() => got.length >= 3, 'ticks from the first attempt');
+    const watch = watchAgents(a, [room]);
+    const tree = [wa.child.pid!, ...descendants(wa.child.pid!).map((p) => p.pid)];
+    for (const pid of tree) process.kill(pid, 'SIGSTOP');
+    let thawed = false;
+    try {
+      const second = await report(wb, room, (r) => r.jobId !== first.jobId);
+      expect(second.identity).toBe(first.identity);
+      await until(() => got.some((t) => t.attempt === 2), 'ticks from the recovered job');
+    } finally {
+      for (const pid of tree) process.kill(pid, 'SIGCONT');
+      thawed = true;
+    }
+    expect(thawed).toBe(true);
+    // The stale job ends, for a reason of its own: its participant was removed by the recovering
+    // worker (the room says PARTICIPANT_REMOVED, the server terminates the job), or this worker
+    // found its job claimed by another. Whichever it hears first after the thaw.
+    const ending = await wa.waitForLog(
+      (r) => r.message === 'job ending' && r.jobId === first.jobId,
+      'the stale job ending',
+      20_000,
+    );
+    expect(String(ending.reason)).toMatch(/terminated by the server|recovered by another worker|PARTICIPANT_REMOVED/);
+    await wa.waitForLog(
+      (r) => r.message === 'job ended' && r.jobId === first.jobId,
+      'the stale job ended',
+      20_000,
+    );
+    expect(dispatchedAgain([wa, wb], first.jobId)).toHaveLength(1);
+    // The recovered agent keeps talking after the thaw.
+    const before = got.filter((t) => t.attempt === 2).length;
+    await until(
+      () => got.filter((t) => t.attempt === 2).length >= before + 5,
+      'ticks after the thaw',
+    );
+    await watch.stop();
+    expect(watch.most.get(room)).toBeLessThanOrEqual(1);
+    console.log(`stale job: ${String(ending.reason)}`);
+  }, 120_000);
+
+  it('keeps jobs running and stays ready while Redis is down, says recovery is degraded, and resumes when it is back', async () => {
+    const own = await startRedisServer({ name: 'recovery-outage' });
+    const agentName = 'rec-outage';
+    const w = await fleetWorker(a, 'outage-a', agentName, {
+      AGENTSTATE_REDIS_URL: `redis://${own.address}`,
+    });
+    const user = await userIn(a, 'fleet-outage', agentName);
+    const got = ticks(user.room);
+    const first = await report(w, 'fleet-outage');
+    await own.stop();
+    await w.waitForLog(
+      (r) => r.message.startsWith('recovery degraded'),
+      'the degradation logged',
+      15_000,
+    );
+    const during = got.length;
+    await until(() => got.length >= during + 5, 'ticks while Redis is down');
+    const port = Number(w.records.find((r) => r.message === 'health server listening')?.port ?? 0);
+    const ready = await fetch(`http://127.0.0.1:${port}/ready`);
+    expect(ready.status).toBe(200);
+    const again = await startRedisServer({ name: 'recovery-outage-again', port: own.port });
+    try {
+      await w.waitForLog(
+        (r) => r.message === 'recovery store is back: recovery resumed',
+        'recovery resumed',
+        15_000,
+      );
+      // The running job was journaled again into the empty Redis: a crash now is recovered.
+      await new Promise((r) => setTimeout(r, 500));
+      process.kill(first.pid, 'SIGKILL');
+      const second = await report(w, 'fleet-outage', (r) => r.jobId !== first.jobId);
+      expect(second.identity).toBe(first.identity);
+      expect(second.recovery?.attempt).toBe(2);
+    } finally {
+      await again.stop();
+    }
+  }, 120_000);
 });
