@@ -209,7 +209,9 @@ describe('job recovery across a fleet, with Redis', () => {
       'the stale job ending',
       20_000,
     );
-    expect(String(ending.reason)).toMatch(/terminated by the server|recovered by another worker|PARTICIPANT_REMOVED/);
+    expect(String(ending.reason)).toMatch(
+      /terminated by the server|recovered by another worker|PARTICIPANT_REMOVED/,
+    );
     await wa.waitForLog(
       (r) => r.message === 'job ended' && r.jobId === first.jobId,
       'the stale job ended',
@@ -263,5 +265,34 @@ describe('job recovery across a fleet, with Redis', () => {
     } finally {
       await again.stop();
     }
+  }, 120_000);
+
+  // Last in the file: it kills node A.
+  it('recovers the jobs of a machine lost with its livekit-server node on the worker of the other node', async () => {
+    const agentName = 'rec-machine';
+    const wa = await fleetWorker(a, 'machine-a', agentName);
+    const rooms = ['fleet-machine-1', 'fleet-machine-2'];
+    const users = [];
+    // The rooms live on node B; worker A, registered on node A, is the only one of its name yet.
+    for (const room of rooms) users.push(await userIn(b, room, agentName));
+    const got = users.map((u) => ticks(u.room));
+    const firsts = await Promise.all(rooms.map((room) => report(wa, room)));
+    const wb = await fleetWorker(b, 'machine-b', agentName);
+    await until(() => got.every((g) => g.length >= 3), 'ticks from every first attempt');
+    const watch = watchAgents(b, rooms);
+    for (const p of descendants(wa.child.pid!)) process.kill(p.pid, 'SIGKILL');
+    wa.child.kill('SIGKILL');
+    await a.kill();
+    const seconds = await Promise.all(
+      rooms.map((room, i) => report(wb, room, (r) => r.jobId !== firsts[i]!.jobId)),
+    );
+    for (const [i, second] of seconds.entries()) {
+      expect(second.identity).toBe(firsts[i]!.identity);
+      expect(second.recovery?.attempt).toBe(2);
+      expect(dispatchedAgain([wa, wb], firsts[i]!.jobId)).toHaveLength(1);
+    }
+    await until(() => got.every((g) => g.some((t) => t.attempt === 2)), 'ticks again');
+    await watch.stop();
+    for (const room of rooms) expect(watch.most.get(room)).toBeLessThanOrEqual(1);
   }, 120_000);
 });

@@ -246,4 +246,17 @@ describe('job recovery with the disk journal', () => {
     expect(String(refused.error)).toMatch(/over the limit of 65536/);
     await until(() => got.length >= 2, 'ticks from the job');
   }, 60_000);
+
+  it('runs its jobs with recovery degraded when the Redis at recovery.redisUrl is unreachable at start', async () => {
+    const w = await startWorker('r6', stateDir(), { AGENTSTATE_REDIS_URL: 'redis://127.0.0.1:1' });
+    await w.waitForLog(
+      (r) => r.message.startsWith('recovery degraded'),
+      'the degradation logged',
+      10_000,
+    );
+    const user = await joinRoom(server!, { room: 'rec-no-redis', identity: 'frank' });
+    const got = ticks(user.room);
+    await report(w, 'rec-no-redis');
+    await until(() => got.length >= 3, 'ticks from the job');
+  }, 60_000);
 });
