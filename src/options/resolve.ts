@@ -96,7 +96,11 @@ export function resolveOptions(
     },
     env,
   );
-  const state = resolveStateDir(opts.stateDir, env);
+  // Only the job journal lives there: with recovery off, nothing is looked up or created.
+  const state =
+    opts.recovery === false || opts.recovery.redisUrl !== undefined || env.AGENTSTATE_REDIS_URL
+      ? ({ dir: undefined, problem: 'not used' } as const)
+      : resolveStateDir(opts.stateDir, env);
   const recovery: ResolvedRecovery | false =
     opts.recovery === false
       ? false
