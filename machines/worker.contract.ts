@@ -284,6 +284,8 @@ export interface ActiveJob {
   phase: JobPhase;
   procId: string | undefined;
   pid: number | undefined;
+  /** Set when job recovery dispatched this job again: its attempt and the job it replaces. */
+  recovered: { attempt: number; previousJobId: string } | undefined;
 }
 
 export const activeJobs = (c: WorkerContext): ActiveJob[] =>
@@ -294,7 +296,13 @@ export const activeJobs = (c: WorkerContext): ActiveJob[] =>
     phase: j.phase,
     procId: j.procId,
     pid: j.procId ? c.procs[j.procId]?.pid : undefined,
+    recovered: recoveredFrom(j),
   }));
+
+function recoveredFrom(j: JobRecord): ActiveJob['recovered'] {
+  const r = j.acceptArguments?.recovery;
+  return r ? { attempt: r.attempt, previousJobId: r.previousJobId } : undefined;
+}
 
 /** The status is the tag of the lifecycle state the worker is in. */
 export const statusOf = (snapshot: { hasTag(tag: WorkerStatusName): boolean }): WorkerStatusName =>

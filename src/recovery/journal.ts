@@ -6,6 +6,16 @@
  */
 import type { JsonValue } from '@bufbuild/protobuf';
 
+/** Why a job that ended abnormally was not dispatched again (a metric label). */
+export const RECOVERY_DECLINE_REASONS = [
+  'roomGone',
+  'userLeft',
+  'jobType',
+  'storeUnavailable',
+  'serverError',
+] as const;
+export type RecoveryDeclineReason = (typeof RECOVERY_DECLINE_REASONS)[number];
+
 /** One running job, as journaled. Serialisable as JSON. */
 export interface JournalEntry {
   jobId: string;

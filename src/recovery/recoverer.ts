@@ -28,11 +28,8 @@ import type { JobRecord, WorkerEmitted } from '../../machines/worker.contract.ts
 import type { Logger } from '../log/logger.ts';
 import type { ResolvedRecovery } from '../options/resolve.ts';
 import { DiskJournal } from './disk-journal.ts';
-import type { JobStore, JournalEntry, PendingRecovery } from './journal.ts';
+import type { JobStore, JournalEntry, PendingRecovery, RecoveryDeclineReason } from './journal.ts';
 
-/** Why a job was not dispatched again (a metric label). */
-export type RecoveryDeclineReason =
-  'roomGone' | 'userLeft' | 'jobType' | 'storeUnavailable' | 'serverError';
 
 /** What recovery tells the outside world (logs, metrics, `/worker`), beside the chart's records. */
 export type RecoveryRecord =
@@ -101,7 +98,7 @@ export interface Recoverer {
   lookup(job: Job): Promise<ResolvedAcceptArguments | undefined>;
   /** A job's `ctx.checkpoint(value)`, from its process host. */
   onCheckpoint(jobId: string, value: JsonValue): void;
-  /** What `/worker` shows: the store, whether it is up, the attempt of each recovered job. */
+  /** What `/worker` shows: the store, whether it is up, and why not. */
   status(): RecoveryStatus;
   /** Attaches to the worker. */
   start(worker: RecoveredWorker): void;
@@ -113,8 +110,6 @@ export interface RecoveryStatus {
   up: boolean;
   /** Why recovery does nothing now, if it does not. */
   problem: string | undefined;
-  /** Running jobs that are recoveries: job id → attempt and previous job id. */
-  recovered: Record<string, { attempt: number; previousJobId: string }>;
 }
 
 export function createRecoverer(o: RecovererOptions): Recoverer {
@@ -163,7 +158,6 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
   const entries = new Map<string, JournalEntry>();
   /** New job id → the pending recovery it took (until its launch is journaled). */
   const incoming = new Map<string, PendingRecovery>();
-  const recovered = new Map<string, { attempt: number; previousJobId: string }>();
   let worker: RecoveredWorker | undefined;
   let up = false;
   let opened = false;
@@ -270,7 +264,6 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
     const p = incoming.get(jobId);
     incoming.delete(jobId);
     if (p) {
-      recovered.set(jobId, { attempt: entry.attempt, previousJobId: p.entry.jobId });
       const latencyMs = Math.max(0, now() - p.detectedAt);
       log.info('job recovered', {
         jobId,
@@ -298,7 +291,6 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
   function onEnded(e: Extract<WorkerEmitted, { type: 'jobEnded' }>) {
     const entry = entries.get(e.jobId);
     entries.delete(e.jobId);
-    recovered.delete(e.jobId);
     if (!entry) return;
     const abnormal = !e.endRequested && ABNORMAL_ENDS.has(e.ending);
     if (!abnormal || stopped) {
@@ -492,7 +484,6 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
         store: kind,
         up,
         problem,
-        recovered: Object.fromEntries(recovered),
       };
     },
     start(w) {

@@ -117,6 +117,22 @@ describe('job recovery with the disk journal', () => {
     expect(resumed.tick).toBeGreaterThan(second.recovery!.checkpoint!.tick);
     const rec = w.records.find((r) => r.message === 'job recovered');
     expect(rec?.previousJobId).toBe(first.jobId);
+    // `/worker` shows the job as recovered, and the metrics count it.
+    const port = Number(w.records.find((r) => r.message === 'health server listening')?.port);
+    const info = (await (await fetch(`http://127.0.0.1:${port}/worker`)).json()) as {
+      jobs: { id: string; recovered: { attempt: number; previous_job_id: string } | null }[];
+      recovery: { store: string; up: boolean };
+    };
+    expect(info.recovery).toMatchObject({ store: 'disk', up: true });
+    expect(info.jobs.find((j) => j.id === second.jobId)?.recovered).toEqual({
+      attempt: 2,
+      previous_job_id: first.jobId,
+    });
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^agentstate_recovery_recovered_total 1$/m);
+    expect(metrics).toMatch(/^agentstate_recovery_journaled_total 2$/m);
+    expect(metrics).toMatch(/^agentstate_recovery_latency_seconds_count 1$/m);
+    expect(metrics).toMatch(/^agentstate_recovery_store_up 1$/m);
     console.log(`recovered ${Date.now() - killedAt} ms after the kill`);
   }, 60_000);
 
