@@ -152,11 +152,7 @@ export type WorkerEvent =
   /** Ask the server for a job in this room for this worker (`agent connect --room`). */
   | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
   | { type: 'FORCE_STOP_REQUESTED'; reason: string }
-  /**
-   * End one running job, as a server termination would (job recovery: the job was claimed by
-   * another worker while this one was frozen or cut off past its lease).
-   */
-  | { type: 'JOB_END_REQUESTED'; jobId: string; reason: string }
+
   /** Internal (raised with a delay by the chart): a queued job's time to get a process is up. */
   | { type: 'JOB_START_DEADLINE_PASSED'; jobId: string }
   /** Internal (raised with a delay): a reused process has been idle for `surplusIdleTimeout`. */

@@ -108,7 +108,6 @@ export const workerMachine = workerSetup.createMachine({
           actions: { type: 'failQueuedJob', params: fromEvent },
         },
         JOB_TERMINATED: { actions: { type: 'terminateJob', params: fromEvent } },
-        JOB_END_REQUESTED: { actions: { type: 'askJobToEnd', params: fromEvent } },
         JOB_STARTED: { actions: { type: 'markJobStarted', params: fromEvent } },
         JOB_ENDED: { actions: { type: 'settleJobEnded', params: fromEvent } },
       },

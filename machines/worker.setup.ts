@@ -445,7 +445,7 @@ export const workerSetup = primitives.extend<{
   shutdownAllJobs: ReasonParams;
   settleJobEnded: Extract<JobProcessReport, { type: 'JOB_ENDED' }>;
   forgetProcess: Extract<JobProcessReport, { type: 'PROCESS_EXITED' }>;
-  terminateJob: JobIdParams;
+  terminateJob: JobIdParams & { reason?: string };
   reportRemainingJobsFailed: undefined;
   recycleIdleProcesses: ReasonParams;
   giveQueuedJob: { procId: string };
@@ -649,7 +649,7 @@ export const workerSetup = primitives.extend<{
     terminateJob: enqueueActions(({ enqueue, context }, p) => {
       const job = context.jobs[p.jobId];
       if (!job) return;
-      const reason = 'terminated by the server';
+      const reason = p.reason ?? 'terminated by the server';
       if (job.procId) {
         enqueue({ type: 'askJobToEnd', params: { jobId: p.jobId, reason } });
       } else if (job.phase === 'queued') {

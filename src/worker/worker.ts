@@ -263,7 +263,7 @@ export class Worker {
     recovery?.start({
       on: (type, fn) => this.on(type, fn as WorkerListener<'*'>),
       jobRecord: (jobId) => actor.getSnapshot().context.jobs[jobId],
-      endJob: (jobId, reason) => actor.send({ type: 'JOB_END_REQUESTED', jobId, reason }),
+      endJob: (jobId, reason) => actor.send({ type: 'JOB_TERMINATED', jobId, reason }),
     });
     const removeSignals =
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();
