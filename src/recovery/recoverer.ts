@@ -30,7 +30,6 @@ import type { ResolvedRecovery } from '../options/resolve.ts';
 import { DiskJournal } from './disk-journal.ts';
 import type { JobStore, JournalEntry, PendingRecovery, RecoveryDeclineReason } from './journal.ts';
 
-
 /** What recovery tells the outside world (logs, metrics, `/worker`), beside the chart's records. */
 export type RecoveryRecord =
   | { type: 'jobJournaled'; jobId: string; attempt: number }
@@ -356,7 +355,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
         return;
       }
       const participants = await rooms.listParticipants(entry.roomName);
-      const users = participants.filter((p) => p.kind !== ParticipantInfo_Kind.AGENT);
+      const users = participants.filter((p) => !isAgent(p));
       if (users.length === 0) {
         decline(entry, 'userLeft', `no user is left in room ${entry.roomName}`);
         await finish();
@@ -521,6 +520,14 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       await store?.close().catch(() => undefined);
     },
   };
+}
+
+/**
+ * livekit-server-sdk carries its own copy of @livekit/protocol, whose enum is another type with
+ * the same values: compared as numbers.
+ */
+function isAgent(p: { kind: number }): boolean {
+  return p.kind === (ParticipantInfo_Kind.AGENT as number);
 }
 
 function jobTypeName(t: number): string {

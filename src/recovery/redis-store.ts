@@ -11,7 +11,7 @@
  * lease is absent, so of several survivors exactly one gets each job, and a worker that comes back
  * in time keeps its own.
  */
-import { createClient, type RedisClientType } from 'redis';
+import { createClient } from 'redis';
 import {
   checkEntry,
   checkPending,
@@ -50,7 +50,7 @@ export class RedisStore implements JobStore {
   readonly kind = 'redis';
   readonly #o: RedisStoreOptions;
   readonly #prefix: string;
-  readonly #client: RedisClientType;
+  readonly #client: ReturnType<typeof createClient>;
   readonly #now: () => number;
   #renewal: NodeJS.Timeout | undefined;
   #held = false;
@@ -67,7 +67,7 @@ export class RedisStore implements JobStore {
         connectTimeout: o.connectTimeout ?? 3_000,
         reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2_000),
       },
-    }) as RedisClientType;
+    });
     // Without a listener an error event would be thrown; every error is a reported state instead.
     this.#client.on('error', (err: unknown) => {
       o.onConnectionChange?.(false, err instanceof Error ? err.message : String(err));

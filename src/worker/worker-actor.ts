@@ -70,14 +70,19 @@ export function createWorkerActor({
         })) as ReturnType<typeof createLoadSampler>,
       jobRequest: jobRequestMachine.provide({
         actors: {
-          decideRequest: createDecideRequest(resolved.requestFnc, recovery?.lookup),
+          decideRequest: createDecideRequest(
+            resolved.requestFnc,
+            recovery ? (job) => recovery.lookup(job) : undefined,
+          ),
         },
       }),
       jobProcess: (config.jobProcessLogic ??
         createJobProcessLogic({ ...resolved, agentModule }, log, {
           env: { ...proxyEnvForJobs(resolved.httpProxy), ...membership?.jobEnv },
           ...(config.clock ? { clock: config.clock } : {}),
-          ...(recovery ? { onCheckpoint: recovery.onCheckpoint } : {}),
+          ...(recovery
+            ? { onCheckpoint: (jobId, value) => recovery.onCheckpoint(jobId, value) }
+            : {}),
         })) as ReturnType<typeof createJobProcessLogic>,
     },
     // A group's process-wide limits, checked by the chart beside the agent's own.

@@ -121,7 +121,9 @@ function watchAgents(node: LiveKitServer, rooms: string[]) {
     while (on) {
       for (const room of rooms) {
         const ps = await client.listParticipants(room).catch(() => []);
-        const agents = ps.filter((p) => p.kind === ParticipantInfo_Kind.AGENT).length;
+        const agents = ps.filter(
+          (p) => (p.kind as number) === (ParticipantInfo_Kind.AGENT as number),
+        ).length;
         most.set(room, Math.max(most.get(room) ?? 0, agents));
       }
       await new Promise((r) => setTimeout(r, 100));

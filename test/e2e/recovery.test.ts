@@ -8,7 +8,6 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RoomEvent, type Room } from '@livekit/rtc-node';
-import { RoomServiceClient } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAllAgents, type LogRecord } from '../support/agent-process.ts';
 import { startFixtureWorker, type FixtureWorker } from '../support/e2e-workers.ts';
