@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import type { JsonValue } from '@bufbuild/protobuf';
 import { ParticipantInfo_Kind, type Job } from '@livekit/protocol';
-import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import type { ResolvedAcceptArguments } from '../../machines/jobRequest.contract.ts';
 import type { JobRecord, WorkerEmitted } from '../../machines/worker.contract.ts';
 import type { Logger } from '../log/logger.ts';
@@ -152,8 +152,13 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
   }
 
   const http = o.wsUrl.replace(/^ws/, 'http');
-  const rooms = new RoomServiceClient(http, o.apiKey, o.apiSecret);
-  const dispatch = new AgentDispatchClient(http, o.apiKey, o.apiSecret);
+  // The server API's clients, loaded at the first recovery: most workers never need them.
+  let clients: Promise<{ rooms: RoomServiceClient; dispatch: AgentDispatchClient }> | undefined;
+  const serverApi = () =>
+    (clients ??= import('livekit-server-sdk').then((sdk) => ({
+      rooms: new sdk.RoomServiceClient(http, o.apiKey, o.apiSecret),
+      dispatch: new sdk.AgentDispatchClient(http, o.apiKey, o.apiSecret),
+    })));
   const entries = new Map<string, JournalEntry>();
   /** New job id → the pending recovery it took (until its launch is journaled). */
   const incoming = new Map<string, PendingRecovery>();
@@ -348,6 +353,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       return;
     }
     try {
+      const { rooms, dispatch } = await serverApi();
       const found = await rooms.listRooms([entry.roomName]);
       if (found.length === 0) {
         decline(entry, 'roomGone', `room ${entry.roomName} no longer exists`);
