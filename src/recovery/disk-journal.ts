@@ -44,6 +44,12 @@ interface OwnerFile {
 /** File names are job ids and hashes, so nothing the server sends becomes a path. */
 const safe = (s: string) => encodeURIComponent(s).replace(/\./g, '%2E');
 
+/**
+ * The directories journals of this process hold: two workers of one agent in one process would
+ * otherwise each take the other's live jobs for a predecessor's (they share the pid).
+ */
+const heldHere = new Set<string>();
+
 export class DiskJournal implements JobStore {
   readonly kind = 'disk';
   readonly dir: string;
@@ -69,6 +75,11 @@ export class DiskJournal implements JobStore {
   }
 
   async open(): Promise<void> {
+    if (heldHere.has(this.dir) && !this.#held) {
+      throw new JournalError(
+        `the job journal ${this.dir} is in use by another worker of this process; give each worker its own stateDir`,
+      );
+    }
     await mkdir(this.#jobs, { recursive: true, mode: 0o700 });
     await mkdir(this.#pending, { recursive: true });
     const ownerFile = join(this.dir, 'owner.json');
@@ -83,6 +94,7 @@ export class DiskJournal implements JobStore {
     }
     await this.#writeOwner();
     this.#held = true;
+    heldHere.add(this.dir);
     this.#renewal = setInterval(
       () => void this.#writeOwner().catch(() => undefined),
       Math.max(100, Math.floor(this.#o.leaseTtl / 3)),
@@ -209,7 +221,10 @@ export class DiskJournal implements JobStore {
     this.#closed = true;
     clearInterval(this.#renewal);
     await Promise.all(this.#chains.values());
-    if (this.#held) await unlink(join(this.dir, 'owner.json')).catch(() => undefined);
+    if (this.#held) {
+      heldHere.delete(this.dir);
+      await unlink(join(this.dir, 'owner.json')).catch(() => undefined);
+    }
     this.#held = false;
   }
 }

@@ -61,7 +61,8 @@ describe('the disk journal', () => {
     await before.put(entry('AJ_2', 'run-1', { tick: 4 }));
     await before.put(entry('AJ_3', 'run-1'));
     await before.remove('AJ_3');
-    // run-1 dies without closing (its lease file stays, its pid is not alive).
+    // run-1 goes away; its files stay, as after a crash (one process holds a directory at a time).
+    await before.close();
     const x = journal(dir, 'run-2');
     const y = journal(dir, 'run-3');
     await x.open();
@@ -118,6 +119,7 @@ describe('the disk journal', () => {
     const jobs = join(before.dir, 'jobs');
     writeFileSync(join(jobs, 'AJ_cut.json'), '{"jobId":"AJ_cut","dispatch');
     writeFileSync(join(jobs, 'AJ_shape.json'), '{"jobId":42}');
+    await before.close();
     const j = journal(dir, 'run-2');
     await j.open();
     const { entries, problems } = await j.claimOrphans();
@@ -133,12 +135,16 @@ describe('the disk journal', () => {
   it('refuses a directory whose lease a live worker renews, naming the directory', async () => {
     const dir = stateDir();
     const first = journal(dir, 'run-1');
-    // The owner file carries our pid: pretend it is another live process.
     await first.open();
-    const { readFile, writeFile } = await import('node:fs/promises');
+    // A second worker of this process is refused at once.
+    await expect(journal(dir, 'run-1b').open()).rejects.toThrow(/in use by another worker/);
+    await first.close();
+    // Another process (another pid) that renewed the lease just now, and is alive.
     const ownerFile = join(first.dir, 'owner.json');
-    const o = JSON.parse(await readFile(ownerFile, 'utf8')) as { pid: number };
-    await writeFile(ownerFile, JSON.stringify({ ...o, pid: process.pid + 100_000 }));
+    writeFileSync(
+      ownerFile,
+      JSON.stringify({ owner: 'run-x', pid: process.pid + 100_000, renewedAt: Date.now() }),
+    );
     const second = journal(dir, 'run-2', () => true);
     await expect(second.open()).rejects.toThrow(JournalError);
     await expect(second.open()).rejects.toThrow(/in use by another worker.*stateDir/);
