@@ -10,6 +10,7 @@
  * cannot be read (truncated by a disk that lied, edited by hand) is moved aside as `*.corrupt`
  * and reported; nothing else is affected by it.
  */
+import { errorMessage } from '../errors.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -161,7 +162,7 @@ export class DiskJournal implements JobStore {
       } catch (err) {
         const aside = `${file}.corrupt`;
         await rename(claimed, aside).catch(() => undefined);
-        problems.push({ where: aside, error: err instanceof Error ? err.message : String(err) });
+        problems.push({ where: aside, error: errorMessage(err) });
       }
     }
     // Temporary files of a write that a crash interrupted: the rename never happened.

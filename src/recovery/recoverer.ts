@@ -6,8 +6,8 @@
  * Redis), it dispatches the job again through the server's own API:
  *
  * 1. the room must still exist and hold the user (`RoomService.listParticipants`);
- * 2. the dead job's agent participant, still listed for ~20 s after its process died, is removed
- *    first: the server keys agent jobs by identity, and a new job joining with that identity while
+ * 2. the dead job's agent participant, which the server keeps listed for a while after its
+ *    process died, is removed first: the server keys agent jobs by identity, and a new job joining with that identity while
  *    the old participant is there is ended at once ("agent worker left the room",
  *    test/e2e/SERVER-FACTS.md);
  * 3. a pending-recovery record goes into the store, then `AgentDispatchService.createDispatch`
@@ -19,6 +19,7 @@
  * entrypoint that throws are never retried, and no job gets more than `maxAttempts`. A store that
  * fails is a reported degradation: jobs run on, recovery resumes when it is back.
  */
+import { errorMessage } from '../errors.ts';
 import { randomUUID } from 'node:crypto';
 import type { JsonValue } from '@bufbuild/protobuf';
 import { ParticipantInfo_Kind, type Job } from '@livekit/protocol';
@@ -218,7 +219,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       opened = true;
       return true;
     } catch (err) {
-      degrade(err instanceof Error ? err.message : String(err));
+      degrade(errorMessage(err));
       return false;
     }
   }
@@ -229,7 +230,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
     try {
       return await op(store);
     } catch (err) {
-      degrade(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      degrade(`${what}: ${errorMessage(err)}`);
       return undefined;
     }
   }
@@ -391,7 +392,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
         cause,
       });
     } catch (err) {
-      decline(entry, 'serverError', err instanceof Error ? err.message : String(err));
+      decline(entry, 'serverError', errorMessage(err));
     }
     await finish();
   }

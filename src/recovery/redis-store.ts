@@ -11,6 +11,7 @@
  * lease is absent, so of several survivors exactly one gets each job, and a worker that comes back
  * in time keeps its own.
  */
+import { errorMessage } from '../errors.ts';
 import { createClient } from 'redis';
 import {
   checkEntry,
@@ -70,7 +71,7 @@ export class RedisStore implements JobStore {
     });
     // Without a listener an error event would be thrown; every error is a reported state instead.
     this.#client.on('error', (err: unknown) => {
-      o.onConnectionChange?.(false, err instanceof Error ? err.message : String(err));
+      o.onConnectionChange?.(false, errorMessage(err));
     });
     this.#client.on('ready', () => o.onConnectionChange?.(true));
   }
