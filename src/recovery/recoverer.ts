@@ -90,6 +90,14 @@ export interface RecovererOptions {
 const LOOKUP_BUDGET = 1_000;
 /** How long a pending-recovery record waits for its offer. */
 const PENDING_TTL = 30_000;
+/**
+ * When to look whether a re-dispatch reached a worker: the server gives up on an offer after
+ * 10 s without retrying (`AssignJobTimeout`), so a pending record still there after this was
+ * offered to a worker that never answered — a frozen one, still registered — and dropped.
+ */
+const REDISPATCH_CHECK = 11_000;
+/** Dispatches per recovery, the first included. */
+const MAX_DISPATCHES = 3;
 /** The ends no one asked for: only these are retried. */
 const ABNORMAL_ENDS = new Set(['crashed', 'unresponsive', 'memoryExceeded']);
 
@@ -169,6 +177,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
   let registered = false;
   let stopped = false;
   let tick: NodeJS.Timeout | undefined;
+  const rechecks = new Set<NodeJS.Timeout>();
   let stopFollowing: (() => void) | undefined;
   let claiming = false;
 
@@ -354,7 +363,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       return;
     }
     try {
-      const { rooms, dispatch } = await serverApi();
+      const { rooms } = await serverApi();
       const found = await rooms.listRooms([entry.roomName]);
       if (found.length === 0) {
         decline(entry, 'roomGone', `room ${entry.roomName} no longer exists`);
@@ -375,9 +384,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
           log.debug('the old agent participant was already gone', { error: err });
         });
       }
-      const pending: PendingRecovery = { entry, detectedAt, expiresAt: now() + PENDING_TTL };
-      await store.putPending(pending);
-      await dispatch.createDispatch(entry.roomName, entry.agentName, { metadata: entry.metadata });
+      await dispatchAgain(entry, detectedAt, 1);
       log.info('job dispatched again', {
         jobId: entry.jobId,
         roomName: entry.roomName,
@@ -395,6 +402,48 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       decline(entry, 'serverError', errorMessage(err));
     }
     await finish();
+  }
+
+  /**
+   * Writes the pending record and creates the dispatch; checks after `REDISPATCH_CHECK` that a
+   * worker took it, and dispatches again (at most `MAX_DISPATCHES` in all) if none did.
+   */
+  async function dispatchAgain(entry: JournalEntry, detectedAt: number, n: number): Promise<void> {
+    if (!store) return;
+    const { dispatch } = await serverApi();
+    await store.putPending({ entry, detectedAt, expiresAt: now() + PENDING_TTL });
+    await dispatch.createDispatch(entry.roomName, entry.agentName, { metadata: entry.metadata });
+    const t = setTimeout(() => {
+      rechecks.delete(t);
+      void recheck(entry, detectedAt, n);
+    }, REDISPATCH_CHECK);
+    t.unref();
+    rechecks.add(t);
+  }
+
+  async function recheck(entry: JournalEntry, detectedAt: number, n: number): Promise<void> {
+    // Taken here, the record can no longer be taken by a late offer: one of us gets it.
+    const left = await guarded('pending-recovery check', (s) =>
+      s.takePending(entry.roomName, entry.agentName, entry.metadata),
+    );
+    if (!left || stopped) return;
+    if (n >= MAX_DISPATCHES) {
+      decline(entry, 'serverError', `no worker took the job in ${n} dispatches`);
+      return;
+    }
+    try {
+      const { rooms } = await serverApi();
+      const participants = await rooms.listParticipants(entry.roomName);
+      if (participants.some((p) => p.identity === entry.agentIdentity)) return;
+      log.info('job dispatched again: the last dispatch reached no worker that answered', {
+        jobId: entry.jobId,
+        roomName: entry.roomName,
+        dispatches: n + 1,
+      });
+      await dispatchAgain(entry, detectedAt, n + 1);
+    } catch (err) {
+      decline(entry, 'serverError', errorMessage(err));
+    }
   }
 
   /** Claims the jobs of workers that are gone, and recovers each. */
@@ -522,6 +571,8 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       if (stopped) return;
       stopped = true;
       clearInterval(tick);
+      for (const t of rechecks) clearTimeout(t);
+      rechecks.clear();
       stopFollowing?.();
       await storeLoading?.catch(() => undefined);
       await store?.close().catch(() => undefined);
