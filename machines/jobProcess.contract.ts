@@ -32,18 +32,6 @@ export type ProcessEnd =
  */
 export type JobEnding = 'returned' | ProcessEnd | 'dropped';
 
-/** What a recovered job knows of the attempts before it (`ctx.recovery`). */
-export interface JobRecoveryInfo {
-  /** The id of the job this one replaces (the last attempt). */
-  previousJobId: string;
-  /** This attempt's number: 2 for the first recovery. */
-  attempt: number;
-  /** When the first attempt started (ms since the epoch). */
-  firstStartedAt: number;
-  /** The last value the previous attempt passed to `ctx.checkpoint()`, if any. */
-  checkpoint: JsonValue | undefined;
-}
-
 /**
  * What the worker hands to a job process when it launches a job: serialisable (it crosses IPC),
  * and complete enough for the child to build a `JobContext` without asking back.

@@ -26,7 +26,8 @@ export {
   type WorkerStatusName,
 } from './worker/worker.ts';
 export type { AnswerDecision, WorkerEmitted } from '../machines/worker.contract.ts';
-export type { JobEnding, JobRecoveryInfo } from '../machines/jobProcess.contract.ts';
+export type { JobEnding } from '../machines/jobProcess.contract.ts';
+export type { JobRecoveryInfo } from '../machines/jobRequest.contract.ts';
 export type { RecoveryRecord, RecoveryStatus } from './recovery/recoverer.ts';
 export type { RecoveryDeclineReason } from './recovery/journal.ts';
 export type { Clock } from './clock.ts';

@@ -16,11 +16,8 @@ import {
 } from '@livekit/rtc-node';
 import { JobError } from '../errors.ts';
 import type { JobProcess } from './process.ts';
-import type {
-  JobOutcome,
-  JobRecoveryInfo,
-  RunningJobInfo,
-} from '../../machines/jobProcess.contract.ts';
+import type { JobOutcome, RunningJobInfo } from '../../machines/jobProcess.contract.ts';
+import type { JobRecoveryInfo } from '../../machines/jobRequest.contract.ts';
 import type { JsonValue } from '@bufbuild/protobuf';
 
 /** The largest checkpoint `ctx.checkpoint()` takes: its JSON text, in UTF-8 bytes. */
