@@ -7,6 +7,7 @@
  * Both processes load it: the worker side's host (`src/job-host/process-host.ts`) and the job
  * process's entry (`src/job-process/job-entry.ts`) share this contract (docs/architecture.md §5).
  */
+import type { JsonValue } from '@bufbuild/protobuf';
 import type { RunningJobInfo } from './jobProcess.contract.ts';
 
 /** A log record's fields, as the child sends them (the logger's `LogFields`). */
@@ -60,6 +61,8 @@ export type ChildMessage =
   | { type: 'started'; jobId: string }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields: LogFields }
   | { type: 'pong'; sentAt: number }
+  /** `ctx.checkpoint(value)`: the job's latest checkpoint, for the worker's job journal. */
+  | { type: 'checkpoint'; jobId: string; value: JsonValue }
   /** The job ended well (callbacks ran, room left). */
   | ({ type: 'ended'; reason: string } & JobTeardownFacts)
   /** The job failed (the entrypoint threw); callbacks still ran. */
@@ -79,6 +82,7 @@ const CHILD_TYPES = new Set([
   'started',
   'log',
   'pong',
+  'checkpoint',
   'ended',
   'failed',
 ]);

@@ -10,6 +10,29 @@ import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 export type JobOutcome = 'success' | 'failed';
 
 /**
+ * How a job process ended: the final state of the jobProcess chart (`crashed` is the process's
+ * own doing, every other one is chosen on the way into `exiting`).
+ */
+export type ProcessEnd =
+  | 'crashed'
+  | 'finished'
+  | 'stopped'
+  | 'prewarmFailed'
+  | 'prewarmTimedOut'
+  | 'killed'
+  | 'memoryExceeded'
+  | 'unresponsive';
+
+/**
+ * What ended a job: `returned` when its runtime said how it ended (the entrypoint's end, a throw,
+ * `ctx.shutdown()`, a room disconnect, a requested shutdown done in time), the way its process
+ * ended when the process took the job with it, or `dropped` when the worker gave the job up
+ * before a process ran it (no process in time, the worker stopping). Job recovery retries only
+ * the ends no one asked for (`src/recovery/`).
+ */
+export type JobEnding = 'returned' | ProcessEnd | 'dropped';
+
+/**
  * What the worker hands to a job process when it launches a job: serialisable (it crosses IPC),
  * and complete enough for the child to build a `JobContext` without asking back.
  */
@@ -118,6 +141,7 @@ export type JobProcessReport =
       jobId: string;
       outcome: JobOutcome;
       reason: string;
+      ending: JobEnding;
       /** The process went back to `idle` for another job (reuse); otherwise it is exiting. */
       processKept: boolean;
     }

@@ -3,13 +3,13 @@
  * each way of ending leads to, the exit an ending event chooses, and the transition shape every
  * ending shares (the exit recorded, a job held reported failed).
  */
-import type { JobProcessCommand } from './jobProcess.contract.ts';
+import type { JobProcessCommand, ProcessEnd } from './jobProcess.contract.ts';
 import type { ProcessHostEvent } from './processHost.contract.ts';
 
 export type JobProcessEvent = JobProcessCommand | ProcessHostEvent;
 
 /** The final state a process ends in, chosen when it starts to exit. */
-export type ExitKind = 'crashed' | ChosenExitKind;
+export type ExitKind = ProcessEnd;
 
 /**
  * The ends chosen on the way into `exiting` (every one but `crashed`, which is the process's own
@@ -23,8 +23,7 @@ export const CHOSEN_EXITS = [
   'killed',
   'memoryExceeded',
   'unresponsive',
-] as const;
-type ChosenExitKind = (typeof CHOSEN_EXITS)[number];
+] as const satisfies readonly Exclude<ProcessEnd, 'crashed'>[];
 
 /** Which final state, and why. */
 export interface Exit {

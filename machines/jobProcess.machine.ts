@@ -139,7 +139,7 @@ export const jobProcessMachine = setup({
     reportJobEnded: enqueueActions(
       (
         { context, enqueue },
-        params: { outcome: JobOutcome; reason?: string; processKept?: boolean },
+        params: { outcome: JobOutcome; reason?: string; processKept?: boolean; returned?: boolean },
       ) => {
         const job = context.job;
         if (!job) return;
@@ -150,6 +150,8 @@ export const jobProcessMachine = setup({
           jobId: job.jobId,
           outcome: params.outcome,
           reason: params.reason ?? context.exit?.reason ?? 'job ended',
+          // The runtime said how the job ended, or the process's end took the job with it.
+          ending: params.returned ? 'returned' : (context.exit?.kind ?? 'crashed'),
           processKept: params.processKept ?? false,
         } satisfies JobProcessReport);
         enqueue.assign({ job: undefined });
@@ -276,13 +278,13 @@ export const jobProcessMachine = setup({
             target: 'idle',
             actions: {
               type: 'reportJobEnded',
-              params: ({ event }) => ({ ...event, processKept: true }),
+              params: ({ event }) => ({ ...event, processKept: true, returned: true }),
             },
           },
           {
             target: 'exiting.terminating',
             actions: [
-              { type: 'reportJobEnded', params: fromEvent },
+              { type: 'reportJobEnded', params: ({ event }) => ({ ...event, returned: true }) },
               { type: 'beginExit', params: { kind: 'finished', reason: 'job finished' } },
             ],
           },

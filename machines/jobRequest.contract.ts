@@ -4,6 +4,19 @@
  * the input, what the decision resolves with, and the reports sent back to the worker.
  */
 import type { Job } from '@livekit/protocol';
+import type { JsonValue } from '@bufbuild/protobuf';
+
+/** What a recovered job knows of the attempts before it (`ctx.recovery`). */
+export interface JobRecoveryInfo {
+  /** The id of the job this one replaces (the last attempt). */
+  previousJobId: string;
+  /** This attempt's number: 2 for the first recovery. */
+  attempt: number;
+  /** When the first attempt started (ms since the epoch). */
+  firstStartedAt: number;
+  /** The last value the previous attempt passed to `ctx.checkpoint()`, if any. */
+  checkpoint: JsonValue | undefined;
+}
 
 /** The agent participant's identity for an accepted job, with LiveKit's defaults applied. */
 export interface ResolvedAcceptArguments {
@@ -11,6 +24,11 @@ export interface ResolvedAcceptArguments {
   identity: string;
   metadata: string;
   attributes: Record<string, string>;
+  /**
+   * Set when the offer is the re-dispatch of a job that ended abnormally (`src/recovery/`): the
+   * identity above is then that job's, and the job process gives this to `ctx.recovery`.
+   */
+  recovery?: JobRecoveryInfo;
 }
 
 export interface JobRequestInput {

@@ -19,7 +19,11 @@ export type ServerLinkReport =
   | { type: 'REGISTERED'; workerId: string; serverVersion: string }
   | { type: 'AVAILABILITY_REQUESTED'; job: Job }
   | { type: 'JOB_ASSIGNED'; job: Job; token: string; url: string | undefined }
-  | { type: 'JOB_TERMINATED'; jobId: string }
+  /**
+   * The server ended a job, or (with a `reason` of its own) job recovery did: another worker
+   * claimed it while this one was frozen or cut off past its lease (src/recovery/recoverer.ts).
+   */
+  | { type: 'JOB_TERMINATED'; jobId: string; reason?: string }
   /** The connection failed or dropped; worth retrying. */
   | { type: 'SERVER_LOST'; reason: string }
   /** The server (or URL) said no in a way retrying cannot fix: 401/403/404, unknown host. */

@@ -4,7 +4,12 @@
  * events it emits for logs, metrics and tools. Change these names everywhere at once.
  */
 import type { Job } from '@livekit/protocol';
-import type { JobOutcome, JobProcessReport, RunningJobInfo } from './jobProcess.contract.ts';
+import type {
+  JobEnding,
+  JobOutcome,
+  JobProcessReport,
+  RunningJobInfo,
+} from './jobProcess.contract.ts';
 import type {
   JobRequestReport,
   RequestDeclineDecision,
@@ -148,6 +153,7 @@ export type WorkerEvent =
   /** Ask the server for a job in this room for this worker (`agent connect --room`). */
   | { type: 'JOB_SIMULATION_REQUESTED'; roomName: string; participantIdentity?: string }
   | { type: 'FORCE_STOP_REQUESTED'; reason: string }
+
   /** Internal (raised with a delay by the chart): a queued job's time to get a process is up. */
   | { type: 'JOB_START_DEADLINE_PASSED'; jobId: string }
   /** Internal (raised with a delay): a reused process has been idle for `surplusIdleTimeout`. */
@@ -168,7 +174,18 @@ export type WorkerEmitted =
   | { type: 'jobLaunched'; jobId: string; procId: string }
   /** The job's process died before its entrypoint ran; the job is queued for another one. */
   | { type: 'jobRetried'; jobId: string; procId: string; reason: string }
-  | { type: 'jobEnded'; jobId: string; outcome: JobOutcome; reason: string }
+  /**
+   * A job's end: `ending` says what ended it (its runtime, or its process's end), and
+   * `endRequested` whether it had been asked to end (a server termination, the drain deadline).
+   */
+  | {
+      type: 'jobEnded';
+      jobId: string;
+      outcome: JobOutcome;
+      reason: string;
+      ending: JobEnding;
+      endRequested: boolean;
+    }
   /** A process whose job ended cleanly stays for another job (`jobsPerProcess` above 1). */
   | { type: 'processReused'; procId: string }
   | {
@@ -264,6 +281,8 @@ export interface ActiveJob {
   phase: JobPhase;
   procId: string | undefined;
   pid: number | undefined;
+  /** Set when job recovery dispatched this job again: its attempt and the job it replaces. */
+  recovered: { attempt: number; previousJobId: string } | undefined;
 }
 
 export const activeJobs = (c: WorkerContext): ActiveJob[] =>
@@ -274,7 +293,13 @@ export const activeJobs = (c: WorkerContext): ActiveJob[] =>
     phase: j.phase,
     procId: j.procId,
     pid: j.procId ? c.procs[j.procId]?.pid : undefined,
+    recovered: recoveredFrom(j),
   }));
+
+function recoveredFrom(j: JobRecord): ActiveJob['recovered'] {
+  const r = j.acceptArguments?.recovery;
+  return r ? { attempt: r.attempt, previousJobId: r.previousJobId } : undefined;
+}
 
 /** The status is the tag of the lifecycle state the worker is in. */
 export const statusOf = (snapshot: { hasTag(tag: WorkerStatusName): boolean }): WorkerStatusName =>

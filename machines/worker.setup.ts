@@ -30,7 +30,12 @@ import {
   stateIn,
   type EventObject,
 } from 'xstate';
-import type { JobOutcome, JobProcessReport, RunningJobInfo } from './jobProcess.contract.ts';
+import type {
+  JobEnding,
+  JobOutcome,
+  JobProcessReport,
+  RunningJobInfo,
+} from './jobProcess.contract.ts';
 import { jobProcessMachine } from './jobProcess.machine.ts';
 import type { ResolvedAcceptArguments } from './jobRequest.contract.ts';
 import { jobRequestMachine } from './jobRequest.machine.ts';
@@ -362,12 +367,17 @@ const primitives = setup({
     ),
     /** A job's end: to the server (`UpdateJobStatus`), and to logs and metrics. */
     reportJobEnd: enqueueActions(
-      ({ enqueue }, p: JobIdParams & ReasonParams & { outcome: JobOutcome }) => {
+      (
+        { enqueue },
+        p: JobIdParams &
+          ReasonParams & { outcome: JobOutcome; ending: JobEnding; endRequested: boolean },
+      ) => {
         enqueue.sendTo(
           'link',
           jobStatus(p.jobId, p.outcome, p.outcome === 'failed' ? p.reason : ''),
         );
-        enqueue.emit({ type: 'jobEnded', jobId: p.jobId, outcome: p.outcome, reason: p.reason });
+        const { jobId, outcome, reason, ending, endRequested } = p;
+        enqueue.emit({ type: 'jobEnded', jobId, outcome, reason, ending, endRequested });
       },
     ),
     recordPrewarmFailure: assign(({ context }, p: ReasonParams) => ({
@@ -449,7 +459,7 @@ export const workerSetup = primitives.extend<{
   shutdownAllJobs: ReasonParams;
   settleJobEnded: Extract<JobProcessReport, { type: 'JOB_ENDED' }>;
   forgetProcess: Extract<JobProcessReport, { type: 'PROCESS_EXITED' }>;
-  terminateJob: JobIdParams;
+  terminateJob: JobIdParams & { reason?: string };
   reportRemainingJobsFailed: undefined;
   recycleIdleProcesses: ReasonParams;
   giveQueuedJob: { procId: string };
@@ -463,7 +473,13 @@ export const workerSetup = primitives.extend<{
     failJob: enqueueActions(({ enqueue }, p: JobIdParams & ReasonParams) => {
       enqueue.cancel(startDeadlineId(p.jobId));
       enqueue.assign(({ context }) => ({ jobs: without(context.jobs, p.jobId) }));
-      const params = { jobId: p.jobId, outcome: 'failed', reason: p.reason } as const;
+      const params = {
+        jobId: p.jobId,
+        outcome: 'failed',
+        reason: p.reason,
+        ending: 'dropped',
+        endRequested: false,
+      } as const;
       enqueue({ type: 'reportJobEnd', params });
     }),
     /**
@@ -621,7 +637,8 @@ export const workerSetup = primitives.extend<{
           p.processKept ? { phase: 'idle', jobId: undefined } : { phase: 'exiting' },
         ),
       });
-      enqueue({ type: 'reportJobEnd', params: p });
+      const endRequested = job?.endRequested ?? false;
+      enqueue({ type: 'reportJobEnd', params: { ...p, endRequested } });
     }),
     forgetProcess: enqueueActions(({ enqueue, context }, p) => {
       const proc = context.procs[p.procId];
@@ -646,7 +663,7 @@ export const workerSetup = primitives.extend<{
     terminateJob: enqueueActions(({ enqueue, context }, p) => {
       const job = context.jobs[p.jobId];
       if (!job) return;
-      const reason = 'terminated by the server';
+      const reason = p.reason ?? 'terminated by the server';
       if (job.procId) {
         enqueue({ type: 'askJobToEnd', params: { jobId: p.jobId, reason } });
       } else if (job.phase === 'queued') {

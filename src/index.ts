@@ -8,21 +8,28 @@ export {
   WorkerType,
   type ElasticIdleProcessesInit,
   type TrackSourceName,
+  type RecoveryOptions,
+  type RecoveryOptionsInit,
   type WorkerLoadView,
   type WorkerOptionsInit,
   type WorkerPermissionsInit,
 } from './options/worker-options.ts';
-export type { ResolvedWorkerOptions } from './options/resolve.ts';
+export type { ResolvedRecovery, ResolvedWorkerOptions } from './options/resolve.ts';
 export type { AcceptArguments } from './worker/job-request.ts';
 export {
   Worker,
   type ActiveJob,
   type JobProcessView,
   type WorkerListener,
+  type WorkerRecord,
   type WorkerRunConfig,
   type WorkerStatusName,
 } from './worker/worker.ts';
 export type { AnswerDecision, WorkerEmitted } from '../machines/worker.contract.ts';
+export type { JobEnding } from '../machines/jobProcess.contract.ts';
+export type { JobRecoveryInfo } from '../machines/jobRequest.contract.ts';
+export type { RecoveryRecord, RecoveryStatus } from './recovery/recoverer.ts';
+export type { RecoveryDeclineReason } from './recovery/journal.ts';
 export type { Clock } from './clock.ts';
 export {
   WorkerGroup,
@@ -34,6 +41,7 @@ export { WorkerGroupOptions, type WorkerGroupOptionsInit } from './group/group-o
 export { JobRequest } from './worker/job-request.ts';
 export {
   JobContext,
+  MAX_CHECKPOINT_BYTES,
   type ConnectOptions,
   type ShutdownCallback,
   type WaitForParticipantOptions,

@@ -9,6 +9,7 @@ import { isJobProcess } from '../runtime-registry.ts';
 import { WORKER_STATUSES } from '../../machines/worker.contract.ts';
 import type { Worker } from '../worker/worker.ts';
 import { workerFullness } from './fullness.ts';
+import { RECOVERY_DECLINE_REASONS } from '../recovery/journal.ts';
 import { processCounts } from './worker-info.ts';
 
 // prom-client (and the OpenTelemetry API it loads) is for the worker's HTTP server only; a job
@@ -64,6 +65,42 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
     help: 'Job processes ended, by whether they ended in a failure',
     labelNames: ['failed'],
     registers,
+  });
+  // Job recovery (src/recovery/): what it journaled, brought back, declined (why) and gave up on.
+  const journaled = new Counter({
+    name: `${prefix}recovery_journaled_total`,
+    help: 'Jobs written to the job journal at their launch',
+    registers,
+  });
+  const recoveredJobs = new Counter({
+    name: `${prefix}recovery_recovered_total`,
+    help: 'Jobs dispatched again after an abnormal end and launched here with their old identity',
+    registers,
+  });
+  const declined = new Counter({
+    name: `${prefix}recovery_declined_total`,
+    help: 'Abnormal ends not dispatched again, by why (roomGone, userLeft, jobType, storeUnavailable, serverError)',
+    labelNames: ['why'],
+    registers,
+  });
+  const givenUp = new Counter({
+    name: `${prefix}recovery_given_up_total`,
+    help: 'Jobs that ended abnormally with no attempt left (recovery.maxAttempts)',
+    registers,
+  });
+  const recoverySeconds = new Histogram({
+    name: `${prefix}recovery_latency_seconds`,
+    help: 'From an abnormal end (or finding a dead worker’s job) to the new job’s launch',
+    buckets: [0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30],
+    registers,
+  });
+  new Gauge({
+    name: `${prefix}recovery_store_up`,
+    help: '1 while job recovery’s store (disk or Redis) works, 0 while it is degraded or off',
+    registers,
+    collect() {
+      this.set(worker.recovery?.up ? 1 : 0);
+    },
   });
   new Gauge({
     name: `${prefix}load`,
@@ -133,6 +170,10 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
   for (const outcome of ['success', 'failed']) jobs.inc({ outcome }, 0);
   for (const failed of ['true', 'false']) processExits.inc({ failed }, 0);
   connectionsLost.inc(0);
+  journaled.inc(0);
+  recoveredJobs.inc(0);
+  givenUp.inc(0);
+  for (const why of RECOVERY_DECLINE_REASONS) declined.inc({ why }, 0);
 
   const askedAt = new Map<string, number>();
   const stopFollowing = worker.on('*', (ev) => {
@@ -158,6 +199,19 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
         return;
       case 'processExited':
         processExits.inc({ failed: String(ev.failed) });
+        return;
+      case 'jobJournaled':
+        journaled.inc();
+        return;
+      case 'jobRecovered':
+        recoveredJobs.inc();
+        recoverySeconds.observe(ev.latencyMs / 1000);
+        return;
+      case 'jobRecoveryDeclined':
+        declined.inc({ why: ev.why });
+        return;
+      case 'jobRecoveryGivenUp':
+        givenUp.inc();
         return;
       default:
         return;

@@ -27,7 +27,14 @@ export interface WorkerInfo {
     participant_identity: string | null;
     phase: string;
     pid: number | null;
+    /** Set for a job that job recovery dispatched again: its attempt and the job it replaces. */
+    recovered: { attempt: number; previous_job_id: string } | null;
   }[];
+  /**
+   * Job recovery: its store (`disk`, `redis`, `none`), whether it works now and why not; `null`
+   * when `recovery: false`.
+   */
+  recovery: { store: string; up: boolean; problem: string | null } | null;
   idle_processes: number;
   processes: number;
   version: string;
@@ -53,7 +60,11 @@ export function workerInfo(worker: Worker): WorkerInfo {
     participant_identity: j.participantIdentity ?? null,
     phase: j.phase,
     pid: j.pid ?? null,
+    recovered: j.recovered
+      ? { attempt: j.recovered.attempt, previous_job_id: j.recovered.previousJobId }
+      : null,
   }));
+  const recovery = worker.recovery;
   return {
     id: worker.id ?? null,
     agent_name: worker.resolvedOptions.agentName,
@@ -64,6 +75,9 @@ export function workerInfo(worker: Worker): WorkerInfo {
     jobs,
     idle_processes: procs.idle,
     processes: procs.prewarming + procs.idle + procs.running + procs.exiting,
+    recovery: recovery
+      ? { store: recovery.store, up: recovery.up, problem: recovery.problem ?? null }
+      : null,
     version: VERSION,
     sdk_version: VERSION,
     project_type: 'nodejs',

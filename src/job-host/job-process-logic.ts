@@ -23,7 +23,13 @@ type JobProcessLogicOptions = Omit<JobProcessOptions, 'agentModule'> & {
 export type ProcessHostTuning = Partial<
   Pick<
     ProcessHostConfig,
-    'pingInterval' | 'pingTimeout' | 'memorySampleInterval' | 'execArgv' | 'env' | 'clock'
+    | 'pingInterval'
+    | 'pingTimeout'
+    | 'memorySampleInterval'
+    | 'execArgv'
+    | 'env'
+    | 'clock'
+    | 'onCheckpoint'
   >
 >;
 

@@ -39,6 +39,7 @@ import {
   type JobProcessTask,
   type RtcBundle,
 } from '../../machines/jobIpc.contract.ts';
+import type { JsonValue } from '@bufbuild/protobuf';
 import { STOP_SIGNALS_IGNORED } from '../job-process/stop-signals-ignored.ts';
 import { trackJobProcess } from './live-children.ts';
 import { startMemoryWatch } from './memory-watch.ts';
@@ -72,6 +73,8 @@ export interface ProcessHostConfig {
    * worker process's own (`./rtc-bundle.ts`), once it is built.
    */
   rtcBundle?: () => RtcBundle | undefined;
+  /** A job's `ctx.checkpoint(value)`, for the job journal (`src/recovery/`). */
+  onCheckpoint?: (jobId: string, value: JsonValue) => void;
 }
 
 // From a build the child is plain `node` running `job-entry.js`: a TypeScript agent was compiled
@@ -210,6 +213,9 @@ export function createProcessHost(config: ProcessHostConfig) {
           return;
         case 'pong':
           pinger?.heard();
+          return;
+        case 'checkpoint':
+          config.onCheckpoint?.(m.jobId, m.value);
           return;
         case 'prewarmed':
           pinger = startPinging();

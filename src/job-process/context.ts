@@ -17,6 +17,11 @@ import {
 import { JobError } from '../errors.ts';
 import type { JobProcess } from './process.ts';
 import type { JobOutcome, RunningJobInfo } from '../../machines/jobProcess.contract.ts';
+import type { JobRecoveryInfo } from '../../machines/jobRequest.contract.ts';
+import type { JsonValue } from '@bufbuild/protobuf';
+
+/** The largest checkpoint `ctx.checkpoint()` takes: its JSON text, in UTF-8 bytes. */
+export const MAX_CHECKPOINT_BYTES = 64 * 1024;
 
 /** How a job ended: `success` unless the entrypoint threw. */
 export interface JobEnd {
@@ -49,6 +54,8 @@ export interface JobContextInit {
   ended: Promise<JobEnd>;
   /** For tests: a room stand-in. */
   room?: Room;
+  /** Where `ctx.checkpoint()` sends its value (the worker's job journal). None: kept nowhere. */
+  checkpoint?: (value: JsonValue) => void;
 }
 
 /** The end reason when the participant a job is for leaves, by job type (ROOM jobs have none). */
@@ -64,6 +71,7 @@ export class JobContext {
   readonly info: RunningJobInfo;
 
   readonly #onEnd: (end: JobEnd) => void;
+  readonly #checkpoint: ((value: JsonValue) => void) | undefined;
   readonly #ended: Promise<JobEnd>;
   readonly #callbacks: ShutdownCallback[] = [];
   /** The connection in progress or made; `undefined` until `connect()` (or after it failed). */
@@ -81,6 +89,43 @@ export class JobContext {
     this.#room = init.room;
     this.#onEnd = init.onEnd;
     this.#ended = init.ended;
+    this.#checkpoint = init.checkpoint;
+  }
+
+  /**
+   * Set when this job replaces one that ended abnormally (its process crashed or was killed, or
+   * its worker died) and was dispatched again by job recovery: the previous job's id, this
+   * attempt's number (2 for the first recovery), when the first attempt started, and the last
+   * value it passed to `checkpoint()`. `undefined` on a first attempt.
+   */
+  get recovery(): Readonly<JobRecoveryInfo> | undefined {
+    return this.info.acceptArguments.recovery;
+  }
+
+  /**
+   * Stores a small JSON value (at most 64 KiB as JSON text) in the worker's job journal, so that
+   * if this job ends abnormally, the job that recovers it finds it in `ctx.recovery.checkpoint`.
+   * Each call replaces the last. Throws a `JobError` for a value that is not JSON or is too big;
+   * the previous checkpoint is kept then.
+   */
+  checkpoint(value: unknown): void {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (cause) {
+      throw new JobError('ctx.checkpoint: the value is not JSON-serialisable', { cause });
+    }
+    if (text === undefined) {
+      throw new JobError('ctx.checkpoint: the value is not JSON-serialisable');
+    }
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > MAX_CHECKPOINT_BYTES) {
+      throw new JobError(
+        `ctx.checkpoint: the value is ${bytes} bytes as JSON, over the limit of ${MAX_CHECKPOINT_BYTES}`,
+      );
+    }
+    // What crosses the process boundary is the JSON's value (no class instances, no undefined).
+    this.#checkpoint?.(JSON.parse(text) as JsonValue);
   }
 
   /** The job's room. Not connected until `connect()`; attach handlers before connecting if you need every event. */

@@ -79,6 +79,11 @@ function jobStarter(o: StarterOptions): StartJob {
         proc: o.proc,
         log: o.log.child({ jobId: launch.job.jobId }),
         callbackTimeout: launch.callbackTimeout,
+        ...(o.announces
+          ? {
+              checkpoint: (value) => send({ type: 'checkpoint', jobId: launch.job.jobId, value }),
+            }
+          : {}),
       });
     } finally {
       flushStarted();

@@ -26,6 +26,8 @@ export interface JobRunOptions {
   leaveTimeout?: number;
   /** For tests: a room stand-in. */
   room?: JobContextInit['room'];
+  /** Where `ctx.checkpoint()` values go (to the worker over IPC). */
+  checkpoint?: JobContextInit['checkpoint'];
 }
 
 /** How a job ended, and whether its teardown was clean enough for the process to be reused. */
@@ -54,6 +56,7 @@ export function startJob(opts: JobRunOptions): RunningJob {
     onEnd: (end) => settle(end),
     ended,
     ...(opts.room ? { room: opts.room } : {}),
+    ...(opts.checkpoint ? { checkpoint: opts.checkpoint } : {}),
   });
 
   // Called now, not a microtask later: the hand-off is one IPC hop plus this call. A synchronous

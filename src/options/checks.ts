@@ -132,3 +132,25 @@ export function parseProxyUrl(name: string, value: string): URL {
 export function redactUrlCredentials(value: string): string {
   return value.replace(/\/\/[^/@]*@/, '//[redacted]@');
 }
+
+/** A `redis://` or `rediss://` URL (the job journal's store for a fleet). */
+export function checkRedisUrl(name: string, value: string): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new InvalidOptionError(
+      name,
+      `not a URL: ${JSON.stringify(redactUrlCredentials(value))}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new InvalidOptionError(
+      name,
+      `expected a redis:// or rediss:// URL, got ${url.protocol}//`,
+    );
+  }
+}

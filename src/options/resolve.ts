@@ -9,7 +9,9 @@ import {
   resolveAgentModule,
   resolveAgentName,
   resolveDeployment,
+  resolveRedisUrl,
   resolveServerCredentials,
+  resolveStateDir,
 } from './sources.ts';
 import { proxyFor, type ResolvedProxy } from './proxy.ts';
 import { overridable, type WorkerOptions, type WorkerOptionsInit } from './worker-options.ts';
@@ -17,7 +19,14 @@ import { overridable, type WorkerOptions, type WorkerOptionsInit } from './worke
 /** Options after defaults, environment and mode are applied. What the runtime reads. */
 export interface ResolvedWorkerOptions extends Omit<
   WorkerOptions,
-  'numIdleProcesses' | 'wsUrl' | 'apiKey' | 'apiSecret' | 'agentModule' | 'agentName'
+  | 'numIdleProcesses'
+  | 'wsUrl'
+  | 'apiKey'
+  | 'apiSecret'
+  | 'agentModule'
+  | 'agentName'
+  | 'stateDir'
+  | 'recovery'
 > {
   readonly numIdleProcesses: number;
   /** After `LIVEKIT_AGENT_NAME_OVERRIDE` > the option > `LIVEKIT_AGENT_NAME` > `''`. */
@@ -31,6 +40,18 @@ export interface ResolvedWorkerOptions extends Omit<
   readonly apiSecret: string;
   /** `LIVEKIT_AGENT_DEPLOYMENT`, sent with the registration (`''` when unset). */
   readonly deployment: string;
+  /** The writable state directory, or `undefined` when none is (`stateDirProblem` says why). */
+  readonly stateDir: string | undefined;
+  readonly stateDirProblem: string | undefined;
+  /** Job recovery, or `false` when turned off; `redisUrl` after `AGENTSTATE_REDIS_URL`. */
+  readonly recovery: ResolvedRecovery | false;
+}
+
+/** Recovery's options with the environment applied. */
+export interface ResolvedRecovery {
+  readonly redisUrl: string | undefined;
+  readonly maxAttempts: number;
+  readonly leaseTtl: number;
 }
 
 /** Where option values may come from besides the options object. */
@@ -75,6 +96,15 @@ export function resolveOptions(
     },
     env,
   );
+  // Only the job journal lives there: with recovery off, nothing is looked up or created.
+  const state =
+    opts.recovery === false || opts.recovery.redisUrl !== undefined || env.AGENTSTATE_REDIS_URL
+      ? ({ dir: undefined, problem: 'not used' } as const)
+      : resolveStateDir(opts.stateDir, env);
+  const recovery: ResolvedRecovery | false =
+    opts.recovery === false
+      ? false
+      : Object.freeze({ ...opts.recovery, redisUrl: resolveRedisUrl(opts.recovery.redisUrl, env) });
   const idleDefault = sources.mode === 'development' ? 1 : Math.min(availableParallelism(), 4);
   return Object.freeze({
     ...opts,
@@ -94,6 +124,9 @@ export function resolveOptions(
     elasticIdleProcesses: o.numIdleProcesses === undefined ? opts.elasticIdleProcesses : undefined,
     ...credentials,
     deployment: resolveDeployment(env),
+    stateDir: state.dir,
+    stateDirProblem: state.dir === undefined ? state.problem : undefined,
+    recovery,
   });
 }
 

@@ -3,11 +3,13 @@
  * credentials, the agent name, the deployment) and the main script (the agent module). Used by
  * `resolveOptions` and by `agent dispatch`, so both find the server the same way.
  */
-import { resolve } from 'node:path';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { homedir, tmpdir, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.ts';
 import { registerSecret } from '../log/logger.ts';
-import { checkUrl } from './checks.ts';
+import { checkRedisUrl, checkUrl } from './checks.ts';
 
 /** The server a worker (or `agent dispatch`) talks to, and the credentials it signs with. */
 export interface ServerCredentials {
@@ -76,4 +78,66 @@ export function resolveAgentModule(mod: string | URL | undefined): URL {
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v === '' ? undefined : v;
+}
+
+/** Where the worker's state directory is, or why there is none. */
+export type StateDirResolution = { dir: string } | { dir: undefined; problem: string };
+
+/**
+ * The state directory: the option, else `AGENTSTATE_STATE_DIR`, else the first writable of
+ * `$XDG_STATE_HOME/agentstate`, `~/.local/state/agentstate` and `<tmpdir>/agentstate-<user>`.
+ * A directory given (option or variable) is the only one tried: a deployment that names one
+ * means it. Created if missing.
+ */
+export function resolveStateDir(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv,
+): StateDirResolution {
+  const given = option ?? nonEmpty(env.AGENTSTATE_STATE_DIR);
+  const candidates = given
+    ? [given]
+    : [
+        ...(nonEmpty(env.XDG_STATE_HOME) ? [join(env.XDG_STATE_HOME!, 'agentstate')] : []),
+        ...homeState(),
+        join(tmpdir(), `agentstate-${userName()}`),
+      ];
+  const problems: string[] = [];
+  for (const dir of candidates) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      accessSync(dir, constants.W_OK);
+      return { dir };
+    } catch (err) {
+      problems.push(`${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  return { dir: undefined, problem: `no writable state directory (${problems.join('; ')})` };
+}
+
+function homeState(): string[] {
+  try {
+    const home = homedir();
+    return home ? [join(home, '.local', 'state', 'agentstate')] : [];
+  } catch {
+    return [];
+  }
+}
+
+function userName(): string {
+  try {
+    return userInfo().username.replace(/[^\w.-]+/g, '_') || String(process.getuid?.() ?? 'user');
+  } catch {
+    return String(process.getuid?.() ?? 'user');
+  }
+}
+
+/** The option, else `AGENTSTATE_REDIS_URL` (checked like the option), else none. */
+export function resolveRedisUrl(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (option !== undefined) return option;
+  const v = nonEmpty(env.AGENTSTATE_REDIS_URL);
+  if (v !== undefined) checkRedisUrl('AGENTSTATE_REDIS_URL', v);
+  return v;
 }

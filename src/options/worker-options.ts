@@ -6,7 +6,17 @@
  * checks are in `checks.ts`, the environment lookups in `sources.ts`.
  */
 import { InvalidOptionError } from '../errors.ts';
-import { checkUrl, fn, int, ms, num, parseProxyUrl, sharedLimits, str } from './checks.ts';
+import {
+  checkRedisUrl,
+  checkUrl,
+  fn,
+  int,
+  ms,
+  num,
+  parseProxyUrl,
+  sharedLimits,
+  str,
+} from './checks.ts';
 import type { JobContext } from '../job-process/context.ts';
 import type { JobProcess } from '../job-process/process.ts';
 import type { JobRequest } from '../worker/job-request.ts';
@@ -52,6 +62,54 @@ export interface ElasticIdleProcessesInit {
 export interface WorkerLoadView {
   /** Jobs currently assigned to this worker and not yet ended. */
   readonly activeJobs: readonly { readonly id: string }[];
+}
+
+/**
+ * Job recovery (README, "When a worker dies"): a job that ends abnormally — its process crashed
+ * or was killed, or its worker died — while its user is still in the room is dispatched again,
+ * and the new job joins with the same identity and finds `ctx.recovery`.
+ */
+export interface RecoveryOptionsInit {
+  /**
+   * The Redis that a fleet of workers shares (`redis://[user:password@]host:port[/db]`): each
+   * worker holds a lease there, and one surviving worker claims each job of a worker whose
+   * lease lapsed. Default: `AGENTSTATE_REDIS_URL`; unset, the job journal is on disk in
+   * `stateDir` and recovers the jobs of this machine's worker when it is started again.
+   */
+  redisUrl?: string;
+  /** Attempts per job, the first included: 2 recovers a job once. Default 2. */
+  maxAttempts?: number;
+  /** How long a worker's lease lasts unless renewed (renewed every third of it). Default 10 s. */
+  leaseTtl?: number;
+}
+
+/** The recovery options after defaults (`recovery: false` is kept as `false`). */
+export interface RecoveryOptions {
+  readonly redisUrl: string | undefined;
+  readonly maxAttempts: number;
+  readonly leaseTtl: number;
+}
+
+function recoveryOptions(init: false | RecoveryOptionsInit | undefined): RecoveryOptions | false {
+  if (init === false) return false;
+  if (init === undefined) init = {};
+  if (init === null || typeof init !== 'object') {
+    throw new InvalidOptionError('recovery', 'must be false or an object');
+  }
+  const redisUrl = str('recovery.redisUrl', init.redisUrl);
+  if (redisUrl !== undefined) checkRedisUrl('recovery.redisUrl', redisUrl);
+  return Object.freeze({
+    redisUrl,
+    maxAttempts: int('recovery.maxAttempts', init.maxAttempts, 2, 1, 100),
+    leaseTtl: num(
+      'recovery.leaseTtl',
+      init.leaseTtl,
+      10_000,
+      300,
+      600_000,
+      'a duration in ms in [300, 600000]',
+    ),
+  });
 }
 
 /** Everything a user may pass to `new WorkerOptions(...)`. Times are in milliseconds. */
@@ -139,6 +197,15 @@ export interface WorkerOptionsInit {
   host?: string;
   /** Health/metrics HTTP port. Default 8081; `0` picks a free one. */
   port?: number;
+  /**
+   * A directory for what outlives the worker process (the job journal). Default:
+   * `AGENTSTATE_STATE_DIR`, else `$XDG_STATE_HOME/agentstate`, else `~/.local/state/agentstate`,
+   * else a directory in the system's temporary one: the first that is writable. None writable:
+   * the disk journal is off, with one warning.
+   */
+  stateDir?: string;
+  /** Job recovery; on by default (disk journal, or Redis). `false` turns it off. */
+  recovery?: false | RecoveryOptionsInit;
 }
 
 /**
@@ -205,6 +272,8 @@ export class WorkerOptions {
   readonly httpProxy: string | null | undefined;
   readonly host: string;
   readonly port: number;
+  readonly stateDir: string | undefined;
+  readonly recovery: RecoveryOptions | false;
 
   constructor(init: WorkerOptionsInit) {
     if (init === null || typeof init !== 'object') {
@@ -293,6 +362,9 @@ export class WorkerOptions {
     this.httpProxy = init.httpProxy;
     this.host = sharedLimits.host('host', init.host);
     this.port = overridable.port(init.port);
+    this.stateDir = str('stateDir', init.stateDir);
+    if (this.stateDir === '') throw new InvalidOptionError('stateDir', 'must not be empty');
+    this.recovery = recoveryOptions(init.recovery);
     Object.freeze(this);
   }
 }

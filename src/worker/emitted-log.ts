@@ -70,6 +70,7 @@ function logEmitted(log: Logger, e: WorkerEmitted): void {
         jobId: e.jobId,
         outcome: e.outcome,
         reason: e.reason,
+        ending: e.ending,
       });
       return;
     case 'processReused':

@@ -17,6 +17,7 @@ import { createServerLink } from '../protocol/server-link.ts';
 import { VERSION } from '../version.ts';
 import { chartOptionsFrom } from '../options/chart-options.ts';
 import { createDecideRequest } from './decide-request.ts';
+import type { Recoverer } from '../recovery/recoverer.ts';
 import { emittedLogger } from './emitted-log.ts';
 import { rehearseJobs, type RehearsalReport } from './rehearsal.ts';
 import type { WorkerRunConfig } from './run-config.ts';
@@ -29,6 +30,8 @@ export interface WorkerActorInput {
   view: WorkerLoadView;
   /** The module job processes import, read at each spawn (a TypeScript agent is compiled first). */
   agentModule: () => URL;
+  /** Job recovery, when on: its offer lookup and where checkpoints go. */
+  recovery?: Recoverer;
 }
 
 /** The worker chart provided with its effects, as an actor (not started), its events logged. */
@@ -38,6 +41,7 @@ export function createWorkerActor({
   log,
   view,
   agentModule,
+  recovery,
 }: WorkerActorInput): Actor<typeof workerMachine> {
   const membership = config.membership;
   const machine = workerMachine.provide({
@@ -65,12 +69,20 @@ export function createWorkerActor({
           ...(config.clock ? { clock: config.clock } : {}),
         })) as ReturnType<typeof createLoadSampler>,
       jobRequest: jobRequestMachine.provide({
-        actors: { decideRequest: createDecideRequest(resolved.requestFnc) },
+        actors: {
+          decideRequest: createDecideRequest(
+            resolved.requestFnc,
+            recovery ? (job) => recovery.lookup(job) : undefined,
+          ),
+        },
       }),
       jobProcess: (config.jobProcessLogic ??
         createJobProcessLogic({ ...resolved, agentModule }, log, {
           env: { ...proxyEnvForJobs(resolved.httpProxy), ...membership?.jobEnv },
           ...(config.clock ? { clock: config.clock } : {}),
+          ...(recovery
+            ? { onCheckpoint: (jobId, value) => recovery.onCheckpoint(jobId, value) }
+            : {}),
         })) as ReturnType<typeof createJobProcessLogic>,
     },
     // A group's process-wide limits, checked by the chart beside the agent's own.
@@ -107,3 +119,5 @@ export function rehearseJobPath(
 ): Promise<RehearsalReport> {
   return rehearseJobs({ ...chartOptionsFrom(resolved), ...config.chartTuning }, { signal });
 }
+
+export { createRecoverer } from '../recovery/recoverer.ts';

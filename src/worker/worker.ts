@@ -24,6 +24,7 @@ import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import { WorkerOptions, type WorkerOptionsInit } from '../options/worker-options.ts';
 import { onStopSignals } from './stop-signals.ts';
 import type { WorkerRunConfig } from './run-config.ts';
+import type { Recoverer, RecoveryRecord, RecoveryStatus } from '../recovery/recoverer.ts';
 
 // In a job process a Worker only hands its options to the job runtime (`run()` below), so the
 // chart and its effects — xstate, the server link, the process pool, a third of a second of CPU
@@ -39,9 +40,12 @@ export type { WorkerRunConfig } from './run-config.ts';
 /** A job process of this worker: its id, phase, pid once spawned, and the job it holds. */
 export type JobProcessView = Readonly<ProcRecord>;
 
+/** What `worker.on()` follows: the chart's records and job recovery's (`RecoveryRecord`). */
+export type WorkerRecord = WorkerEmitted | RecoveryRecord;
+
 /** The listener of `worker.on(type, fn)`: the record of that type (every record for `'*'`). */
-export type WorkerListener<T extends WorkerEmitted['type'] | '*'> = (
-  e: T extends '*' ? WorkerEmitted : Extract<WorkerEmitted, { type: T }>,
+export type WorkerListener<T extends WorkerRecord['type'] | '*'> = (
+  e: T extends '*' ? WorkerRecord : Extract<WorkerRecord, { type: T }>,
 ) => void;
 
 type WorkerActor = Actor<typeof workerMachine>;
@@ -55,7 +59,8 @@ export class Worker {
   #actor: WorkerActor | undefined;
   #done: Promise<void> | undefined;
   #log: Logger;
-  readonly #listeners = new Set<(e: WorkerEmitted) => void>();
+  readonly #listeners = new Set<(e: WorkerRecord) => void>();
+  #recovery: Recoverer | undefined;
 
   /**
    * Resolves the options (defaults, environment, CLI overrides) at once: an invalid option or
@@ -126,9 +131,9 @@ export class Worker {
    * `worker.on('jobEnded', (e) => …)`, or `'*'` for every record. May be called before `run()`.
    * Returns the function that stops listening.
    */
-  on<T extends WorkerEmitted['type'] | '*'>(type: T, fn: WorkerListener<T>): () => void {
-    const listener = (e: WorkerEmitted) => {
-      if (type === '*' || e.type === type) (fn as (e: WorkerEmitted) => void)(e);
+  on<T extends WorkerRecord['type'] | '*'>(type: T, fn: WorkerListener<T>): () => void {
+    const listener = (e: WorkerRecord) => {
+      if (type === '*' || e.type === type) (fn as (e: WorkerRecord) => void)(e);
     };
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -146,6 +151,14 @@ export class Worker {
     }
     this.#done ??= this.#start(this.#resolved);
     return this.#done;
+  }
+
+  /**
+   * Job recovery's state: its store (`disk`, `redis`, `none`), whether it is up, why not, and
+   * which running jobs are recoveries. `undefined` when recovery is off or before `run()`.
+   */
+  get recovery(): RecoveryStatus | undefined {
+    return this.#recovery?.status();
   }
 
   /** Stops taking jobs, waits for running ones (up to `drainTimeout`), then stops. */
@@ -187,7 +200,44 @@ export class Worker {
     await this.#done?.catch(() => undefined);
   }
 
-  #start(resolved: ResolvedWorkerOptions): Promise<void> {
+  #fanOut(ev: WorkerRecord): void {
+    for (const listener of this.#listeners) {
+      // A listener's throw must not reach the chart: it is logged, the others still run.
+      try {
+        listener(ev);
+      } catch (err) {
+        this.#log.error('a worker event listener threw', { event: ev.type, error: err });
+      }
+    }
+  }
+
+  async #start(resolved: ResolvedWorkerOptions): Promise<void> {
+    if (!runtime) throw new AgentStateError('a job process cannot run a worker');
+    const recovery =
+      resolved.recovery === false
+        ? undefined
+        : runtime.createRecoverer({
+            recovery: resolved.recovery,
+            agentName: resolved.agentName,
+            wsUrl: resolved.wsUrl,
+            apiKey: resolved.apiKey,
+            apiSecret: resolved.apiSecret,
+            stateDir: resolved.stateDir,
+            stateDirProblem: resolved.stateDirProblem,
+            log: this.#log,
+            emit: (r) => this.#fanOut(r),
+          });
+    this.#recovery = recovery;
+    // The actor exists when run() returns (tools and tests read it at once).
+    const running = this.#run(resolved, recovery);
+    try {
+      await running;
+    } finally {
+      await recovery?.stop();
+    }
+  }
+
+  #run(resolved: ResolvedWorkerOptions, recovery: Recoverer | undefined): Promise<void> {
     if (!runtime) return Promise.reject(new AgentStateError('a job process cannot run a worker'));
     const log = this.#log;
     // Job processes run plain node: a TypeScript agent module (a main script run under tsx) is
@@ -206,17 +256,14 @@ export class Worker {
       log,
       view: this,
       agentModule: () => agentModule,
+      ...(recovery ? { recovery } : {}),
     });
     this.#actor = actor;
-    actor.on('*', (ev) => {
-      for (const listener of this.#listeners) {
-        // A listener's throw must not reach the chart: it is logged, the others still run.
-        try {
-          listener(ev);
-        } catch (err) {
-          log.error('a worker event listener threw', { event: ev.type, error: err });
-        }
-      }
+    actor.on('*', (ev) => this.#fanOut(ev));
+    recovery?.start({
+      on: (type, fn) => this.on(type, fn as WorkerListener<'*'>),
+      jobRecord: (jobId) => actor.getSnapshot().context.jobs[jobId],
+      endJob: (jobId, reason) => actor.send({ type: 'JOB_TERMINATED', jobId, reason }),
     });
     const removeSignals =
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();

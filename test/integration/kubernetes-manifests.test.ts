@@ -154,6 +154,15 @@ describe('the Kubernetes manifests (deploy/kubernetes)', () => {
     expect(graceMs).toBeGreaterThan(drainMs + defaults.shutdownProcessTimeout);
   });
 
+  it('mounts a writable emptyDir at AGENTSTATE_STATE_DIR for the job journal, the root filesystem being read-only', () => {
+    expect(container.securityContext?.readOnlyRootFilesystem).toBe(true);
+    const dir = container.env?.find((e) => e.name === 'AGENTSTATE_STATE_DIR')?.value;
+    expect(dir).toBeDefined();
+    const mount = container.volumeMounts?.find((m) => m.mountPath === dir);
+    expect(mount).toBeDefined();
+    expect(pod.volumes?.find((v) => v.name === mount!.name)?.emptyDir).toBeDefined();
+  });
+
   it('reads the API key and secret from a Secret, never from a literal', () => {
     const env = container.env ?? [];
     const example = manifest<{ metadata: { name: string }; stringData: Record<string, string> }>(

@@ -3,6 +3,9 @@
  * lines so tests can wait for what the worker says it did.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -56,8 +59,14 @@ export function startAgent(
   env: Record<string, string | undefined> = {},
   options: StartAgentOptions = {},
 ): AgentProcess {
+  // Each worker process gets a job journal of its own, unless the test names one: a worker a
+  // test killed must not have its jobs recovered by the next test's worker of that agent name.
+  const stateDir = env.AGENTSTATE_STATE_DIR ?? mkdtempSync(join(tmpdir(), 'agentstate-test-'));
   const child = spawn(process.execPath, [...(options.command ?? AGENT_COMMAND), ...args], {
-    env: options.inheritEnv === false ? env : { ...process.env, ...env },
+    env:
+      options.inheritEnv === false
+        ? env
+        : { ...process.env, AGENTSTATE_STATE_DIR: stateDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.cwd ? { cwd: options.cwd } : {}),
     ...(options.detached ? { detached: true } : {}),

@@ -47,16 +47,24 @@ export interface FixtureWorkerOptions {
   idleProcesses?: number;
   /** In its own process group, for group signals (`StartAgentOptions.detached`). */
   detached?: boolean;
+  /** The agent file to run; default the fixture agent (`FIXTURE_AGENT`). */
+  agentFile?: string;
 }
 
 /** Starts a fixture worker (`agent start`, JSON logs) and resolves once it has registered. */
 export async function startFixtureWorker(
   server: ServerCredentials,
   label: string,
-  { env = {}, args = [], idleProcesses = 1, detached = false }: FixtureWorkerOptions = {},
+  {
+    env = {},
+    args = [],
+    idleProcesses = 1,
+    detached = false,
+    agentFile = FIXTURE_AGENT,
+  }: FixtureWorkerOptions = {},
 ): Promise<FixtureWorker> {
   const agent = startAgent(
-    ['start', FIXTURE_AGENT, '--num-idle-processes', String(idleProcesses), ...args],
+    ['start', agentFile, '--num-idle-processes', String(idleProcesses), ...args],
     {
       LIVEKIT_URL: server.url,
       LIVEKIT_API_KEY: server.apiKey,

@@ -32,6 +32,8 @@ export interface Container {
   livenessProbe?: HttpProbe;
   readinessProbe?: HttpProbe;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: { readOnlyRootFilesystem?: boolean };
+  volumeMounts?: { name: string; mountPath: string }[];
 }
 
 export interface Deployment {
@@ -45,6 +47,7 @@ export interface Deployment {
         terminationGracePeriodSeconds?: number;
         securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
         containers: Container[];
+        volumes?: { name: string; emptyDir?: Record<string, unknown> }[];
       };
     };
   };

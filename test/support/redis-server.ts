@@ -40,10 +40,11 @@ export function resolveRedisServerBinary(): string {
 }
 
 export async function startRedisServer(
-  options: { name?: string; readyTimeoutMs?: number } = {},
+  options: { name?: string; readyTimeoutMs?: number; port?: number } = {},
 ): Promise<RedisServer> {
   const binary = resolveRedisServerBinary();
-  const port = await freeTcpPort();
+  // A given port: a Redis started again where clients expect it (an outage, then a restart).
+  const port = options.port ?? (await freeTcpPort());
   const name = (options.name ?? 'redis').replace(/[^\w.-]+/g, '_');
   const logFile = join(repoRoot, 'test-artifacts', 'redis-server', `${name}-${port}.log`);
   const proc = startManagedProcess(

@@ -276,6 +276,7 @@ describe('jobProcess chart', () => {
         jobId: 'J2',
         outcome: 'failed',
         reason: 'prewarm failed: model missing',
+        ending: 'prewarmFailed',
         processKept: false,
       },
       {
@@ -334,6 +335,8 @@ describe('jobProcess chart', () => {
         jobId: 'J1',
         outcome: 'failed',
         reason: 'crashed (code 137)',
+        // The process's own end took the job: what job recovery retries.
+        ending: 'crashed',
         processKept: false,
       },
       {

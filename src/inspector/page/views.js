@@ -132,8 +132,18 @@ function procDetail(store, actor) {
   const pid = proc?.pid ?? own?.pid;
   const jobId = proc?.jobId ?? own?.job?.jobId ?? own?.job?.id;
   const room = jobId ? ctx?.jobs?.[jobId]?.job?.room?.name : undefined;
+  // A job dispatched again by job recovery (src/recovery/) says so, with its attempt.
+  const recovery = jobId
+    ? (ctx?.jobs?.[jobId]?.acceptArguments?.recovery ?? own?.job?.acceptArguments?.recovery)
+    : undefined;
+  const recovered = recovery ? `recovered (attempt ${recovery.attempt})` : '';
   // The room first: it is what a developer recognises; job ids are long and get cut off.
-  return [pid ? `pid ${pid}` : 'pid –', room ? `room ${room}` : '', jobId ? `job ${jobId}` : '']
+  return [
+    pid ? `pid ${pid}` : 'pid –',
+    room ? `room ${room}` : '',
+    recovered,
+    jobId ? `job ${jobId}` : '',
+  ]
     .filter(Boolean)
     .join(' · ');
 }
