@@ -112,7 +112,9 @@ async function oneStart(n: number): Promise<Start> {
     return await warm;
   } finally {
     clearTimeout(timeout);
-    actor.getSnapshot().children.host?.send({ type: 'EXIT_REQUESTED' });
+    actor
+      .getSnapshot()
+      .children.host?.send({ type: 'EXIT_REQUESTED', reason: 'bench done', captureStack: false });
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     actor.stop();
   }

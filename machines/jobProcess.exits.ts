@@ -25,6 +25,21 @@ export const CHOSEN_EXITS = [
   'unresponsive',
 ] as const satisfies readonly Exclude<ProcessEnd, 'crashed'>[];
 
+/**
+ * The ends the worker forces on a process that may be stuck or misbehaving: their record shows
+ * the process's JavaScript stack at the kill, so the kill explains itself.
+ */
+const EXPLAINED_EXITS: ReadonlySet<ExitKind> = new Set([
+  'unresponsive',
+  'memoryExceeded',
+  'killed',
+]);
+
+/** Whether the host reads the process's stack before it ends it (`EXIT_REQUESTED`). */
+export function capturesStack(exit: Exit | undefined): boolean {
+  return exit !== undefined && EXPLAINED_EXITS.has(exit.kind);
+}
+
 /** Which final state, and why. */
 export interface Exit {
   kind: ExitKind;
@@ -46,7 +61,8 @@ type EndingEvent = Extract<
       | 'SHUTDOWN_REQUESTED'
       | 'KILL_REQUESTED'
       | 'PING_TIMED_OUT'
-      | 'MEMORY_EXCEEDED';
+      | 'MEMORY_EXCEEDED'
+      | 'SILENCE_MEASURED';
   }
 >;
 
@@ -63,6 +79,12 @@ export function exitFor({ event }: { event: EndingEvent }): Exit {
       return { kind: 'killed', reason: `kill requested: ${event.reason}` };
     case 'PING_TIMED_OUT':
       return { kind: 'unresponsive', reason: `unresponsive (no pong for ${event.silentMs} ms)` };
+    case 'SILENCE_MEASURED':
+      // Silent since before the launch: the loop is blocked (the entrypoint's first,
+      // synchronous part, most often), so the job may well have started; it cannot say so.
+      return event.silentMs >= event.sinceLaunchMs
+        ? { kind: 'unresponsive', reason: `unresponsive (no pong for ${event.silentMs} ms)` }
+        : { kind: 'unresponsive', reason: 'job did not start in time' };
     case 'MEMORY_EXCEEDED':
       return {
         kind: 'memoryExceeded',
@@ -76,12 +98,18 @@ export function exitFor({ event }: { event: EndingEvent }): Exit {
  * reported failed (a no-op without one). `endsOn` takes the exit from the ending event,
  * `endsAt` is for a deadline and names its exit.
  */
+const endingActions = <P>(exit: P) => [
+  { type: 'beginExit' as const, params: exit },
+  { type: 'reportJobEnded' as const, params: { outcome: 'failed' as const } },
+];
 const ending = <T extends string, P>(target: T, exit: P) => ({
   target,
-  actions: [
-    { type: 'beginExit' as const, params: exit },
-    { type: 'reportJobEnded' as const, params: { outcome: 'failed' as const } },
-  ],
+  actions: endingActions(exit),
 });
+/** The actions of `endsOn`, for a transition that reports something first. */
+export const endsOnActions = () => endingActions(exitFor);
 export const endsOn = <T extends string>(target: T) => ending(target, exitFor);
-export const endsAt = <T extends string>(target: T, exit: Exit) => ending(target, exit);
+export const endsAt = <T extends string>(
+  target: T,
+  exit: Exit | ((args: { context: { timeouts: { shutdownTimeout: number } } }) => Exit),
+) => ending(target, exit);

@@ -28,9 +28,11 @@ import type {
 } from './processHost.contract.ts';
 import { fromEvent } from './params.ts';
 import {
+  capturesStack,
   CHOSEN_EXITS,
   endsAt,
   endsOn,
+  endsOnActions,
   type Exit,
   type ExitKind,
   type JobProcessEvent,
@@ -92,6 +94,9 @@ export const jobProcessMachine = setup({
       p.rssGrowthMb !== undefined &&
       p.rssGrowthMb <= context.reuse.memoryGrowthMb,
     exitIs: ({ context }, params: { kind: ExitKind }) => context.exit?.kind === params.kind,
+    /** No pong since the job's launch: the child's loop has been blocked since it got the job. */
+    silentSinceLaunch: (_, p: { silentMs: number; sinceLaunchMs: number }) =>
+      p.silentMs >= p.sinceLaunchMs,
   },
   actions: {
     recordPid: assign((_, p: { pid: number }) => ({ pid: p.pid })),
@@ -110,8 +115,17 @@ export const jobProcessMachine = setup({
       (_, p: { reason: string }) =>
         ({ type: 'JOB_SHUTDOWN_REQUESTED', reason: p.reason }) satisfies ProcessHostCommand,
     ),
-    terminateProcess: sendTo('processHost', {
-      type: 'EXIT_REQUESTED',
+    terminateProcess: sendTo(
+      'processHost',
+      ({ context }) =>
+        ({
+          type: 'EXIT_REQUESTED',
+          reason: context.exit?.reason ?? 'exiting',
+          captureStack: capturesStack(context.exit),
+        }) satisfies ProcessHostCommand,
+    ),
+    measureSilence: sendTo('processHost', {
+      type: 'SILENCE_MEASURE_REQUESTED',
     } satisfies ProcessHostCommand),
     killProcess: sendTo('processHost', { type: 'SIGKILL_REQUESTED' } satisfies ProcessHostCommand),
     reportPrewarmed: sendParent(
@@ -245,8 +259,35 @@ export const jobProcessMachine = setup({
               actions: { type: 'askJobToShutdown', params: fromEvent },
             },
           },
+          after: { INITIALIZE_TIMEOUT: 'unconfirmed' },
+        },
+        /**
+         * The start deadline passed without the child's confirmation. A child whose entrypoint
+         * blocks its loop from its first line never gets to say it started, so the host is asked
+         * how long the child has been silent: the end says which of the two it was.
+         */
+        unconfirmed: {
+          entry: 'measureSilence',
+          on: {
+            JOB_RUNNING: { target: 'active', actions: 'reportJobStarted' },
+            SILENCE_MEASURED: [
+              {
+                // Its entrypoint was most likely called and is what blocks: the job counts as
+                // started (the worker never runs a started job twice), and ends unresponsive.
+                guard: { type: 'silentSinceLaunch', params: fromEvent },
+                target: '#jobProcess.exiting.terminating',
+                actions: ['reportJobStarted', ...endsOnActions()],
+              },
+              endsOn('#jobProcess.exiting.terminating'),
+            ],
+            SHUTDOWN_REQUESTED: {
+              target: 'shuttingDown',
+              actions: { type: 'askJobToShutdown', params: fromEvent },
+            },
+          },
           after: {
-            INITIALIZE_TIMEOUT: endsAt('#jobProcess.exiting.terminating', {
+            // The host answers at once; this only bounds a host that cannot.
+            KILL_TIMEOUT: endsAt('#jobProcess.exiting.terminating', {
               kind: 'unresponsive',
               reason: 'job did not start in time',
             }),
@@ -263,10 +304,10 @@ export const jobProcessMachine = setup({
         /** The child runs the shutdown callbacks and leaves the room, within SHUTDOWN_TIMEOUT. */
         shuttingDown: {
           after: {
-            SHUTDOWN_TIMEOUT: endsAt('#jobProcess.exiting.terminating', {
+            SHUTDOWN_TIMEOUT: endsAt('#jobProcess.exiting.terminating', ({ context }) => ({
               kind: 'killed',
-              reason: 'shutdown timed out',
-            }),
+              reason: `shutdown budget exceeded (${context.timeouts.shutdownTimeout} ms)`,
+            })),
           },
         },
       },

@@ -29,17 +29,27 @@ export type ProcessHostEvent =
   /** The OS process is gone, for whatever reason. */
   | { type: 'CHILD_EXITED'; code: number | null; signal: string | null }
   | { type: 'MEMORY_EXCEEDED'; rssMb: number; limitMb: number }
-  | { type: 'PING_TIMED_OUT'; silentMs: number };
+  | { type: 'PING_TIMED_OUT'; silentMs: number }
+  /**
+   * The answer to `SILENCE_MEASURE_REQUESTED`: how long since the child's last pong, and since the job
+   * was launched (a child silent for longer than its job has been launched stopped answering
+   * before it could say the job started).
+   */
+  | { type: 'SILENCE_MEASURED'; silentMs: number; sinceLaunchMs: number };
 
 /** What the chart asks the host to do (chart → host). */
 export type ProcessHostCommand =
   | { type: 'JOB_LAUNCH_REQUESTED'; job: RunningJobInfo }
   | { type: 'JOB_SHUTDOWN_REQUESTED'; reason: string }
+  /** How long has the child been silent? Answered at once with `SILENCE_MEASURED`. */
+  | { type: 'SILENCE_MEASURE_REQUESTED' }
   /**
    * The polite stop, after the job had its chance to end: the process is told to exit over IPC
-   * (it ignores SIGTERM, which is meant for its worker); SIGKILL if it cannot be told.
+   * (it ignores SIGTERM, which is meant for its worker); SIGKILL if it cannot be told. `reason`
+   * is the end the chart chose; with `captureStack`, the host first reads what the process's
+   * JavaScript was doing, and logs it with the reason (bounded: TERMINATE_TIMEOUT still holds).
    */
-  | { type: 'EXIT_REQUESTED' }
+  | { type: 'EXIT_REQUESTED'; reason: string; captureStack: boolean }
   /** SIGKILL. */
   | { type: 'SIGKILL_REQUESTED' };
 

@@ -19,6 +19,8 @@ export interface HeartbeatOptions {
 export interface Heartbeat {
   /** The other side said something: the silence starts again from now. */
   heard(): void;
+  /** How long the other side has been silent, now. */
+  silentMs(): number;
   /** Stops the watch; no ping or `onSilent` after this. Safe to call twice. */
   stop(): void;
 }
@@ -48,6 +50,7 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
     heard: () => {
       lastHeard = o.clock.now();
     },
+    silentMs: () => o.clock.now() - lastHeard,
     stop: () => {
       stopped = true;
       o.clock.clearTimeout(timer);

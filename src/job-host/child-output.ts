@@ -44,16 +44,27 @@ export function thirdPartyRecord(
  * pipe ends, which it does once the child is gone (exited or killed), so the last lines a dying
  * process printed are still relayed.
  */
-export function relayChildOutput(child: ChildProcess, log: () => Logger): void {
+export function relayChildOutput(
+  child: ChildProcess,
+  log: () => Logger,
+  /** Sees each stderr line first; a line it returns `true` for is not relayed. */
+  takeStderrLine?: (line: string) => boolean,
+): void {
   relay(child.stdout, process.stdout, log);
-  relay(child.stderr, process.stderr, log);
+  relay(child.stderr, process.stderr, log, takeStderrLine);
 }
 
-function relay(from: Readable | null, to: Writable, log: () => Logger): void {
+function relay(
+  from: Readable | null,
+  to: Writable,
+  log: () => Logger,
+  take?: (line: string) => boolean,
+): void {
   if (!from) return;
   from.unpipe(to);
   let pending = '';
   const onLine = (line: string) => {
+    if (take?.(line)) return;
     const rec = thirdPartyRecord(line);
     if (rec) log()[rec.level](rec.message, rec.fields);
     else to.write(`${line}\n`);

@@ -43,6 +43,13 @@ import type { JsonValue } from '@bufbuild/protobuf';
 import { STOP_SIGNALS_IGNORED } from '../job-process/stop-signals-ignored.ts';
 import { trackJobProcess } from './live-children.ts';
 import { startMemoryWatch } from './memory-watch.ts';
+import { captureJsStack, inspectorUrlIn, isInspectorBanner } from './js-stack.ts';
+
+/**
+ * How long reading a hung process's stack may hold its SIGTERM back (~0.15 s on an idle machine;
+ * the chart's TERMINATE_TIMEOUT, 5 s by default, still bounds it).
+ */
+const STACK_CAPTURE_TIMEOUT_MS = 3_500;
 import { rtcBundleForJobs } from './rtc-bundle.ts';
 
 export interface ProcessHostConfig {
@@ -166,6 +173,14 @@ export function createProcessHost(config: ProcessHostConfig) {
     let stopMemoryWatch: (() => void) | undefined;
     // From `prewarmed` until the job returns or the process exits.
     let pinger: Heartbeat | undefined;
+    let launchedAt: number | undefined;
+    // The child's inspector address, once a stack capture made it print one.
+    let onInspectorUrl: ((url: string) => void) | undefined;
+    const inspectorUrl = new Promise<string>((resolve) => {
+      onInspectorUrl = resolve;
+    });
+    // A capture under way, cancelled by SIGKILL or the actor's stop.
+    let capture: AbortController | undefined;
 
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       exited = { code, signal };
@@ -181,7 +196,15 @@ export function createProcessHost(config: ProcessHostConfig) {
     } else {
       log = log.child({ pid });
       processLog = log;
-      relayChildOutput(child, () => log);
+      relayChildOutput(
+        child,
+        () => log,
+        (line) => {
+          const url = inspectorUrlIn(line);
+          if (url) onInspectorUrl?.(url);
+          return isInspectorBanner(line);
+        },
+      );
       child.once('exit', onExit);
       trackJobProcess(child);
       emit({ type: 'PROCESS_SPAWNED', pid });
@@ -243,6 +266,32 @@ export function createProcessHost(config: ProcessHostConfig) {
       }
     }
 
+    /**
+     * Reads what the process's JavaScript is doing, logs it with the reason it is ended for,
+     * and only then asks it to exit; SIGKILL (the chart's next step) cancels the capture.
+     */
+    function explainAndTerminate(reason: string): void {
+      if (exited || !child || capture) return terminate();
+      const ctl = new AbortController();
+      capture = ctl;
+      void captureJsStack({
+        child,
+        inspectorUrl,
+        timeoutMs: STACK_CAPTURE_TIMEOUT_MS,
+        signal: ctl.signal,
+      }).then((stack) => {
+        if (ctl.signal.aborted) return;
+        capture = undefined;
+        log.error('job process ended by the worker', {
+          reason,
+          ...(stack.ok
+            ? { stack: stack.frames, stackCaptureMs: stack.tookMs }
+            : { stackUnavailable: stack.error }),
+        });
+        terminate();
+      });
+    }
+
     function signal(sig: NodeJS.Signals): void {
       if (exited) {
         // Already gone (e.g. it died while the chart was deciding): say so again so the chart can finish.
@@ -270,6 +319,7 @@ export function createProcessHost(config: ProcessHostConfig) {
     receive((cmd) => {
       switch (cmd.type) {
         case 'JOB_LAUNCH_REQUESTED': {
+          launchedAt = clock.now();
           const roomName = (cmd.job.job as { room?: { name?: string } } | null)?.room?.name;
           log = processLog.child({ jobId: cmd.job.jobId, roomName });
           toChild?.({
@@ -282,16 +332,32 @@ export function createProcessHost(config: ProcessHostConfig) {
         case 'JOB_SHUTDOWN_REQUESTED':
           toChild?.({ type: 'shutdown', reason: cmd.reason });
           return;
+        case 'SILENCE_MEASURE_REQUESTED': {
+          const sinceLaunchMs = launchedAt === undefined ? 0 : clock.now() - launchedAt;
+          emit({
+            type: 'SILENCE_MEASURED',
+            silentMs: pinger ? pinger.silentMs() : sinceLaunchMs,
+            sinceLaunchMs,
+          });
+          return;
+        }
         case 'EXIT_REQUESTED':
-          terminate();
+          if (cmd.captureStack) explainAndTerminate(cmd.reason);
+          else {
+            log.debug('ending job process', { reason: cmd.reason });
+            terminate();
+          }
           return;
         case 'SIGKILL_REQUESTED':
+          capture?.abort();
+          capture = undefined;
           signal('SIGKILL');
           return;
       }
     });
 
     return () => {
+      capture?.abort();
       pinger?.stop();
       stopMemoryWatch?.();
       channelOpen = false;

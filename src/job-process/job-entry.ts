@@ -28,6 +28,13 @@ process.on('message', (m: unknown) => {
   if (isHostMessage(m) && m.type === 'terminate') process.exit(0);
 });
 
+/**
+ * When the worker ends this process as hung, it first reads its JavaScript stack through the
+ * inspector, which SIGUSR1 starts (`../job-host/js-stack.ts`): on an ephemeral loopback port,
+ * never the fixed 9229 that a second process would collide on.
+ */
+process.debugPort = 0;
+
 export default async function runJobProcess(task: JobProcessTask): Promise<string> {
   const rtc = preloadRtcNode(task.rtcBundle);
   const { runJobDialogue } = await import('./job-dialogue.ts');

@@ -75,6 +75,8 @@ const EVENT_TYPES = Object.keys({
   PREWARM_OK: 1,
   PREWARM_FAIL: 1,
   INIT_TIMEOUT: 1,
+  SILENCE_MEASURED: 1,
+  PONGS_SINCE_LAUNCH: 1,
   LAUNCH_REQUESTED: 1,
   JOB_CONFIRMED: 1,
   JOB_RETURNED: 1,
@@ -91,7 +93,12 @@ const EVENT_TYPES = Object.keys({
   KILL_TIMEOUT: 1,
 } satisfies Record<EventType, 1>) as EventType[];
 
-const AUTOMATIC: ReadonlySet<EventType> = new Set(['SPAWNED', 'JOB_CONFIRMED', 'EXIT']);
+const AUTOMATIC: ReadonlySet<EventType> = new Set([
+  'SPAWNED',
+  'JOB_CONFIRMED',
+  'SILENCE_MEASURED',
+  'EXIT',
+]);
 
 /** Model events no real stimulus produces at system level, and why (said in the report too). */
 const NOT_PRODUCED: Readonly<Partial<Record<EventType, string>>> = {
@@ -100,8 +107,12 @@ const NOT_PRODUCED: Readonly<Partial<Record<EventType, string>>> = {
     'with it, so no real chart ever sees the exit that follows (the chart-level tests take it)',
   TERMINATE_TIMEOUT:
     'never needed: a real process always exits when its host tells it to (`terminate`) here, and the exit is automatic',
+  PONGS_SINCE_LAUNCH:
+    'a child that answers pings has said `started` first (it is written before anything else), ' +
+    'so no real one is unconfirmed at its deadline while answering',
   KILL_TIMEOUT:
-    'SIGKILL always ends a real process, so `abandoned` (no exit after SIGKILL) cannot be produced',
+    'SIGKILL always ends a real process, so `abandoned` (no exit after SIGKILL) cannot be ' +
+    'produced, and the real host answers SILENCE_MEASURE_REQUESTED at once',
 };
 
 /**
@@ -337,6 +348,10 @@ function runPath(events: readonly EventType[]) {
       MEMORY_LIMIT: () => gate.command(targetPid(), `hog:${HOG_MB}`),
       SPAWNED: () => undefined,
       JOB_CONFIRMED: () => undefined,
+      SILENCE_MEASURED: () => undefined,
+      PONGS_SINCE_LAUNCH: () => {
+        throw new Error('not produced at system level');
+      },
       EXIT: () => undefined,
       KILL: () => {
         throw new Error('not produced at system level');

@@ -50,6 +50,8 @@ export type JobProcessModelEvent =
   | { type: 'PREWARM_OK' }
   | { type: 'PREWARM_FAIL' }
   | { type: 'INIT_TIMEOUT' }
+  | { type: 'SILENCE_MEASURED' } // the host's answer: the child has been silent since the launch
+  | { type: 'PONGS_SINCE_LAUNCH' } // the host's answer: the child answered pings since the launch
   | { type: 'LAUNCH_REQUESTED' }
   | { type: 'JOB_CONFIRMED' }
   | { type: 'JOB_RETURNED' } // ended well, teardown facts unknown: never reused
@@ -100,10 +102,16 @@ export const jobProcessModel = setup({
     beginExit: assign(
       (
         { context },
-        p: { exit: ExitKind; command: 'terminate' | 'kill'; outcome: 'success' | 'failed' },
+        p: {
+          exit: ExitKind;
+          command: 'terminate' | 'kill';
+          outcome: 'success' | 'failed';
+          /** Reported before the end (a job that counts as started). */
+          before?: string[];
+        },
       ) => ({
         exit: p.exit,
-        effects: [...endedIfHeld(context, p.outcome), p.command],
+        effects: [...(p.before ?? []), ...endedIfHeld(context, p.outcome), p.command],
         holdsJob: false,
       }),
     ),
@@ -290,7 +298,45 @@ export const jobProcessModel = setup({
               target: 'shuttingDown',
               actions: { type: 'effects', params: { list: ['shutdownJob'] } },
             },
+            // Unconfirmed at the deadline: the host is asked how long the child was silent.
             INIT_TIMEOUT: {
+              target: 'unconfirmed',
+              actions: { type: 'effects', params: { list: [] } },
+            },
+          },
+        },
+        unconfirmed: {
+          on: {
+            JOB_CONFIRMED: {
+              target: 'active',
+              actions: { type: 'effects', params: { list: ['started'] } },
+            },
+            SHUTDOWN: {
+              target: 'shuttingDown',
+              actions: { type: 'effects', params: { list: ['shutdownJob'] } },
+            },
+            // Blocked since it got the job: the entrypoint most likely runs, so the job started.
+            SILENCE_MEASURED: {
+              target: '#jobProcessModel.exiting.terminating',
+              actions: {
+                type: 'beginExit',
+                params: {
+                  exit: 'unresponsive',
+                  command: 'terminate',
+                  outcome: 'failed',
+                  before: ['started'],
+                },
+              },
+            },
+            PONGS_SINCE_LAUNCH: {
+              target: '#jobProcessModel.exiting.terminating',
+              actions: {
+                type: 'beginExit',
+                params: { exit: 'unresponsive', command: 'terminate', outcome: 'failed' },
+              },
+            },
+            // A host that does not answer: the end is still unresponsive.
+            KILL_TIMEOUT: {
               target: '#jobProcessModel.exiting.terminating',
               actions: {
                 type: 'beginExit',

@@ -29,9 +29,17 @@ export interface RecordedReport {
   state: unknown;
 }
 
+/**
+ * What the fake host answers `SILENCE_MEASURE_REQUESTED` with: by default a child silent since before its
+ * launch (a loop blocked from the entrypoint's first line).
+ */
+const BLOCKED_SINCE_LAUNCH = { silentMs: 12_000, sinceLaunchMs: 10_000 };
+
 export function startJobProcessChart(
   input: JobProcessMachineInput,
   inspect?: (ev: InspectionEvent) => void,
+  /** `null`: the host does not answer, the test does (`host()`). */
+  silence: { silentMs: number; sinceLaunchMs: number } | null = BLOCKED_SINCE_LAUNCH,
 ) {
   const clock = new SimulatedClock();
   const commands: ProcessHostCommand[] = [];
@@ -45,7 +53,12 @@ export function startJobProcessChart(
     actors: {
       processHost: fromCallback<ProcessHostCommand, ProcessHostInput>(({ sendBack, receive }) => {
         hostSend = sendBack;
-        receive((c) => commands.push(c));
+        receive((c) => {
+          commands.push(c);
+          // Measured at once, as the real host does.
+          if (c.type === 'SILENCE_MEASURE_REQUESTED' && silence)
+            sendBack({ type: 'SILENCE_MEASURED', ...silence });
+        });
         return () => {
           hostStopped = true;
         };

@@ -29,7 +29,10 @@ function job(id = 'J1'): RunningJobInfo {
 }
 
 /** Starts a parent that spawns one jobProcess with a hand-driven host. */
-function harness(extra: Partial<JobProcessMachineInput> = {}) {
+function harness(
+  extra: Partial<JobProcessMachineInput> = {},
+  silence?: { silentMs: number; sinceLaunchMs: number },
+) {
   const input: JobProcessMachineInput = {
     procId: 'proc-1',
     initializeTimeout: INIT,
@@ -38,7 +41,7 @@ function harness(extra: Partial<JobProcessMachineInput> = {}) {
     killTimeout: KILL,
     ...extra,
   };
-  const chart = startJobProcessChart(input);
+  const chart = startJobProcessChart(input, undefined, silence);
   const { clock, commands, child } = chart;
   const h = {
     clock,
@@ -125,7 +128,11 @@ describe('jobProcess chart', () => {
     const h = harness().run();
     h.host({ type: 'JOB_RETURNED', outcome: 'success', reason: 'room disconnected' });
     expect(h.state()).toEqual({ exiting: 'terminating' });
-    expect(h.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
+    expect(h.commands.at(-1)).toEqual({
+      type: 'EXIT_REQUESTED',
+      reason: 'job finished',
+      captureStack: false,
+    });
     expect(h.last()).toMatchObject({
       type: 'JOB_ENDED',
       jobId: 'J1',
@@ -177,9 +184,13 @@ describe('jobProcess chart', () => {
     expect(h.last()).toMatchObject({
       type: 'JOB_ENDED',
       outcome: 'failed',
-      reason: 'shutdown timed out',
+      reason: 'shutdown budget exceeded (60000 ms)',
     });
-    expect(h.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
+    expect(h.commands.at(-1)).toEqual({
+      type: 'EXIT_REQUESTED',
+      reason: 'shutdown budget exceeded (60000 ms)',
+      captureStack: true,
+    });
     h.clock.increment(TERM);
     expect(h.state()).toEqual({ exiting: 'killing' });
     expect(h.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
@@ -187,7 +198,7 @@ describe('jobProcess chart', () => {
     expect(h.state()).toBe('killed');
     expect(h.last()).toMatchObject({
       type: 'PROCESS_EXITED',
-      reason: 'shutdown timed out',
+      reason: 'shutdown budget exceeded (60000 ms)',
       failed: true,
     });
   });
@@ -232,7 +243,11 @@ describe('jobProcess chart', () => {
   it('stops an idle process on SHUTDOWN_REQUESTED without reporting a failure', () => {
     const h = harness().warm();
     h.send({ type: 'SHUTDOWN_REQUESTED', reason: 'worker stopping' });
-    expect(h.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
+    expect(h.commands.at(-1)).toEqual({
+      type: 'EXIT_REQUESTED',
+      reason: 'shutdown requested: worker stopping',
+      captureStack: false,
+    });
     h.exited(null, 'SIGTERM');
     expect(h.state()).toBe('stopped');
     expect(h.last()).toMatchObject({
@@ -390,8 +405,29 @@ describe('jobProcess chart', () => {
     expect(h.state()).toBe('unresponsive');
   });
 
-  it('treats a launched job that never confirms as unresponsive', () => {
-    const h = harness().warm();
+  it('ends a job whose process went silent before it could confirm as unresponsive', () => {
+    const h = harness({}, { silentMs: 11_800, sinceLaunchMs: 10_000 }).warm();
+    h.send({ type: 'LAUNCH_REQUESTED', job: job() });
+    h.clock.increment(INIT);
+    expect(h.commands).toContainEqual({ type: 'SILENCE_MEASURE_REQUESTED' });
+    // It counts as started (never run twice), then ends.
+    expect(h.reports.at(-2)).toMatchObject({ type: 'JOB_STARTED' });
+    expect(h.last()).toMatchObject({
+      type: 'JOB_ENDED',
+      outcome: 'failed',
+      reason: 'unresponsive (no pong for 11800 ms)',
+    });
+    expect(h.commands.at(-1)).toEqual({
+      type: 'EXIT_REQUESTED',
+      reason: 'unresponsive (no pong for 11800 ms)',
+      captureStack: true,
+    });
+    h.exited(null, 'SIGTERM');
+    expect(h.state()).toBe('unresponsive');
+  });
+
+  it('says a job did not start in time when its process kept answering', () => {
+    const h = harness({}, { silentMs: 900, sinceLaunchMs: 10_000 }).warm();
     h.send({ type: 'LAUNCH_REQUESTED', job: job() });
     h.clock.increment(INIT);
     expect(h.last()).toMatchObject({

@@ -59,6 +59,7 @@ function startProcess(withJob: boolean) {
       reuse: { maxJobs: MODEL_JOBS_PER_PROCESS, memoryGrowthMb: 50 },
     },
     recorder.inspect,
+    null,
   );
   const { clock, commands, child } = chart;
   const reports = chart.recorded;
@@ -87,6 +88,8 @@ function startProcess(withJob: boolean) {
         else out.push(`exited:${String(finalState)}:${r.failed ? 'failed' : 'ok'}`);
       }
       for (const cmd of commands.slice(seenCommands)) {
+        // A question to the host, not an effect the model names.
+        if (cmd.type === 'SILENCE_MEASURE_REQUESTED') continue;
         out.push(
           {
             JOB_LAUNCH_REQUESTED: 'launch',
@@ -146,6 +149,10 @@ function runPath(path: ReturnType<typeof testModel.getShortestPaths>[number]) {
         PREWARM_OK: () => live().host({ type: 'PREWARM_SUCCEEDED' }),
         PREWARM_FAIL: () => live().host({ type: 'PREWARM_FAILED', error: 'model says no' }),
         INIT_TIMEOUT: () => passDeadline(live(), INIT),
+        SILENCE_MEASURED: () =>
+          live().host({ type: 'SILENCE_MEASURED', silentMs: 12_000, sinceLaunchMs: 10_000 }),
+        PONGS_SINCE_LAUNCH: () =>
+          live().host({ type: 'SILENCE_MEASURED', silentMs: 900, sinceLaunchMs: 10_000 }),
         LAUNCH_REQUESTED: () => {
           jobsGiven++;
           live().child.send({ type: 'LAUNCH_REQUESTED', job });

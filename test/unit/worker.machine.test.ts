@@ -327,9 +327,7 @@ describe('worker chart', () => {
     w.actor.send({ type: 'PROCESSES_RECYCLE_REQUESTED', reason: 'code changed' });
     await w.flush();
     for (const id of idle) {
-      expect(w.hosts.get(id)?.commands ?? [{ type: 'EXIT_REQUESTED' }]).toContainEqual({
-        type: 'EXIT_REQUESTED',
-      });
+      expect(w.hosts.get(id)?.commands.some((c) => c.type === 'EXIT_REQUESTED') ?? true).toBe(true);
     }
     const after = Object.values(w.actor.getSnapshot().context.procs);
     expect(after.find((p) => p.procId === running.procId)?.phase).toBe('running');
