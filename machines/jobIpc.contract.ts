@@ -20,6 +20,8 @@ export interface JobProcessTask {
   agentModule: string;
   /** If the host goes away, how long the process may take to end its job before it exits. */
   orphanGraceMs: number;
+  /** A loop blocked at least this long is reported (`loopStalled`); 0: not watched. */
+  loopStallThresholdMs: number;
   /** `@livekit/rtc-node` as one prebuilt file, when the worker has one (`../src/job-host/rtc-bundle.ts`). */
   rtcBundle?: RtcBundle;
 }
@@ -63,6 +65,8 @@ export type ChildMessage =
   | { type: 'pong'; sentAt: number }
   /** `ctx.checkpoint(value)`: the job's latest checkpoint, for the worker's job journal. */
   | { type: 'checkpoint'; jobId: string; value: JsonValue }
+  /** The process's event loop did not turn for `stalledMs` (over the task's threshold). */
+  | { type: 'loopStalled'; stalledMs: number }
   /** The job ended well (callbacks ran, room left). */
   | ({ type: 'ended'; reason: string } & JobTeardownFacts)
   /** The job failed (the entrypoint threw); callbacks still ran. */
@@ -83,6 +87,7 @@ const CHILD_TYPES = new Set([
   'log',
   'pong',
   'checkpoint',
+  'loopStalled',
   'ended',
   'failed',
 ]);

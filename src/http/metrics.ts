@@ -11,6 +11,7 @@ import type { Worker } from '../worker/worker.ts';
 import { workerFullness } from './fullness.ts';
 import { RECOVERY_DECLINE_REASONS } from '../recovery/journal.ts';
 import { processCounts } from './worker-info.ts';
+import { onLoopStall } from '../telemetry/loop-stall.ts';
 
 // prom-client (and the OpenTelemetry API it loads) is for the worker's HTTP server only; a job
 // process imports agentstate through the user's agent file and must not pay for it.
@@ -166,6 +167,18 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
     },
   });
 
+  const loopStalls = new Histogram({
+    name: `${prefix}event_loop_stall_seconds`,
+    help: 'Event-loop stalls at least eventLoopStallThreshold long, by process kind (worker, job)',
+    labelNames: ['process'],
+    buckets: [0.25, 0.5, 1, 2, 5, 10, 30],
+    registers,
+  });
+  // Every stall of this process (the worker's own, and those its job processes report).
+  const stopStalls = onLoopStall((s) =>
+    loopStalls.observe({ process: s.process }, s.stalledMs / 1000),
+  );
+
   // Label values present from the start, so rates work before the first event.
   for (const outcome of ['success', 'failed']) jobs.inc({ outcome }, 0);
   for (const failed of ['true', 'false']) processExits.inc({ failed }, 0);
@@ -226,6 +239,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
       if (disposed) return;
       disposed = true;
       stopFollowing();
+      stopStalls();
       askedAt.clear();
       registry.clear();
     },

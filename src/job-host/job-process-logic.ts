@@ -12,6 +12,7 @@ export type JobProcessOptions = Pick<
   | 'jobMemoryLimitMb'
   | 'initializeProcessTimeout'
   | 'shutdownProcessTimeout'
+  | 'eventLoopStallThreshold'
 >;
 
 /** As `JobProcessOptions`, but the module may be known only once compiled (read at each spawn). */
@@ -52,6 +53,7 @@ export function createJobProcessLogic(
         shutdownCallbackTimeout: shutdownCallbackBudget(opts.shutdownProcessTimeout),
         memoryWarnMb: opts.jobMemoryWarnMb,
         memoryLimitMb: opts.jobMemoryLimitMb,
+        loopStallThresholdMs: opts.eventLoopStallThreshold,
         ...tuning,
       }),
     },

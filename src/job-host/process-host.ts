@@ -43,6 +43,7 @@ import type { JsonValue } from '@bufbuild/protobuf';
 import { STOP_SIGNALS_IGNORED } from '../job-process/stop-signals-ignored.ts';
 import { trackJobProcess } from './live-children.ts';
 import { startMemoryWatch } from './memory-watch.ts';
+import { publishLoopStall } from '../telemetry/loop-stall.ts';
 import { captureJsStack, inspectorUrlIn, isInspectorBanner } from './js-stack.ts';
 
 /**
@@ -65,6 +66,8 @@ export interface ProcessHostConfig {
   memoryLimitMb: number;
   /** Default 5000. */
   memorySampleInterval?: number;
+  /** A job process's loop blocked at least this long is logged and counted; 0: not watched. */
+  loopStallThresholdMs?: number;
   /** Default 2500. */
   pingInterval?: number;
   /** No pong for this long means unresponsive. Default 30000. */
@@ -143,6 +146,7 @@ export function createProcessHost(config: ProcessHostConfig) {
       procId: input.procId,
       agentModule,
       orphanGraceMs: orphanGrace(config.shutdownCallbackTimeout),
+      loopStallThresholdMs: config.loopStallThresholdMs ?? 0,
     };
     const rtcBundle = config.rtcBundle ? config.rtcBundle() : rtcBundleForJobs(config.logger);
     if (rtcBundle) task.rtcBundle = rtcBundle;
@@ -174,6 +178,8 @@ export function createProcessHost(config: ProcessHostConfig) {
     // From `prewarmed` until the job returns or the process exits.
     let pinger: Heartbeat | undefined;
     let launchedAt: number | undefined;
+    // The job the process runs, from its launch to its end.
+    let jobId: string | undefined;
     // The child's inspector address, once a stack capture made it print one.
     let onInspectorUrl: ((url: string) => void) | undefined;
     const inspectorUrl = new Promise<string>((resolve) => {
@@ -240,6 +246,14 @@ export function createProcessHost(config: ProcessHostConfig) {
         case 'checkpoint':
           config.onCheckpoint?.(m.jobId, m.value);
           return;
+        case 'loopStalled':
+          log.warn('event loop stalled', {
+            process: 'job',
+            stalledMs: m.stalledMs,
+            thresholdMs: config.loopStallThresholdMs,
+          });
+          publishLoopStall({ process: 'job', stalledMs: m.stalledMs, ...(jobId ? { jobId } : {}) });
+          return;
         case 'prewarmed':
           pinger = startPinging();
           emit({ type: 'PREWARM_SUCCEEDED', rssMb: m.rssMb });
@@ -256,6 +270,7 @@ export function createProcessHost(config: ProcessHostConfig) {
           const { clean, rssGrowthMb } = m;
           log.debug('job torn down', { clean, rssGrowthMb });
           log = processLog;
+          jobId = undefined;
           emit(
             m.type === 'ended'
               ? { type: 'JOB_RETURNED', outcome: 'success', reason: m.reason, clean, rssGrowthMb }
@@ -320,6 +335,7 @@ export function createProcessHost(config: ProcessHostConfig) {
       switch (cmd.type) {
         case 'JOB_LAUNCH_REQUESTED': {
           launchedAt = clock.now();
+          jobId = cmd.job.jobId;
           const roomName = (cmd.job.job as { room?: { name?: string } } | null)?.room?.name;
           log = processLog.child({ jobId: cmd.job.jobId, roomName });
           toChild?.({

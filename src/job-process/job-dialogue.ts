@@ -11,6 +11,7 @@ import { errorMessage } from '../errors.ts';
 import { startJob, type RunningJob } from './runtime.ts';
 import { startNativeRuntime, warmJobRuntime } from './warm-up.ts';
 import { createLogger, setLogSink, type Logger } from '../log/logger.ts';
+import { watchEventLoop } from '../telemetry/loop-stall.ts';
 import type { WorkerOptions } from '../options/worker-options.ts';
 import {
   isHostMessage,
@@ -222,6 +223,12 @@ async function dialogue(
   // Growth is counted from here, warm and idle, for the host's reuse decision.
   const warmRss = process.memoryUsage.rss();
   send({ type: 'prewarmed', rssMb: Math.round(warmRss / 2 ** 20) });
+  // Watched from here: a stall is reported once the loop turns again (the host logs it with
+  // the job it belongs to). For the process's life; nothing stops it but the exit.
+  watchEventLoop({
+    thresholdMs: task.loopStallThresholdMs,
+    onStall: (stalledMs) => send({ type: 'loopStalled', stalledMs }),
+  });
 
   // One job after another: the host decides after each end whether this process takes another
   // (process reuse) or stops it; without reuse the first end is the last.

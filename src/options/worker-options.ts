@@ -185,6 +185,12 @@ export interface WorkerOptionsInit {
   jobsPerProcess?: number;
   /** RSS growth (MB) since a process got warm past which it is not reused. Default 100. */
   reuseMemoryGrowthMb?: number;
+  /**
+   * An event loop blocked at least this long (ms), in the worker or in a job process, is
+   * logged as a warning (`event loop stalled`, with its length and the job) and counted in the
+   * `agentstate_event_loop_stall_seconds` histogram. Default 500; 0 turns the watch off.
+   */
+  eventLoopStallThreshold?: number;
   /** Module that holds these options, imported by each job process. Default: the main script. */
   agentModule?: string | URL;
   /**
@@ -268,6 +274,7 @@ export class WorkerOptions {
   readonly jobMemoryLimitMb: number;
   readonly jobsPerProcess: number;
   readonly reuseMemoryGrowthMb: number;
+  readonly eventLoopStallThreshold: number;
   readonly agentModule: string | undefined;
   readonly httpProxy: string | null | undefined;
   readonly host: string;
@@ -347,6 +354,14 @@ export class WorkerOptions {
       0,
       Infinity,
       'a number ≥ 0',
+    );
+    this.eventLoopStallThreshold = num(
+      'eventLoopStallThreshold',
+      init.eventLoopStallThreshold,
+      500,
+      0,
+      60_000,
+      'ms in [0, 60000] (0 turns the watch off)',
     );
     const mod = init.agentModule;
     if (mod !== undefined && typeof mod !== 'string' && !(mod instanceof URL)) {

@@ -20,6 +20,7 @@ import { agentModuleFor } from '../agent-file/load.ts';
 import { AgentStateError, ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
+import { publishLoopStall, watchEventLoop } from '../telemetry/loop-stall.ts';
 import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import { WorkerOptions, type WorkerOptionsInit } from '../options/worker-options.ts';
 import { onStopSignals } from './stop-signals.ts';
@@ -269,7 +270,19 @@ export class Worker {
       this.#config.handleSignals === false ? () => undefined : this.#onSignals();
     // The job path's warm-up runs beside the chart from its start until the worker stops.
     const rehearsal = new AbortController();
+    let stopLoopWatch = () => {};
     const start = () => {
+      stopLoopWatch = watchEventLoop({
+        thresholdMs: resolved.eventLoopStallThreshold,
+        onStall: (stalledMs) => {
+          log.warn('event loop stalled', {
+            process: 'worker',
+            stalledMs,
+            thresholdMs: resolved.eventLoopStallThreshold,
+          });
+          publishLoopStall({ process: 'worker', stalledMs });
+        },
+      });
       actor.start();
       void runtime.rehearseJobPath(resolved, this.#config, rehearsal.signal).then((report) => {
         log.debug('rehearsed the job path', { ...report });
@@ -279,6 +292,7 @@ export class Worker {
       const sub = actor.subscribe({
         complete: () => {
           rehearsal.abort();
+          stopLoopWatch();
           sub.unsubscribe();
           removeSignals();
           const ctx = actor.getSnapshot().context;
@@ -287,6 +301,7 @@ export class Worker {
         },
         error: (err) => {
           rehearsal.abort();
+          stopLoopWatch();
           removeSignals();
           reject(err instanceof Error ? err : new Error(String(err)));
         },

@@ -234,6 +234,7 @@ function runPath(events: readonly EventType[]) {
     const opts: JobProcessOptions = {
       agentModule: pathToFileURL(gatedAgent),
       jobMemoryWarnMb: 0,
+      eventLoopStallThreshold: 0,
       jobMemoryLimitMb: has('MEMORY_LIMIT') ? MEMORY_LIMIT_MB : 0,
       // Short deadlines only where the path waits for them; generous ones elsewhere.
       initializeProcessTimeout: has('INIT_TIMEOUT') ? 1_500 : 20_000,

@@ -212,6 +212,7 @@ function runPath(path: TestPath, world: World) {
     const processOptions: JobProcessOptions = {
       agentModule: pathToFileURL(gate ? gatedAgent : scriptedAgent),
       jobMemoryWarnMb: 0,
+      eventLoopStallThreshold: 0,
       jobMemoryLimitMb: 0,
       initializeProcessTimeout: 20_000,
       shutdownProcessTimeout: 20_000,

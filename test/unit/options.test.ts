@@ -258,3 +258,21 @@ describe('resolveServerCredentials (workers and agent dispatch)', () => {
     expect(() => resolveServerCredentials({}, { ...env, LIVEKIT_API_KEY: '' })).toThrow(/`apiKey`/);
   });
 });
+
+describe('eventLoopStallThreshold', () => {
+  const entrypointFnc = async () => {};
+  it('defaults to 500 ms and accepts 0 (watch off)', () => {
+    expect(new WorkerOptions({ entrypointFnc }).eventLoopStallThreshold).toBe(500);
+    expect(
+      new WorkerOptions({ entrypointFnc, eventLoopStallThreshold: 0 }).eventLoopStallThreshold,
+    ).toBe(0);
+  });
+  it('names the option when the value is bad', () => {
+    expect(() => new WorkerOptions({ entrypointFnc, eventLoopStallThreshold: -1 })).toThrow(
+      /eventLoopStallThreshold/,
+    );
+    expect(() => new WorkerOptions({ entrypointFnc, eventLoopStallThreshold: 61_000 })).toThrow(
+      /eventLoopStallThreshold/,
+    );
+  });
+});
