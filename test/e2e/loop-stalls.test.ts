@@ -39,11 +39,21 @@ describe('the event-loop stall watch', () => {
   it('warns about a job that blocks its loop for 2 s, naming the job, and counts it', async () => {
     const dispatches = new AgentDispatchClient(server.httpUrl, server.apiKey, server.apiSecret);
     await dispatches.createDispatch('block-1', 'observed');
-    const stall = await worker.waitForLog(
-      (r) => r.message === 'event loop stalled' && r.process === 'job' && r.roomName === 'block-1',
-      'the stall warning',
-      30_000,
-    );
+    const stall = await worker
+      .waitForLog(
+        (r) =>
+          r.message === 'event loop stalled' && r.process === 'job' && r.roomName === 'block-1',
+        'the stall warning',
+        30_000,
+      )
+      .catch((err: unknown) => {
+        console.log(
+          worker.records
+            .map((r) => `${r.message} ${JSON.stringify(r.roomName)} ${JSON.stringify(r.reason)}`)
+            .join('\n'),
+        );
+        throw err;
+      });
     expect(stall).toMatchObject({ level: 'WARNING', roomName: 'block-1', thresholdMs: 500 });
     expect(String(stall.jobId)).toMatch(/^AJ_/);
     // 2 s of busy work, seen by a probe that fires every 100 ms.
