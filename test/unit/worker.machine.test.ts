@@ -411,7 +411,7 @@ describe('worker chart', () => {
     await w.flush();
     expect(w.lifecycle().lifecycle).toBe('stopping');
     const [spare] = [...w.hosts.values()];
-    expect(spare!.commands.at(-1)).toEqual({ type: 'EXIT_REQUESTED' });
+    expect(spare!.commands.at(-1)).toMatchObject({ type: 'EXIT_REQUESTED', captureStack: false });
     w.clock.increment(DEFAULT_TERMINATE_TIMEOUT);
     await w.flush();
     expect(spare!.commands.at(-1)).toEqual({ type: 'SIGKILL_REQUESTED' });
