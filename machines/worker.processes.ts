@@ -132,8 +132,10 @@ export const processesRegion = workerSetup.createStateConfig({
         ],
       },
     },
-    // No spares any more, but jobs queued before the drain still get their processes (a
-    // failed start is not retried here: the job's deadline ends it).
+    // No spares any more, but jobs queued before the drain still get their processes. A start
+    // that failed is replaced while a job waits for it: a stop signal sent to the whole process
+    // group can end a process in its first milliseconds, before it ignores such signals
+    // (src/job-process/stop-signals-ignored.ts). Each queued job's start deadline bounds it.
     closed: {
       type: 'final',
       on: {
@@ -159,7 +161,10 @@ export const processesRegion = workerSetup.createStateConfig({
         PROCESS_EXITED: [
           {
             guard: { type: 'prewarmFailed', params: fromEvent },
-            actions: { type: 'forgetProcess', params: fromEvent },
+            actions: [
+              { type: 'forgetProcess', params: fromEvent },
+              { type: 'startProcesses', params: { spares: false } },
+            ],
           },
           {
             actions: [

@@ -106,24 +106,7 @@ export function ms(name: string, value: number | undefined, dflt: number): numbe
  * `InvalidOptionError` naming `name` (the option or the environment variable).
  */
 export function parseProxyUrl(name: string, value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch (cause) {
-    throw new InvalidOptionError(
-      name,
-      `not a URL: ${JSON.stringify(redactUrlCredentials(value))}`,
-      {
-        cause,
-      },
-    );
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidOptionError(
-      name,
-      `expected an http:// or https:// proxy URL, got ${url.protocol}//`,
-    );
-  }
+  const url = urlWithProtocol(name, value, ['http:', 'https:'], 'an http:// or https:// proxy URL');
   if (!url.hostname) throw new InvalidOptionError(name, 'the proxy URL has no host');
   return url;
 }
@@ -135,22 +118,25 @@ export function redactUrlCredentials(value: string): string {
 
 /** A `redis://` or `rediss://` URL (the job journal's store for a fleet). */
 export function checkRedisUrl(name: string, value: string): void {
+  urlWithProtocol(name, value, ['redis:', 'rediss:'], 'a redis:// or rediss:// URL');
+}
+
+/** `value` parsed as a URL of one of `protocols`, or an error naming `name` (credentials hidden). */
+function urlWithProtocol(
+  name: string,
+  value: string,
+  protocols: readonly string[],
+  expected: string,
+): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch (cause) {
-    throw new InvalidOptionError(
-      name,
-      `not a URL: ${JSON.stringify(redactUrlCredentials(value))}`,
-      {
-        cause,
-      },
-    );
+    const shown = JSON.stringify(redactUrlCredentials(value));
+    throw new InvalidOptionError(name, `not a URL: ${shown}`, { cause });
   }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-    throw new InvalidOptionError(
-      name,
-      `expected a redis:// or rediss:// URL, got ${url.protocol}//`,
-    );
+  if (!protocols.includes(url.protocol)) {
+    throw new InvalidOptionError(name, `expected ${expected}, got ${url.protocol}//`);
   }
+  return url;
 }

@@ -551,7 +551,10 @@ export const workerModel = setup({
                 { type: 'fillPool', params: { spares: false } },
               ],
             },
-            PROC_WARM_FAIL: { guard: 'anyStarting', actions: 'processFailed' },
+            PROC_WARM_FAIL: {
+              guard: 'anyStarting',
+              actions: ['processFailed', { type: 'fillPool', params: { spares: false } }],
+            },
             SPARE_CRASH: {
               guard: 'anyIdle',
               actions: ['idleCrashed', { type: 'fillPool', params: { spares: false } }],
