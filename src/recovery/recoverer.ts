@@ -19,6 +19,7 @@
  * entrypoint that throws are never retried, and no job gets more than `maxAttempts`. A store that
  * fails is a reported degradation: jobs run on, recovery resumes when it is back.
  */
+import { withDeadline } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import { randomUUID } from 'node:crypto';
 import type { JsonValue } from '@bufbuild/protobuf';
@@ -88,6 +89,10 @@ export interface RecovererOptions {
 
 /** How long the offer's lookup may take: the server gives the whole answer ~3 s. */
 const LOOKUP_BUDGET = 1_000;
+/** A call to the server's API (RoomService, AgentDispatchService) that takes longer has failed. */
+const SERVER_CALL_TIMEOUT = 10_000;
+const bounded = <T>(what: string, call: Promise<T>): Promise<T> =>
+  withDeadline(call, SERVER_CALL_TIMEOUT, what);
 /** How long a pending-recovery record waits for its offer. */
 const PENDING_TTL = 30_000;
 /**
@@ -364,13 +369,16 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
     }
     try {
       const { rooms } = await serverApi();
-      const found = await rooms.listRooms([entry.roomName]);
+      const found = await bounded('listRooms', rooms.listRooms([entry.roomName]));
       if (found.length === 0) {
         decline(entry, 'roomGone', `room ${entry.roomName} no longer exists`);
         await finish();
         return;
       }
-      const participants = await rooms.listParticipants(entry.roomName);
+      const participants = await bounded(
+        'listParticipants',
+        rooms.listParticipants(entry.roomName),
+      );
       const users = participants.filter((p) => !isAgent(p));
       if (users.length === 0) {
         decline(entry, 'userLeft', `no user is left in room ${entry.roomName}`);
@@ -380,7 +388,10 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       // The dead job's participant (or a frozen worker's live one): it goes first, so the new job
       // with its identity is not ended by the server on joining, and never meets it in the room.
       if (participants.some((p) => p.identity === entry.agentIdentity)) {
-        await rooms.removeParticipant(entry.roomName, entry.agentIdentity).catch((err: unknown) => {
+        await bounded(
+          'removeParticipant',
+          rooms.removeParticipant(entry.roomName, entry.agentIdentity),
+        ).catch((err: unknown) => {
           log.debug('the old agent participant was already gone', { error: err });
         });
       }
@@ -412,7 +423,10 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
     if (!store) return;
     const { dispatch } = await serverApi();
     await store.putPending({ entry, detectedAt, expiresAt: now() + PENDING_TTL });
-    await dispatch.createDispatch(entry.roomName, entry.agentName, { metadata: entry.metadata });
+    await bounded(
+      'createDispatch',
+      dispatch.createDispatch(entry.roomName, entry.agentName, { metadata: entry.metadata }),
+    );
     const t = setTimeout(() => {
       rechecks.delete(t);
       void recheck(entry, detectedAt, n);
@@ -433,7 +447,10 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
     }
     try {
       const { rooms } = await serverApi();
-      const participants = await rooms.listParticipants(entry.roomName);
+      const participants = await bounded(
+        'listParticipants',
+        rooms.listParticipants(entry.roomName),
+      );
       if (participants.some((p) => p.identity === entry.agentIdentity)) return;
       log.info('job dispatched again: the last dispatch reached no worker that answered', {
         jobId: entry.jobId,
@@ -507,11 +524,10 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       const take = guarded('pending-recovery lookup', (s) =>
         s.takePending(roomName, job.agentName, job.metadata),
       );
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), LOOKUP_BUDGET);
-      });
-      const p = await Promise.race([take, late]).finally(() => clearTimeout(timer));
+      // Past its budget the offer is answered as a new job: the server waits ~3 s for it.
+      const p = await withDeadline(take, LOOKUP_BUDGET, 'pending-recovery lookup').catch(
+        () => undefined,
+      );
       if (!p) return undefined;
       incoming.set(job.id, p);
       const e = p.entry;
