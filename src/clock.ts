@@ -38,3 +38,37 @@ export function withDeadline<T>(
   });
   return Promise.race([work, deadline]).finally(() => clock.clearTimeout(timer));
 }
+
+/**
+ * Runs `fn` every `ms` on `clock` until the returned function is called: chained timeouts (a
+ * `Clock` has no interval), the next one set before `fn` runs, so a slow `fn` does not stretch
+ * the period. On the system clock the timers do not keep the process alive (`unref`).
+ */
+export function repeatEvery(clock: Clock, ms: number, fn: () => void): () => void {
+  let stopped = false;
+  let timer: unknown;
+  const schedule = () => {
+    timer = clock.setTimeout(() => {
+      if (stopped) return;
+      schedule();
+      fn();
+    }, ms);
+    unref(timer);
+  };
+  schedule();
+  return () => {
+    stopped = true;
+    clock.clearTimeout(timer);
+  };
+}
+
+/** `clock.setTimeout`, not keeping the process alive on the system clock (`unref`). */
+export function backgroundTimeout(clock: Clock, fn: () => void, ms: number): unknown {
+  const timer = clock.setTimeout(fn, ms);
+  unref(timer);
+  return timer;
+}
+
+function unref(timer: unknown): void {
+  (timer as { unref?: () => void } | undefined)?.unref?.();
+}

@@ -10,6 +10,7 @@
  * cannot be read (truncated by a disk that lied, edited by hand) is moved aside as `*.corrupt`
  * and reported; nothing else is affected by it.
  */
+import { repeatEvery, systemClock, type Clock } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
@@ -32,6 +33,8 @@ export interface DiskJournalOptions {
   /** How long the directory's lease lasts unless renewed. */
   leaseTtl: number;
   now?: () => number;
+  /** Schedules the lease's renewal. Default: the system clock. */
+  clock?: Clock;
   /** Whether a process is alive (`process.kill(pid, 0)`); injected for tests. */
   isAlive?: (pid: number) => boolean;
 }
@@ -58,7 +61,7 @@ export class DiskJournal implements JobStore {
   readonly #now: () => number;
   /** Writes of one file in order: a late checkpoint must not bring back a removed job. */
   readonly #chains = new Map<string, Promise<void>>();
-  #renewal: NodeJS.Timeout | undefined;
+  #stopRenewing: (() => void) | undefined;
   #held = false;
   #closed = false;
 
@@ -96,11 +99,12 @@ export class DiskJournal implements JobStore {
     await this.#writeOwner();
     this.#held = true;
     heldHere.add(this.dir);
-    this.#renewal = setInterval(
-      () => void this.#writeOwner().catch(() => undefined),
+    this.#stopRenewing?.();
+    this.#stopRenewing = repeatEvery(
+      this.#o.clock ?? systemClock,
       Math.max(100, Math.floor(this.#o.leaseTtl / 3)),
+      () => void this.#writeOwner().catch(() => undefined),
     );
-    this.#renewal.unref();
   }
 
   /** Another live worker renews the lease: its pid is not ours, is alive, and renewed lately. */
@@ -220,7 +224,7 @@ export class DiskJournal implements JobStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#renewal);
+    this.#stopRenewing?.();
     await Promise.all(this.#chains.values());
     if (this.#held) {
       heldHere.delete(this.dir);

@@ -19,7 +19,7 @@
  * entrypoint that throws are never retried, and no job gets more than `maxAttempts`. A store that
  * fails is a reported degradation: jobs run on, recovery resumes when it is back.
  */
-import { withDeadline } from '../clock.ts';
+import { backgroundTimeout, repeatEvery, systemClock, withDeadline, type Clock } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import { randomUUID } from 'node:crypto';
 import type { JsonValue } from '@bufbuild/protobuf';
@@ -58,7 +58,14 @@ export type RecoveryRecord =
       why: RecoveryDeclineReason;
       detail: string;
     }
-  | { type: 'jobRecoveryGivenUp'; jobId: string; roomName: string; attempts: number }
+  | {
+      type: 'jobRecoveryGivenUp';
+      jobId: string;
+      roomName: string;
+      attempts: number;
+      /** Why: no attempts left, or no worker took any of its dispatches. */
+      reason: string;
+    }
   | { type: 'recoveryDegraded'; reason: string }
   | { type: 'recoveryRestored' };
 
@@ -82,17 +89,26 @@ export interface RecovererOptions {
   stateDirProblem: string | undefined;
   log: Logger;
   emit: (r: RecoveryRecord) => void;
+  /** Wall-clock time (ms since the epoch): what the journal records and other workers read. */
   now?: () => number;
+  /** Schedules every timer and deadline of recovery and its store. Default: the system clock. */
+  clock?: Clock;
   /** For tests: the store (else disk or Redis from the options). */
   store?: JobStore;
+  /** For tests: the server's API (else livekit-server-sdk's clients at `wsUrl`). */
+  serverApi?: () => Promise<RecoveryServerApi>;
+}
+
+/** What recovery calls of the server's API (`RoomService`, `AgentDispatchService`). */
+export interface RecoveryServerApi {
+  rooms: Pick<RoomServiceClient, 'listRooms' | 'listParticipants' | 'removeParticipant'>;
+  dispatch: Pick<AgentDispatchClient, 'createDispatch'>;
 }
 
 /** How long the offer's lookup may take: the server gives the whole answer ~3 s. */
 const LOOKUP_BUDGET = 1_000;
 /** A call to the server's API (RoomService, AgentDispatchService) that takes longer has failed. */
 const SERVER_CALL_TIMEOUT = 10_000;
-const bounded = <T>(what: string, call: Promise<T>): Promise<T> =>
-  withDeadline(call, SERVER_CALL_TIMEOUT, what);
 /** How long a pending-recovery record waits for its offer. */
 const PENDING_TTL = 30_000;
 /**
@@ -101,8 +117,10 @@ const PENDING_TTL = 30_000;
  * offered to a worker that never answered — a frozen one, still registered — and dropped.
  */
 const REDISPATCH_CHECK = 11_000;
+/** With Redis, how often at least the store is searched for the jobs of dead workers. */
+const ORPHAN_SCAN = 1_000;
 /** Dispatches per recovery, the first included. */
-const MAX_DISPATCHES = 3;
+export const MAX_DISPATCHES = 3;
 /** The ends no one asked for: only these are retried. */
 const ABNORMAL_ENDS = new Set(['crashed', 'unresponsive', 'memoryExceeded']);
 
@@ -128,6 +146,9 @@ export interface RecoveryStatus {
 export function createRecoverer(o: RecovererOptions): Recoverer {
   const owner = randomUUID();
   const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const bounded = <T>(what: string, call: Promise<T>): Promise<T> =>
+    withDeadline(call, SERVER_CALL_TIMEOUT, what, clock);
   const log = o.log.child({ component: 'recovery' });
   let store: JobStore | undefined = o.store;
   let problem: string | undefined;
@@ -150,6 +171,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
         leaseTtl: o.recovery.leaseTtl,
         onConnectionChange: (up, error) => onConnection(up, error),
         now,
+        clock,
       });
     });
   } else if (!store && o.stateDir) {
@@ -159,6 +181,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       owner,
       leaseTtl: o.recovery.leaseTtl,
       now,
+      clock,
     });
   } else if (!store) {
     problem = `recovery is off: ${o.stateDirProblem ?? 'no state directory'}; set stateDir or AGENTSTATE_STATE_DIR to a writable directory, or recovery.redisUrl`;
@@ -167,12 +190,14 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
 
   const http = o.wsUrl.replace(/^ws/, 'http');
   // The server API's clients, loaded at the first recovery: most workers never need them.
-  let clients: Promise<{ rooms: RoomServiceClient; dispatch: AgentDispatchClient }> | undefined;
+  let clients: Promise<RecoveryServerApi> | undefined;
   const serverApi = () =>
-    (clients ??= import('livekit-server-sdk').then((sdk) => ({
-      rooms: new sdk.RoomServiceClient(http, o.apiKey, o.apiSecret),
-      dispatch: new sdk.AgentDispatchClient(http, o.apiKey, o.apiSecret),
-    })));
+    (clients ??=
+      o.serverApi?.() ??
+      import('livekit-server-sdk').then((sdk) => ({
+        rooms: new sdk.RoomServiceClient(http, o.apiKey, o.apiSecret),
+        dispatch: new sdk.AgentDispatchClient(http, o.apiKey, o.apiSecret),
+      })));
   const entries = new Map<string, JournalEntry>();
   /** New job id → the pending recovery it took (until its launch is journaled). */
   const incoming = new Map<string, PendingRecovery>();
@@ -181,8 +206,8 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
   let opened = false;
   let registered = false;
   let stopped = false;
-  let tick: NodeJS.Timeout | undefined;
-  const rechecks = new Set<NodeJS.Timeout>();
+  let stopTicking: (() => void) | undefined;
+  const rechecks = new Set<unknown>();
   let stopFollowing: (() => void) | undefined;
   let claiming = false;
 
@@ -358,6 +383,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
         jobId: entry.jobId,
         roomName: entry.roomName,
         attempts: entry.attempt,
+        reason: 'no attempts left',
       });
       await finish();
       return;
@@ -427,11 +453,14 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       'createDispatch',
       dispatch.createDispatch(entry.roomName, entry.agentName, { metadata: entry.metadata }),
     );
-    const t = setTimeout(() => {
-      rechecks.delete(t);
-      void recheck(entry, detectedAt, n);
-    }, REDISPATCH_CHECK);
-    t.unref();
+    const t = backgroundTimeout(
+      clock,
+      () => {
+        rechecks.delete(t);
+        void recheck(entry, detectedAt, n);
+      },
+      REDISPATCH_CHECK,
+    );
     rechecks.add(t);
   }
 
@@ -442,7 +471,20 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
     );
     if (!left || stopped) return;
     if (n >= MAX_DISPATCHES) {
-      decline(entry, 'serverError', `no worker took the job in ${n} dispatches`);
+      const reason = `no worker took the job in ${n} dispatches`;
+      log.warn('job recovery given up: no worker took it', {
+        jobId: entry.jobId,
+        roomName: entry.roomName,
+        attempts: entry.attempt,
+        dispatches: n,
+      });
+      o.emit({
+        type: 'jobRecoveryGivenUp',
+        jobId: entry.jobId,
+        roomName: entry.roomName,
+        attempts: entry.attempt,
+        reason,
+      });
       return;
     }
     try {
@@ -525,7 +567,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
         s.takePending(roomName, job.agentName, job.metadata),
       );
       // Past its budget the offer is answered as a new job: the server waits ~3 s for it.
-      const p = await withDeadline(take, LOOKUP_BUDGET, 'pending-recovery lookup').catch(
+      const p = await withDeadline(take, LOOKUP_BUDGET, 'pending-recovery lookup', clock).catch(
         () => undefined,
       );
       if (!p) return undefined;
@@ -580,14 +622,17 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       });
       if (kind === 'none') return;
       void ensureOpen();
-      tick = setInterval(() => void onTick(), Math.max(100, Math.floor(o.recovery.leaseTtl / 3)));
-      tick.unref();
+      const third = Math.max(100, Math.floor(o.recovery.leaseTtl / 3));
+      // With Redis the tick also looks for dead workers (a lapsed lease, or a dead one's closed
+      // connection, redis-store.ts): at least every ORPHAN_SCAN.
+      const every = kind === 'redis' ? Math.min(third, ORPHAN_SCAN) : third;
+      stopTicking = repeatEvery(clock, every, () => void onTick());
     },
     async stop() {
       if (stopped) return;
       stopped = true;
-      clearInterval(tick);
-      for (const t of rechecks) clearTimeout(t);
+      stopTicking?.();
+      for (const t of rechecks) clock.clearTimeout(t);
       rechecks.clear();
       stopFollowing?.();
       await storeLoading?.catch(() => undefined);

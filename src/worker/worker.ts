@@ -227,6 +227,7 @@ export class Worker {
             stateDirProblem: resolved.stateDirProblem,
             log: this.#log,
             emit: (r) => this.#fanOut(r),
+            ...(this.#config.clock ? { clock: this.#config.clock } : {}),
           });
     this.#recovery = recovery;
     // The actor exists when run() returns (tools and tests read it at once).
