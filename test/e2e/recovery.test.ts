@@ -135,10 +135,10 @@ describe('job recovery with the disk journal', () => {
     console.log(`recovered ${Date.now() - killedAt} ms after the kill`);
   }, 60_000);
 
-  it('recovers every job of a worker that was SIGKILLed, once it is started again over its state directory', async () => {
+  it('recovers each of the 3 jobs of a worker that was SIGKILLed, once it is started again over its state directory', async () => {
     const dir = stateDir();
     const w = await startWorker('r2', dir);
-    const rooms = ['rec-w-1', 'rec-w-2'];
+    const rooms = ['rec-w-1', 'rec-w-2', 'rec-w-3'];
     const users = await Promise.all(
       rooms.map((room, i) => joinRoom(server!, { room, identity: `user-${i}` })),
     );
