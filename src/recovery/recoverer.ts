@@ -117,6 +117,13 @@ const PENDING_TTL = 30_000;
  * offered to a worker that never answered — a frozen one, still registered — and dropped.
  */
 const REDISPATCH_CHECK = 11_000;
+/**
+ * How long the first claim after registration waits for this worker to report itself available:
+ * a worker starts full until its warm processes are up (~0.3 s), and a dispatch the server makes
+ * while no worker of the name is available is dropped ("no servers available"), found only by the
+ * re-dispatch check 11 s later. With the disk journal no other worker could take it as a recovery.
+ */
+const FIRST_CLAIM_WAIT = 5_000;
 /** With Redis, how often at least the store is searched for the jobs of dead workers. */
 const ORPHAN_SCAN = 1_000;
 /** Dispatches per recovery, the first included. */
@@ -210,6 +217,21 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
   const rechecks = new Set<unknown>();
   let stopFollowing: (() => void) | undefined;
   let claiming = false;
+  /** Whether this worker's last status report said available, and who waits for it. */
+  let available = false;
+  const waitingForAvailable = new Set<() => void>();
+  function whenAvailable(): Promise<void> {
+    if (available) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clock.clearTimeout(timer);
+        waitingForAvailable.delete(done);
+        resolve();
+      };
+      const timer = backgroundTimeout(clock, done, FIRST_CLAIM_WAIT);
+      waitingForAvailable.add(done);
+    });
+  }
 
   function onConnection(isUp: boolean, error?: string) {
     if (!isUp) degrade(`Redis unreachable: ${error ?? 'disconnected'}`);
@@ -606,8 +628,18 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
           case 'registered':
             if (!registered) {
               registered = true;
-              void ensureOpen().then((ok) => (ok ? claimOrphans() : undefined));
+              void ensureOpen()
+                .then(async (ok) => {
+                  if (!ok) return;
+                  await whenAvailable();
+                  if (!stopped) await claimOrphans();
+                })
+                .catch(() => undefined);
             }
+            return;
+          case 'statusReported':
+            available = e.status === 'available';
+            if (available) for (const done of [...waitingForAvailable]) done();
             return;
           case 'jobLaunched':
             // The record's launch is in the snapshot once this step is done.
@@ -632,6 +664,7 @@ export function createRecoverer(o: RecovererOptions): Recoverer {
       if (stopped) return;
       stopped = true;
       stopTicking?.();
+      for (const done of [...waitingForAvailable]) done();
       for (const t of rechecks) clock.clearTimeout(t);
       rechecks.clear();
       stopFollowing?.();

@@ -55,13 +55,16 @@ function entry(jobId: string, roomName: string, over: Partial<JournalEntry> = {}
 
 /** A store in memory, as Redis would be: `orphans` are a gone worker's jobs, claimed once. */
 class MemoryStore implements JobStore {
-  readonly kind = 'redis';
+  /** 'disk': claims only at registration, as the disk journal does. */
+  constructor(
+    private readonly now: () => number,
+    readonly kind: 'redis' | 'disk' = 'redis',
+  ) {}
   readonly jobs = new Map<string, JournalEntry>();
   readonly pending = new Map<string, PendingRecovery>();
   orphans: JournalEntry[] = [];
   /** A lookup that never answers (Redis hanging), when set. */
   hangTakes = false;
-  constructor(private readonly now: () => number) {}
   async open() {}
   async put(e: JournalEntry) {
     this.jobs.set(e.jobId, e);
@@ -163,10 +166,13 @@ afterEach(async () => {
   for (const r of running.splice(0)) await r.stop();
 });
 
-function setUp(rooms: Record<string, { users: string[]; agents: string[] }>) {
+function setUp(
+  rooms: Record<string, { users: string[]; agents: string[] }>,
+  kind: 'redis' | 'disk' = 'redis',
+) {
   const clock = new SimulatedClock();
   const now = () => EPOCH + clock.now();
-  const store = new MemoryStore(now);
+  const store = new MemoryStore(now, kind);
   const server = fakeServer(rooms);
   const { log, lines } = recordingLogger();
   const records: RecoveryRecord[] = [];
@@ -188,8 +194,14 @@ function setUp(rooms: Record<string, { users: string[]; agents: string[] }>) {
   running.push(recoverer);
   const worker = fakeWorker();
   recoverer.start(worker);
-  const register = async () => {
+  /** Registered, then (unless `full`) its first status report: available. */
+  const register = async (full = false) => {
     worker.emit({ type: 'registered', workerId: 'AW_here', serverVersion: '1.13.5' });
+    await settle();
+    if (!full) await reportStatus('available');
+  };
+  const reportStatus = async (status: 'available' | 'full') => {
+    worker.emit({ type: 'statusReported', status, load: 0, jobCount: 0 });
     await settle();
   };
   /** Moves the simulated clock `ms` on, a second at a time, letting each step's work finish. */
@@ -199,7 +211,7 @@ function setUp(rooms: Record<string, { users: string[]; agents: string[] }>) {
       await settle();
     }
   };
-  return { clock, store, server, lines, records, recoverer, register, advance };
+  return { clock, store, server, lines, records, recoverer, register, reportStatus, advance };
 }
 
 const offer = (e: JournalEntry, jobId: string) =>
@@ -230,6 +242,27 @@ describe('the recoverer, under a simulated clock', () => {
     await t.advance(REDISPATCH_CHECK + 5_000);
     expect(t.server.dispatches()).toHaveLength(1);
     expect(await t.recoverer.lookup(offer(e, 'AJ_3'))).toBeUndefined();
+  });
+
+  it("waits for the worker to report itself available before its first claim (a dispatch to a full worker's name is dropped)", async () => {
+    const t = setUp({ 'room-7': { users: ['gus'], agents: [] } }, 'disk');
+    t.store.orphans.push(entry('AJ_11', 'room-7'));
+    await t.register(true);
+    await t.reportStatus('full');
+    await t.advance(2_000);
+    expect(t.server.dispatches()).toEqual([]);
+    await t.reportStatus('available');
+    expect(t.server.dispatches()).toEqual(['createDispatch room-7 support {"lang":"fr"}']);
+  });
+
+  it('claims after 5 s all the same when the worker stays full (another worker may take it)', async () => {
+    const t = setUp({ 'room-9': { users: ['ivy'], agents: [] } }, 'disk');
+    t.store.orphans.push(entry('AJ_12', 'room-9'));
+    await t.register(true);
+    await t.advance(4_000);
+    expect(t.server.dispatches()).toEqual([]);
+    await t.advance(1_000);
+    expect(t.server.dispatches()).toEqual(['createDispatch room-9 support {"lang":"fr"}']);
   });
 
   it('claims on its tick, every third of the lease, the jobs of a worker whose lease lapsed later', async () => {
