@@ -54,6 +54,7 @@ import {
 import { LATENCY_FIGURES, phaseFigures } from './lib/phases.ts';
 import { processTree } from './lib/procfs.ts';
 import { withRatios, writeReport, type Figure, type Value } from './lib/report.ts';
+import { recoveryFigures, runRecoveryBench } from './lib/recovery.ts';
 import { runOneJob, type JobTiming } from './lib/scenarios.ts';
 import { runSeedExample, type SeedExampleResult } from './lib/seed.ts';
 import { summarize } from './lib/stats.ts';
@@ -133,6 +134,7 @@ const METHOD = [
   `The seed's 9-job example runs last, on a second worker per framework (agent name bench-<framework>-seed, load function min(active jobs / 10, 1), load threshold ${SEED_THRESHOLD}, 4 warm processes), started for it alone; the three run at the same time (the figure is a count the CPU must not change), each offered ${SEED_OFFERS} jobs one after another.`,
   'Peers run their documented production entry points: `node agent.mjs start` (cli.runApp + ServerOptions, defineAgent) and `python -m livekit.agents start agent.py` (AgentServer + rtc_session).',
   'Both Node frameworks run on the same `node` binary (named in the versions above; `--node PATH` picks another), their workers and the job processes they fork alike.',
+  'The recovery figures come from bench/recovery.ts, run last in a process of its own with its own livekit-server and redis-server (the three workers above stay registered, idle): a worker SIGKILLed with its job processes under N jobs whose users stay; bench/results/recovery.md has its method and recovery.json every room.',
 ];
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -473,25 +475,33 @@ try {
     }),
   );
 
+  // ---- recovery: a worker SIGKILLed under running jobs (bench/recovery.ts, a process of its own) --
+  const resultsDir = only ? join(repoRoot, 'test-artifacts', 'bench') : join(benchDir, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const recoveryJobs = quick ? 5 : 10;
+  if (!only) log(`recovery: ${recoveryJobs} jobs, Redis and disk, and the same kill on the peers`);
+  const recovery = only ? undefined : await runRecoveryBench(recoveryJobs, resultsDir, log);
+
   // ---- report ------------------------------------------------------------------------------------
-  const figures = buildFigures(
-    active,
-    idle,
-    timings,
-    bursts,
-    elasticBursts,
-    churn,
-    reuseChurn,
-    warmSamples,
-    seed,
-    seedErrors,
-  ).filter(
+  const figures = [
+    ...buildFigures(
+      active,
+      idle,
+      timings,
+      bursts,
+      elasticBursts,
+      churn,
+      reuseChurn,
+      warmSamples,
+      seed,
+      seedErrors,
+    ),
+    ...(only ? [] : recoveryFigures(recovery)),
+  ].filter(
     (f) =>
       only === undefined ||
       (only === 'latency' ? LATENCY_FIGURES.has(f.id) : f.id.startsWith('churn_')),
   );
-  const resultsDir = only ? join(repoRoot, 'test-artifacts', 'bench') : join(benchDir, 'results');
-  mkdirSync(resultsDir, { recursive: true });
   writeReport(resultsDir, {
     generatedAt: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
@@ -538,6 +548,7 @@ try {
         ]),
       ),
       seedExample: { results: Object.fromEntries(seed), errors: seedErrors },
+      recovery: recovery ?? 'not run, or failed (its output is above in the log)',
       latencyFailures: Object.fromEntries(
         active.map((fw) => [
           fw,
