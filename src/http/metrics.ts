@@ -86,7 +86,7 @@ export function createWorkerMetrics(worker: Worker, prefix = 'agentstate_'): Wor
   });
   const givenUp = new Counter({
     name: `${prefix}recovery_given_up_total`,
-    help: 'Jobs that ended abnormally with no attempt left (recovery.maxAttempts)',
+    help: 'Recoveries given up: no attempt left (recovery.maxAttempts), or no worker took any of its dispatches',
     registers,
   });
   const recoverySeconds = new Histogram({
