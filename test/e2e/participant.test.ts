@@ -107,8 +107,10 @@ describe('PARTICIPANT workers on a real server', () => {
   it('starts a job for each participant already in the room when a named agent is dispatched to it', async () => {
     const room = 'participants-dispatch-1';
     await joinRoom(server, { room, identity: 'carol' });
-    // The automatic worker takes carol's join; the named one only runs its dispatches.
+    await joinRoom(server, { room, identity: 'dave' });
+    // The automatic worker takes their joins; the named one only runs its dispatches.
     await reportFor(part, room, 'carol');
+    await reportFor(part, room, 'dave');
     expect(
       concierge.records.filter((r) => r.message === 'e2e job report' && r.room === room),
     ).toEqual([]);
@@ -122,5 +124,8 @@ describe('PARTICIPANT workers on a real server', () => {
       metadata: 'vip',
       participantLive: true,
     });
+    // One dispatch, a job for every participant: it cannot re-create the job of one of them alone
+    // (why job recovery declines PARTICIPANT jobs, test/e2e/SERVER-FACTS.md).
+    expect(await reportFor(concierge, room, 'dave')).toMatchObject({ jobType: JT_PARTICIPANT });
   });
 });
