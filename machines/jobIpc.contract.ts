@@ -43,9 +43,18 @@ export interface RtcBundle {
   sentinels: [string, number, number][];
 }
 
+/**
+ * The W3C trace context (https://www.w3.org/TR/trace-context/) of the worker's span for a job,
+ * carried with its launch so the job process's spans are its children. Only when tracing is on.
+ */
+export interface TraceCarrier {
+  traceparent: string;
+  tracestate?: string;
+}
+
 /** Host → child. */
 export type HostMessage =
-  | { type: 'launch'; job: RunningJobInfo; callbackTimeout: number }
+  | { type: 'launch'; job: RunningJobInfo; callbackTimeout: number; trace?: TraceCarrier }
   | { type: 'shutdown'; reason: string }
   | { type: 'ping'; sentAt: number }
   /**

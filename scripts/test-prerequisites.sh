@@ -3,8 +3,9 @@
 # the tests use are installed. Which ones is read from the tests themselves, so the list cannot go
 # stale: browser tests launch /usr/bin/chromium, multi-node tests start redis-server, the systemd
 # unit's test runs systemd-analyze. As root (or with passwordless sudo) a missing package is
-# installed with apt-get; otherwise this names what is missing and how to install it, and fails. (The Go-built livekit-server is the tests' global
-# setup's business: scripts/livekit-server.sh, cached in ~/.cache/agentstate.)
+# installed with apt-get; otherwise this names what is missing and how to install it, and fails. (The Go-built livekit-server and Jaeger are the
+# tests' global setup's business: scripts/livekit-server.sh and scripts/jaeger.sh, cached in
+# ~/.cache/agentstate.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -22,6 +22,7 @@ import type { Worker } from '../worker/worker.ts';
 import { createGroupMetrics, groupReadiness, workerGroupInfo } from './group-info.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { workerInfo } from './worker-info.ts';
+import { otelWanted } from '../telemetry/otel-config.ts';
 
 /** What the endpoints read from the served worker or group. */
 interface Served {
@@ -123,6 +124,29 @@ export async function bindHealthServer(
   const bound = (server.address() as AddressInfo).port;
   log.info('health server listening', { host, port: bound });
   let closing: Promise<void> | undefined;
+  // `/metrics`'s registry also goes out over OTLP when the standard environment asks for it
+  // (OTEL_METRICS_EXPORTER=otlp); the SDK is imported only then.
+  let stopOtlp: (() => Promise<void>) | undefined;
+  const exportOverOtlp = (metrics: WorkerMetrics) => {
+    void stopOtlp?.();
+    stopOtlp = undefined;
+    let wanted: boolean;
+    try {
+      wanted = otelWanted(process.env, false)?.metrics ?? false;
+    } catch (error) {
+      log.warn('OTLP metrics not sent: the OpenTelemetry environment is invalid', { error });
+      return;
+    }
+    if (!wanted) return;
+    const pending = import('../telemetry/otel-metrics.ts').then(
+      ({ startOtlpMetrics }) => startOtlpMetrics(metrics.registry, log),
+      (error: unknown) => {
+        log.warn('OTLP metrics could not be set up; continuing without them', { error });
+        return undefined;
+      },
+    );
+    stopOtlp = () => pending.then((stop) => stop?.());
+  };
   return {
     host,
     port: bound,
@@ -133,13 +157,16 @@ export async function bindHealthServer(
       if (closing) return;
       served?.metrics.dispose();
       served = target instanceof WorkerGroup ? servedGroup(target) : servedWorker(target);
+      exportOverOtlp(served.metrics);
     },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
-        served?.metrics.dispose();
+        // The last export reads the registry, so it goes before the registry is cleared.
+        const otlpDone = stopOtlp?.() ?? Promise.resolve();
+        void otlpDone.then(() => served?.metrics.dispose());
         // Keep-alive connections would hold close() open; nothing is served after stop.
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => void otlpDone.then(() => resolve()));
       })),
   };
 }

@@ -31,6 +31,7 @@ export type ProcessHostTuning = Partial<
     | 'env'
     | 'clock'
     | 'onCheckpoint'
+    | 'traceCarrier'
   >
 >;
 

@@ -38,6 +38,7 @@ import {
   type HostMessage,
   type JobProcessTask,
   type RtcBundle,
+  type TraceCarrier,
 } from '../../machines/jobIpc.contract.ts';
 import type { JsonValue } from '@bufbuild/protobuf';
 import { STOP_SIGNALS_IGNORED } from '../job-process/stop-signals-ignored.ts';
@@ -45,6 +46,7 @@ import { trackJobProcess } from './live-children.ts';
 import { startMemoryWatch } from './memory-watch.ts';
 import { publishLoopStall } from '../telemetry/loop-stall.ts';
 import { captureJsStack, inspectorUrlIn, isInspectorBanner } from './js-stack.ts';
+import { traceLogFields } from '../telemetry/otel-config.ts';
 
 /**
  * How long reading a hung process's stack may hold its SIGTERM back (~0.15 s on an idle machine;
@@ -85,6 +87,11 @@ export interface ProcessHostConfig {
   rtcBundle?: () => RtcBundle | undefined;
   /** A job's `ctx.checkpoint(value)`, for the job journal (`src/recovery/`). */
   onCheckpoint?: (jobId: string, value: JsonValue) => void;
+  /**
+   * The trace context of a job's span, sent with its launch when tracing is on
+   * (`../telemetry/job-traces.ts`).
+   */
+  traceCarrier?: (jobId: string) => TraceCarrier | undefined;
 }
 
 // From a build the child is plain `node` running `job-entry.js`: a TypeScript agent was compiled
@@ -307,6 +314,16 @@ export function createProcessHost(config: ProcessHostConfig) {
       });
     }
 
+    /** The job's trace context; a tracer that throws costs the trace, never the launch. */
+    function carrierFor(jobId: string): TraceCarrier | undefined {
+      try {
+        return config.traceCarrier?.(jobId);
+      } catch (error) {
+        log.debug('no trace context for the job', { error });
+        return undefined;
+      }
+    }
+
     function signal(sig: NodeJS.Signals): void {
       if (exited) {
         // Already gone (e.g. it died while the chart was deciding): say so again so the chart can finish.
@@ -337,11 +354,13 @@ export function createProcessHost(config: ProcessHostConfig) {
           launchedAt = clock.now();
           jobId = cmd.job.jobId;
           const roomName = (cmd.job.job as { room?: { name?: string } } | null)?.room?.name;
-          log = processLog.child({ jobId: cmd.job.jobId, roomName });
+          const trace = carrierFor(cmd.job.jobId);
+          log = processLog.child({ jobId: cmd.job.jobId, roomName, ...traceLogFields(trace) });
           toChild?.({
             type: 'launch',
             job: cmd.job,
             callbackTimeout: config.shutdownCallbackTimeout,
+            ...(trace ? { trace } : {}),
           });
           return;
         }

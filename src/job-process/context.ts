@@ -56,6 +56,8 @@ export interface JobContextInit {
   room?: Room;
   /** Where `ctx.checkpoint()` sends its value (the worker's job journal). None: kept nowhere. */
   checkpoint?: (value: JsonValue) => void;
+  /** Told when `connect()` starts (with the server URL); what it returns is told how it ended. */
+  onConnect?: (url: string) => (error?: unknown) => void;
 }
 
 /** The end reason when the participant a job is for leaves, by job type (ROOM jobs have none). */
@@ -72,6 +74,7 @@ export class JobContext {
 
   readonly #onEnd: (end: JobEnd) => void;
   readonly #checkpoint: ((value: JsonValue) => void) | undefined;
+  readonly #onConnect: JobContextInit['onConnect'];
   readonly #ended: Promise<JobEnd>;
   readonly #callbacks: ShutdownCallback[] = [];
   /** The connection in progress or made; `undefined` until `connect()` (or after it failed). */
@@ -90,6 +93,7 @@ export class JobContext {
     this.#onEnd = init.onEnd;
     this.#ended = init.ended;
     this.#checkpoint = init.checkpoint;
+    this.#onConnect = init.onConnect;
   }
 
   /**
@@ -197,8 +201,10 @@ export class JobContext {
    */
   connect(opts: ConnectOptions = {}): Promise<void> {
     if (this.#connecting) return this.#connecting;
+    const connected = this.#onConnect?.(this.info.url);
     const attempt = this.#connect(opts.autoSubscribe ?? true);
     this.#connecting = attempt;
+    if (connected) attempt.then(() => connected(), connected);
     // A failed attempt does not count as connected; the caller still gets the error.
     attempt.catch(() => {
       if (this.#connecting === attempt) this.#connecting = undefined;

@@ -12,6 +12,9 @@ import { startJob, type RunningJob } from './runtime.ts';
 import { startNativeRuntime, warmJobRuntime } from './warm-up.ts';
 import { createLogger, setLogSink, type Logger } from '../log/logger.ts';
 import { watchEventLoop } from '../telemetry/loop-stall.ts';
+import { otelWanted } from '../telemetry/otel-config.ts';
+import type { JobTracing } from '../telemetry/job-spans.ts';
+import { setExitFlush } from './exit-flush.ts';
 import type { WorkerOptions } from '../options/worker-options.ts';
 import {
   isHostMessage,
@@ -20,7 +23,7 @@ import {
   type JobProcessTask,
 } from '../../machines/jobIpc.contract.ts';
 
-type AgentFunctions = Pick<WorkerOptions, 'entrypointFnc' | 'prewarmFnc'>;
+type AgentFunctions = Pick<WorkerOptions, 'entrypointFnc' | 'prewarmFnc' | 'tracerProvider'>;
 
 function write(m: ChildMessage): void {
   // The channel may already be closed when the host is gone; nothing useful can be done then.
@@ -64,6 +67,8 @@ interface StarterOptions {
    * A flag, not a callback: the rehearsal runs every line a real start does.
    */
   announces: boolean;
+  /** Set when tracing is on: a launch that carries a trace context is traced. */
+  tracing?: JobTracing | undefined;
 }
 
 /**
@@ -73,13 +78,23 @@ interface StarterOptions {
 function jobStarter(o: StarterOptions): StartJob {
   return (launch) => {
     if (o.announces) unsentStart = launch.job.jobId;
+    const spans = launch.trace && o.tracing?.forJob(launch.job, launch.trace);
     try {
       return startJob({
         entrypointFnc: o.entrypointFnc,
         info: launch.job,
         proc: o.proc,
-        log: o.log.child({ jobId: launch.job.jobId }),
+        log: o.log.child(
+          spans
+            ? {
+                jobId: launch.job.jobId,
+                traceId: () => spans.logFields().traceId,
+                spanId: () => spans.logFields().spanId,
+              }
+            : { jobId: launch.job.jobId },
+        ),
         callbackTimeout: launch.callbackTimeout,
+        ...(spans ? { spans } : {}),
         ...(o.announces
           ? {
               checkpoint: (value) => send({ type: 'checkpoint', jobId: launch.job.jobId, value }),
@@ -220,6 +235,7 @@ async function dialogue(
   }
   // After the warm-up, so the cache holds what it compiled too; once per bundle, not per process.
   rtc.saveCodeCache();
+  const tracing = await startTracingIfWanted(agent, log);
   // Growth is counted from here, warm and idle, for the host's reuse decision.
   const warmRss = process.memoryUsage.rss();
   send({ type: 'prewarmed', rssMb: Math.round(warmRss / 2 ** 20) });
@@ -241,6 +257,7 @@ async function dialogue(
     proc,
     log,
     announces: true,
+    tracing,
   });
   for (;;) {
     const next = await inbox.next(start);
@@ -254,5 +271,27 @@ async function dialogue(
         ? { type: 'ended', reason: end.reason, clean: end.clean, rssGrowthMb }
         : { type: 'failed', error: end.reason, clean: end.clean, rssGrowthMb },
     );
+  }
+}
+
+/**
+ * Tracing in this process, when the standard environment or the agent's `tracerProvider` asks
+ * for it: only then is OpenTelemetry's SDK imported. A failure leaves the job untraced.
+ */
+async function startTracingIfWanted(
+  agent: AgentFunctions,
+  log: Logger,
+): Promise<JobTracing | undefined> {
+  try {
+    const wanted = otelWanted(process.env, agent.tracerProvider !== undefined);
+    if (!wanted?.traces) return undefined;
+    const { startJobTracing } = await import('../telemetry/job-spans.ts');
+    const tracing = startJobTracing(wanted, agent.tracerProvider, log);
+    // What is batched goes out before the host's `terminate` ends the process (./job-entry.ts).
+    if (tracing) setExitFlush(() => tracing.flush());
+    return tracing;
+  } catch (error) {
+    log.warn('OpenTelemetry tracing could not be set up; the job runs untraced', { error });
+    return undefined;
   }
 }

@@ -8,6 +8,7 @@
 import { isHostMessage, type JobProcessTask } from '../../machines/jobIpc.contract.ts';
 import { preloadRtcNode } from './rtc-preload.ts';
 import { STOP_SIGNALS_IGNORED } from './stop-signals-ignored.ts';
+import { exitAfterFlush } from './exit-flush.ts';
 
 /**
  * A stop signal that reaches a job process was meant for its worker: a terminal's Ctrl-C or
@@ -25,7 +26,7 @@ for (const signal of STOP_SIGNALS_IGNORED) process.on(signal, () => {});
  * here, for the process's whole life: also before the dialogue starts and after it returned.
  */
 process.on('message', (m: unknown) => {
-  if (isHostMessage(m) && m.type === 'terminate') process.exit(0);
+  if (isHostMessage(m) && m.type === 'terminate') exitAfterFlush(0);
 });
 
 /**

@@ -28,6 +28,25 @@ export interface JobRunOptions {
   room?: JobContextInit['room'];
   /** Where `ctx.checkpoint()` values go (to the worker over IPC). */
   checkpoint?: JobContextInit['checkpoint'];
+  /** The job's spans, when tracing is on (`../telemetry/job-spans.ts`). */
+  spans?: JobSpanHooks;
+}
+
+/**
+ * Where a traced job's spans are made (`../telemetry/job-spans.ts`): the runtime says when each
+ * step starts and ends, and never imports OpenTelemetry itself. None of these throws.
+ */
+export interface JobSpanHooks {
+  /** Calls the entrypoint inside its span's context (the user's spans become its children). */
+  runEntrypoint<T>(call: () => T): T;
+  /** The entrypoint's promise settled; `error` when it threw. */
+  entrypointSettled(error?: unknown): void;
+  /** `ctx.connect()` started; the returned function is told how it ended. */
+  connectStarted(url: string): (error?: unknown) => void;
+  /** The job is ending; the returned function is told when its teardown is done. */
+  endStarted(end: JobEnd): (teardown: JobTeardown) => void;
+  /** The trace and span id for the job's log records. */
+  logFields(): { traceId?: string; spanId?: string };
 }
 
 /** How a job ended, and whether its teardown was clean enough for the process to be reused. */
@@ -57,17 +76,22 @@ export function startJob(opts: JobRunOptions): RunningJob {
     ended,
     ...(opts.room ? { room: opts.room } : {}),
     ...(opts.checkpoint ? { checkpoint: opts.checkpoint } : {}),
+    ...(opts.spans ? { onConnect: (url: string) => opts.spans!.connectStarted(url) } : {}),
   });
+  const spans = opts.spans;
 
   // Called now, not a microtask later: the hand-off is one IPC hop plus this call. A synchronous
   // throw still rejects (the executor catches it).
-  void new Promise<void>((resolve) => resolve(opts.entrypointFnc(ctx))).then(
+  const call = () => opts.entrypointFnc(ctx);
+  void new Promise<void>((resolve) => resolve(spans ? spans.runEntrypoint(call) : call())).then(
     () => {
+      spans?.entrypointSettled();
       if (!ctx.connectionRequested) {
         settle({ outcome: 'success', reason: 'entrypoint returned without connecting' });
       }
     },
     (err: unknown) => {
+      spans?.entrypointSettled(err);
       opts.log.error('entrypoint threw', { error: err });
       settle({ outcome: 'failed', reason: `entrypoint threw: ${errorMessage(err)}` });
     },
@@ -75,6 +99,7 @@ export function startJob(opts: JobRunOptions): RunningJob {
 
   const done = ended.then(async (end): Promise<JobTeardown> => {
     opts.log.info('job ending', { reason: end.reason, outcome: end.outcome });
+    const tornDown = spans?.endStarted(end);
     const callbacksDone = await runShutdownCallbacks(
       ctx.shutdownCallbacks,
       end.reason,
@@ -82,7 +107,9 @@ export function startJob(opts: JobRunOptions): RunningJob {
       opts.log,
     );
     const roomLeft = await ctx.leaveRoom(opts.leaveTimeout ?? ROOM_LEAVE_TIMEOUT);
-    return { ...end, clean: callbacksDone && roomLeft };
+    const teardown = { ...end, clean: callbacksDone && roomLeft };
+    tornDown?.(teardown);
+    return teardown;
   });
 
   return { ctx, shutdown: (reason) => settle({ outcome: 'success', reason }), done };

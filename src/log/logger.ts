@@ -61,6 +61,8 @@ interface LogState {
   color: boolean;
   sink: ((record: LogRecord) => void) | undefined;
   forward: Forwarder | undefined;
+  /** Where every printed record also goes (OTLP logs, `../telemetry/otel-logs.ts`). */
+  exporter: ((record: LogRecord) => void) | undefined;
   secrets: Set<string>;
 }
 
@@ -105,6 +107,7 @@ function initialState(): LogState {
     color: colorWanted(process.env, process.stdout.isTTY),
     sink: undefined,
     forward: undefined,
+    exporter: undefined,
     secrets,
   };
 }
@@ -149,6 +152,14 @@ export function getLogLevel(): LogLevelName {
  */
 export function setLogSink(fn: Forwarder | undefined): void {
   state.forward = fn;
+}
+
+/**
+ * Sends every record this process prints (its own, and its job processes' that arrive over IPC)
+ * to `fn` as well, already redacted; `undefined` stops it. For OTLP logs.
+ */
+export function setLogExporter(fn: ((record: LogRecord) => void) | undefined): void {
+  state.exporter = fn;
 }
 
 /** Registers a value (an API secret) that must never appear in a log line, whatever the field. */
@@ -216,6 +227,13 @@ function emit(method: Method, message: string, fields: LogFields): void {
     message: msg,
     fields: clean,
   };
+  if (state.exporter) {
+    try {
+      state.exporter(record);
+    } catch {
+      // An exporter's failure is its own; the record is still printed.
+    }
+  }
   if (state.sink) {
     state.sink(record);
     return;

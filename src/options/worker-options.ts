@@ -17,6 +17,7 @@ import {
   sharedLimits,
   str,
 } from './checks.ts';
+import type { TracerProvider } from '@opentelemetry/api';
 import type { JobContext } from '../job-process/context.ts';
 import type { JobProcess } from '../job-process/process.ts';
 import type { JobRequest } from '../worker/job-request.ts';
@@ -212,6 +213,15 @@ export interface WorkerOptionsInit {
   stateDir?: string;
   /** Job recovery; on by default (disk journal, or Redis). `false` turns it off. */
   recovery?: false | RecoveryOptionsInit;
+  /**
+   * Where the traces of jobs go, instead of the exporter the standard `OTEL_*` environment sets
+   * up: an OpenTelemetry `TracerProvider` of yours (e.g. `NodeTracerProvider` with your own span
+   * processors). It is used in the worker and in each job process (the agent file, and so this
+   * option, is loaded in both); agentstate does not register it globally or shut it down, and
+   * flushes it when a job process exits. Default: none, and traces only when the environment
+   * asks for them (README, "Observability").
+   */
+  tracerProvider?: TracerProvider;
 }
 
 /**
@@ -248,6 +258,21 @@ function elasticIdleProcesses(
   return Object.freeze({ min, max, memoryMb });
 }
 
+function tracerProvider(p: unknown): TracerProvider | undefined {
+  if (p === undefined) return undefined;
+  if (
+    p === null ||
+    typeof p !== 'object' ||
+    typeof (p as { getTracer?: unknown }).getTracer !== 'function'
+  ) {
+    throw new InvalidOptionError(
+      'tracerProvider',
+      'must be an OpenTelemetry TracerProvider (an object with getTracer())',
+    );
+  }
+  return p as TracerProvider;
+}
+
 /** The user's options. Construction validates everything and names the offending option. */
 export class WorkerOptions {
   readonly entrypointFnc: WorkerOptionsInit['entrypointFnc'];
@@ -281,6 +306,7 @@ export class WorkerOptions {
   readonly port: number;
   readonly stateDir: string | undefined;
   readonly recovery: RecoveryOptions | false;
+  readonly tracerProvider: TracerProvider | undefined;
 
   constructor(init: WorkerOptionsInit) {
     if (init === null || typeof init !== 'object') {
@@ -380,6 +406,7 @@ export class WorkerOptions {
     this.stateDir = str('stateDir', init.stateDir);
     if (this.stateDir === '') throw new InvalidOptionError('stateDir', 'must not be empty');
     this.recovery = recoveryOptions(init.recovery);
+    this.tracerProvider = tracerProvider(init.tracerProvider);
     Object.freeze(this);
   }
 }

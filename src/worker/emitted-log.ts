@@ -4,7 +4,7 @@
  */
 import type { WorkerContext } from '../../machines/worker.contract.ts';
 import type { WorkerEmitted } from '../../machines/worker.contract.ts';
-import type { Logger } from '../log/logger.ts';
+import type { LogFields, Logger } from '../log/logger.ts';
 
 /**
  * A listener for the chart's `'*'` events that logs each one. It is handed the context after the
@@ -13,12 +13,16 @@ import type { Logger } from '../log/logger.ts';
 export function emittedLogger(
   log: Logger,
   context: () => WorkerContext,
+  extraJobFields?: (jobId: string) => LogFields,
 ): (e: WorkerEmitted) => void {
   let knownJobs = new Map<string, JobLogFields>();
   return (ev) => {
     const current = jobLogFields(context());
     const jobId = 'jobId' in ev ? ev.jobId : undefined;
-    const jobFields = jobId === undefined ? {} : (current.get(jobId) ?? knownJobs.get(jobId) ?? {});
+    let jobFields: LogFields =
+      jobId === undefined ? {} : (current.get(jobId) ?? knownJobs.get(jobId) ?? {});
+    if (jobId !== undefined && extraJobFields)
+      jobFields = { ...jobFields, ...extraJobFields(jobId) };
     knownJobs = current;
     logEmitted(log.child(jobFields), ev);
   };

@@ -8,7 +8,9 @@ import { createActor, type Actor } from 'xstate';
 import { jobRequestMachine } from '../../machines/jobRequest.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
-import type { Logger } from '../log/logger.ts';
+import type { LogFields, Logger } from '../log/logger.ts';
+import type { WorkerEmitted } from '../../machines/worker.contract.ts';
+import type { TraceCarrier } from '../../machines/jobIpc.contract.ts';
 import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import type { WorkerLoadView } from '../options/worker-options.ts';
 import { createJobProcessLogic } from '../job-host/job-process-logic.ts';
@@ -32,6 +34,12 @@ export interface WorkerActorInput {
   agentModule: () => URL;
   /** Job recovery, when on: its offer lookup and where checkpoints go. */
   recovery?: Recoverer;
+  /** Told every record of the chart before it is logged (the job traces). */
+  onRecord?: (ev: WorkerEmitted) => void;
+  /** A job's trace context, sent with its launch (tracing on). */
+  traceCarrier?: (jobId: string) => TraceCarrier | undefined;
+  /** Extra fields of the records about a job (its trace and span id). */
+  jobLogFields?: (jobId: string) => LogFields;
 }
 
 /** The worker chart provided with its effects, as an actor (not started), its events logged. */
@@ -42,6 +50,9 @@ export function createWorkerActor({
   view,
   agentModule,
   recovery,
+  onRecord,
+  traceCarrier,
+  jobLogFields,
 }: WorkerActorInput): Actor<typeof workerMachine> {
   const membership = config.membership;
   const machine = workerMachine.provide({
@@ -83,6 +94,7 @@ export function createWorkerActor({
           ...(recovery
             ? { onCheckpoint: (jobId, value) => recovery.onCheckpoint(jobId, value) }
             : {}),
+          ...(traceCarrier ? { traceCarrier } : {}),
         })) as ReturnType<typeof createJobProcessLogic>,
     },
     // A group's process-wide limits, checked by the chart beside the agent's own.
@@ -101,9 +113,10 @@ export function createWorkerActor({
     ...(config.inspect ? { inspect: config.inspect } : {}),
     ...(config.clock ? { clock: config.clock } : {}),
   });
+  if (onRecord) actor.on('*', onRecord);
   actor.on(
     '*',
-    emittedLogger(log, () => actor.getSnapshot().context),
+    emittedLogger(log, () => actor.getSnapshot().context, jobLogFields),
   );
   return actor;
 }

@@ -21,6 +21,8 @@ import { AgentStateError, ServerRefusedError } from '../errors.ts';
 import { isJobProcess, registerAgentOptions } from '../runtime-registry.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { publishLoopStall, watchEventLoop } from '../telemetry/loop-stall.ts';
+import { otelWanted, traceLogFields, type OtelWanted } from '../telemetry/otel-config.ts';
+import type { WorkerTelemetry } from '../telemetry/worker-telemetry.ts';
 import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import { WorkerOptions, type WorkerOptionsInit } from '../options/worker-options.ts';
 import { onStopSignals } from './stop-signals.ts';
@@ -62,6 +64,9 @@ export class Worker {
   #log: Logger;
   readonly #listeners = new Set<(e: WorkerRecord) => void>();
   #recovery: Recoverer | undefined;
+  /** What the standard `OTEL_*` environment (or `tracerProvider`) asks for; none in a job process. */
+  readonly #otel: OtelWanted | undefined;
+  #telemetry: WorkerTelemetry | undefined;
 
   /**
    * Resolves the options (defaults, environment, CLI overrides) at once: an invalid option or
@@ -78,6 +83,8 @@ export class Worker {
     }
     const resolved = resolution!.resolveOptions(this.options, config);
     this.#resolved = resolved;
+    // The job processes inherit this environment and read it the same way.
+    this.#otel = otelWanted(process.env, this.options.tracerProvider !== undefined);
     // Every record carries the agent name ('' for automatic dispatch) and, once registered, the
     // worker id; job processes log through this logger too, so their records get both.
     this.#log = log.child({ agentName: resolved.agentName, workerId: () => this.id });
@@ -252,6 +259,12 @@ export class Worker {
           agentModule = m;
         })
       : undefined;
+    // OpenTelemetry's SDK is imported only when asked for; the chart starts once it is set up.
+    const telemetry = this.#startTelemetry(resolved);
+    const ready = compiled || telemetry ? Promise.all([compiled, telemetry]) : undefined;
+    const finish = async (reason: string) => {
+      await this.#telemetry?.stop(reason);
+    };
     const actor = runtime.createWorkerActor({
       resolved,
       config: this.#config,
@@ -259,6 +272,13 @@ export class Worker {
       view: this,
       agentModule: () => agentModule,
       ...(recovery ? { recovery } : {}),
+      ...(this.#otel
+        ? {
+            onRecord: (ev) => this.#telemetry?.onRecord(ev),
+            traceCarrier: (jobId) => this.#telemetry?.traces?.carrier(jobId),
+            jobLogFields: (jobId) => traceLogFields(this.#telemetry?.traces?.carrier(jobId)),
+          }
+        : {}),
     });
     this.#actor = actor;
     actor.on('*', (ev) => this.#fanOut(ev));
@@ -284,6 +304,7 @@ export class Worker {
           publishLoopStall({ process: 'worker', stalledMs });
         },
       });
+      this.#telemetry?.follow(actor);
       actor.start();
       void runtime.rehearseJobPath(resolved, this.#config, rehearsal.signal).then((report) => {
         log.debug('rehearsed the job path', { ...report });
@@ -297,19 +318,23 @@ export class Worker {
           sub.unsubscribe();
           removeSignals();
           const ctx = actor.getSnapshot().context;
-          if (ctx.refusal) reject(new ServerRefusedError(ctx.refusal));
-          else resolve();
+          void finish(`worker stopped: ${ctx.stopReason ?? 'stop'}`).then(() => {
+            if (ctx.refusal) reject(new ServerRefusedError(ctx.refusal));
+            else resolve();
+          });
         },
         error: (err) => {
           rehearsal.abort();
           stopLoopWatch();
           removeSignals();
-          reject(err instanceof Error ? err : new Error(String(err)));
+          void finish('worker failed').then(() =>
+            reject(err instanceof Error ? err : new Error(String(err))),
+          );
         },
       });
-      if (!compiled) start();
+      if (!ready) start();
       else
-        compiled.then(
+        ready.then(
           () => start(),
           (err: unknown) => {
             sub.unsubscribe();
@@ -318,6 +343,30 @@ export class Worker {
           },
         );
     });
+  }
+
+  /** Sets up tracing (and OTLP logs) when asked for; a failure leaves them off, logged. */
+  #startTelemetry(resolved: ResolvedWorkerOptions): Promise<void> | undefined {
+    const wanted = this.#otel;
+    if (!wanted) return undefined;
+    return import('../telemetry/worker-telemetry.ts')
+      .then(({ startWorkerTelemetry }) =>
+        startWorkerTelemetry({
+          wanted,
+          tracerProvider: this.options.tracerProvider,
+          agentName: resolved.agentName,
+          workerId: () => this.id,
+          log: this.#log,
+        }),
+      )
+      .then(
+        (t) => {
+          this.#telemetry = t;
+        },
+        (error: unknown) => {
+          this.#log.warn('OpenTelemetry could not be set up; continuing without it', { error });
+        },
+      );
   }
 
   /** First SIGTERM/SIGINT/SIGHUP drains, the second forces a stop. Returns the remover. */

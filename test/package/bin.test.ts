@@ -36,6 +36,7 @@ async function probe()${lang === 'ts' ? ': Promise<Record<string, unknown>>' : '
     execArgv: process.execArgv,
     nodeOptions: process.env.NODE_OPTIONS ?? '',
     loaders: urls.filter((u) => /node_modules\\/(tsx|esbuild)\\//.test(u)),
+    otel: urls.filter((u) => /node_modules\\/@opentelemetry\\//.test(u)),
     scripts: urls.length,
   };
 }
@@ -131,6 +132,7 @@ describe('npx agent in a project that installed the tarball', () => {
         node: string;
         execArgv: string[];
         loaders: string[];
+        otel: string[];
         scripts: number;
         nodeOptions: string;
       };
@@ -140,6 +142,8 @@ describe('npx agent in a project that installed the tarball', () => {
       expect(job.execArgv).toEqual(['--import', expect.stringMatching(/^data:text\/javascript,/)]);
       expect(job.nodeOptions).toBe('');
       expect(job.loaders).toEqual([]);
+      // With no OTEL_* variable and no tracerProvider, a job process loads no OpenTelemetry at all.
+      expect(job.otel).toEqual([]);
       expect(job.scripts).toBeGreaterThan(10); // the probe saw the isolate's scripts at all
 
       // The job process logs the same line when it imports the file; the worker's has no pid.

@@ -85,6 +85,46 @@ describe('the installed package', () => {
     expect(JSON.parse(out)).toEqual({ builtins: [], own: [], entry: true });
   });
 
+  it('loads no OpenTelemetry module in a job process, and no SDK in the worker, with OTel not configured', () => {
+    // With no OTEL_* variable and no `tracerProvider`, neither the SDK nor an exporter is loaded;
+    // in a job process not even @opentelemetry/api (the worker has it through prom-client).
+    const loaded = (env: NodeJS.ProcessEnv) =>
+      JSON.parse(
+        nodeEval(
+          `
+      const entry = import.meta.resolve('agentstate');
+      if (process.env.AGENTSTATE_JOB_PROCESS) {
+        await import(new URL('./job-process/job-entry.js', entry).href);
+        await import(new URL('./job-process/job-dialogue.js', entry).href);
+      }
+      await import('agentstate');
+      const { Session } = await import('node:inspector/promises');
+      const s = new Session();
+      s.connect();
+      const urls = [];
+      s.on('Debugger.scriptParsed', (m) => urls.push(m.params.url));
+      await s.post('Debugger.enable');
+      const otel = urls.filter((u) => /node_modules\\/@opentelemetry\\//.test(u));
+      const own = urls.filter((u) => /\\/dist\\/src\\/telemetry\\/(otel-sdk|otel-logs|otel-metrics|job-spans|job-traces|worker-telemetry)\\.js$/.test(u));
+      console.log(JSON.stringify({
+        packages: [...new Set(otel.map((u) => /@opentelemetry\\/([^/]+)/.exec(u)[1]))].sort(),
+        own,
+      }));
+    `,
+          {
+            OTEL_SDK_DISABLED: '',
+            OTEL_TRACES_EXPORTER: '',
+            OTEL_EXPORTER_OTLP_ENDPOINT: '',
+            ...env,
+          },
+        ),
+      ) as { packages: string[]; own: string[] };
+    expect(loaded({ AGENTSTATE_JOB_PROCESS: '1' })).toEqual({ packages: [], own: [] });
+    const worker = loaded({});
+    expect(worker.own).toEqual([]);
+    expect(worker.packages.filter((p) => p !== 'api')).toEqual([]);
+  });
+
   it('runs from dist/, compiled JavaScript, not from TypeScript sources', () => {
     const out = nodeEval(`console.log(import.meta.resolve('agentstate'))`);
     expect(out.trim()).toMatch(/node_modules\/agentstate\/dist\/src\/index\.js$/);
