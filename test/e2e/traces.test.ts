@@ -19,7 +19,7 @@ import {
   type JaegerTrace,
 } from '../support/jaeger.ts';
 import { startLiveKitServer, type LiveKitServer } from '../support/livekit-server.ts';
-import { sleep } from '../support/managed-process.ts';
+import { freeTcpPort, sleep } from '../support/managed-process.ts';
 
 const SERVICE = 'agentstate-e2e-traces';
 
@@ -248,4 +248,83 @@ describe('job traces', () => {
     while (Date.now() < logDeadline && !record.test(jaeger.logText())) await sleep(200);
     expect(jaeger.logText()).toMatch(record);
   }, 45_000);
+});
+
+describe('a TracerProvider of the user’s', () => {
+  it('gets the job’s spans from both processes, with no OTEL_* environment', async () => {
+    const service = 'agentstate-e2e-provided';
+    const own = startAgent(['start', 'test/fixtures/e2e/provided-tracer.ts'], {
+      LIVEKIT_URL: server.url,
+      LIVEKIT_API_KEY: server.apiKey,
+      LIVEKIT_API_SECRET: server.apiSecret,
+      E2E_OTLP_TRACES_URL: `${jaeger.otlpEndpoint}/v1/traces`,
+      E2E_SERVICE_NAME: service,
+    });
+    await own.waitForLog((r) => r.message === 'registered with the server', 'registering', 30_000);
+    await dispatches.createDispatch('provided-1', 'provided');
+    const ended = await own.waitForLog(
+      (r) => r.message === 'job ended' && r.roomName === 'provided-1',
+      'the job to end',
+      20_000,
+    );
+    expect(ended).toMatchObject({ outcome: 'success' });
+    const deadline = Date.now() + 15_000;
+    let t: JaegerTrace | undefined;
+    while (Date.now() < deadline && !t) {
+      const traces = await jaeger.traces(service, { 'agentstate.room.name': 'provided-1' });
+      t = traces.find((x) =>
+        ['agentstate.job', 'agentstate.job.entrypoint', 'agentstate.job.connect'].every((n) =>
+          x.spans.some((s) => s.operationName === n),
+        ),
+      );
+      if (!t) await sleep(200);
+    }
+    expect(t, 'the trace in Jaeger').toBeDefined();
+    const root = span(t!, 'agentstate.job');
+    expect(parentOf(span(t!, 'agentstate.job.entrypoint'))).toBe(root.spanID);
+    expect(ended.traceId).toBe(t!.traceID);
+  }, 60_000);
+});
+
+describe('a broken exporter', () => {
+  it('costs a job nothing: it runs and ends as it would untraced', async () => {
+    const deaf = await freeTcpPort();
+    // Nothing listens there: every export fails (connection refused).
+    const broken = startAgent(['start', 'test/fixtures/e2e/observed.ts'], {
+      LIVEKIT_URL: server.url,
+      LIVEKIT_API_KEY: server.apiKey,
+      LIVEKIT_API_SECRET: server.apiSecret,
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${deaf}`,
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_METRIC_EXPORT_INTERVAL: '200',
+      OTEL_LOGS_EXPORTER: 'otlp',
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    });
+    await broken.waitForLog(
+      (r) => r.message === 'registered with the server',
+      'registering',
+      30_000,
+    );
+    // The Jaeger-pointed worker goes, so the server offers the job to this one.
+    worker.kill();
+    await worker.exited;
+    await dispatches.createDispatch('traced-broken', 'observed');
+    const ended = await broken.waitForLog(
+      (r) => r.message === 'job ended' && r.roomName === 'traced-broken',
+      'the job to end',
+      20_000,
+    );
+    expect(ended).toMatchObject({ outcome: 'success', reason: 'observed: traced done' });
+    expect(String(ended.traceId)).toMatch(/^[\da-f]{32}$/);
+    // And the worker goes on serving: the next job runs too.
+    await dispatches.createDispatch('traced-broken-2', 'observed');
+    await broken.waitForLog(
+      (r) =>
+        r.message === 'job ended' && r.roomName === 'traced-broken-2' && r.outcome === 'success',
+      'the next job to end',
+      20_000,
+    );
+    expect(broken.records.some((r) => r.message === 'worker stopped')).toBe(false);
+    expect(broken.records.filter((r) => r.level === 'ERROR')).toEqual([]);
+  }, 60_000);
 });

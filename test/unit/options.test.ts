@@ -276,3 +276,25 @@ describe('eventLoopStallThreshold', () => {
     );
   });
 });
+
+describe('tracerProvider', () => {
+  const entrypointFnc = async () => {};
+  it('is kept as given, and absent by default', () => {
+    const provider = { getTracer: () => ({}) } as unknown as WorkerOptionsInit['tracerProvider'];
+    expect(new WorkerOptions({ entrypointFnc, tracerProvider: provider }).tracerProvider).toBe(
+      provider,
+    );
+    expect(new WorkerOptions({ entrypointFnc }).tracerProvider).toBeUndefined();
+  });
+  it('names the option when it is not a TracerProvider', () => {
+    for (const bad of [null, 'otlp', {}, { getTracer: 'no' }]) {
+      expect(
+        () =>
+          new WorkerOptions({
+            entrypointFnc,
+            tracerProvider: bad as unknown as WorkerOptionsInit['tracerProvider'],
+          }),
+      ).toThrow(/tracerProvider.*TracerProvider/);
+    }
+  });
+});
