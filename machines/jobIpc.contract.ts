@@ -52,6 +52,17 @@ export interface TraceCarrier {
   tracestate?: string;
 }
 
+/**
+ * Finished spans of a traced job process, sent to its worker, which exports them with its own
+ * exporter (`../src/telemetry/span-forwarding.ts`): the job process's resource attributes, and
+ * the spans as plain data.
+ */
+export interface ForwardedSpans {
+  type: 'spans';
+  resource: Record<string, unknown>;
+  spans: unknown[];
+}
+
 /** Host → child. */
 export type HostMessage =
   | { type: 'launch'; job: RunningJobInfo; callbackTimeout: number; trace?: TraceCarrier }
@@ -76,6 +87,7 @@ export type ChildMessage =
   | { type: 'checkpoint'; jobId: string; value: JsonValue }
   /** The process's event loop did not turn for `stalledMs` (over the task's threshold). */
   | { type: 'loopStalled'; stalledMs: number }
+  | ForwardedSpans
   /** The job ended well (callbacks ran, room left). */
   | ({ type: 'ended'; reason: string } & JobTeardownFacts)
   /** The job failed (the entrypoint threw); callbacks still ran. */
@@ -97,6 +109,7 @@ const CHILD_TYPES = new Set([
   'pong',
   'checkpoint',
   'loopStalled',
+  'spans',
   'ended',
   'failed',
 ]);

@@ -32,6 +32,7 @@ export type ProcessHostTuning = Partial<
     | 'clock'
     | 'onCheckpoint'
     | 'traceCarrier'
+    | 'onSpans'
   >
 >;
 

@@ -39,6 +39,7 @@ import {
   type JobProcessTask,
   type RtcBundle,
   type TraceCarrier,
+  type ForwardedSpans,
 } from '../../machines/jobIpc.contract.ts';
 import type { JsonValue } from '@bufbuild/protobuf';
 import { STOP_SIGNALS_IGNORED } from '../job-process/stop-signals-ignored.ts';
@@ -92,6 +93,8 @@ export interface ProcessHostConfig {
    * (`../telemetry/job-traces.ts`).
    */
   traceCarrier?: (jobId: string) => TraceCarrier | undefined;
+  /** A traced job process's finished spans, for the worker to export. */
+  onSpans?: (m: ForwardedSpans) => void;
 }
 
 // From a build the child is plain `node` running `job-entry.js`: a TypeScript agent was compiled
@@ -260,6 +263,9 @@ export function createProcessHost(config: ProcessHostConfig) {
             thresholdMs: config.loopStallThresholdMs,
           });
           publishLoopStall({ process: 'job', stalledMs: m.stalledMs, ...(jobId ? { jobId } : {}) });
+          return;
+        case 'spans':
+          config.onSpans?.(m);
           return;
         case 'prewarmed':
           pinger = startPinging();

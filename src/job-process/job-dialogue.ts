@@ -286,7 +286,12 @@ async function startTracingIfWanted(
     const wanted = otelWanted(process.env, agent.tracerProvider !== undefined);
     if (!wanted?.traces) return undefined;
     const { startJobTracing } = await import('../telemetry/job-spans.ts');
-    const tracing = startJobTracing(wanted, agent.tracerProvider, log);
+    // The spans go to the worker over IPC, which exports them (../telemetry/span-forwarding.ts).
+    const tracing = await startJobTracing(wanted, agent.tracerProvider, log, (m, sent) => {
+      flushStarted();
+      if (process.connected) process.send?.(m, undefined, {}, () => sent());
+      else sent();
+    });
     // What is batched goes out before the host's `terminate` ends the process (./job-entry.ts).
     if (tracing) setExitFlush(() => tracing.flush());
     return tracing;

@@ -23,7 +23,13 @@ import type { Logger } from '../log/logger.ts';
 import type { JobSpanHooks } from '../job-process/runtime.ts';
 import type { OtelWanted, TraceCarrier } from './otel-config.ts';
 import { ATTR } from './attributes.ts';
-import { extractCarrier, startTracing, TRACER_NAME, type Tracing } from './otel-sdk.ts';
+import {
+  extractCarrier,
+  startTracing,
+  TRACER_NAME,
+  type Tracing,
+  type TracingInit,
+} from './otel-sdk.ts';
 import { VERSION } from '../version.ts';
 
 /** What a job process traces with, set up once at its prewarm. */
@@ -35,12 +41,19 @@ export interface JobTracing {
 }
 
 /** Sets up the job process's tracing; `undefined` when traces are not wanted or it failed. */
-export function startJobTracing(
+export async function startJobTracing(
   wanted: OtelWanted,
-  provider: Parameters<typeof startTracing>[0]['provider'],
+  provider: TracingInit['provider'],
   log: Logger,
-): JobTracing | undefined {
-  const tracing = startTracing({ wanted, provider, processKind: 'job', log });
+  forward: TracingInit['forward'],
+): Promise<JobTracing | undefined> {
+  const tracing = await startTracing({
+    wanted,
+    provider,
+    processKind: 'job',
+    log,
+    ...(forward ? { forward } : {}),
+  });
   if (!tracing) return undefined;
   const tracer = tracing.provider.getTracer(TRACER_NAME, VERSION);
   return {

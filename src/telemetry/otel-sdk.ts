@@ -44,11 +44,12 @@ import {
   type Sampler,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { withDeadline } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import { VERSION } from '../version.ts';
+import type { ForwardedSpans } from '../../machines/jobIpc.contract.ts';
 import type { OtelWanted, TraceCarrier } from './otel-config.ts';
+import { IpcSpanExporter, receivedSpans } from './span-forwarding.ts';
 
 /** The instrumentation scope of every span agentstate makes. */
 export const TRACER_NAME = 'agentstate';
@@ -65,6 +66,8 @@ export interface Tracing {
   flush(): Promise<void>;
   /** Flushes and stops our provider (a user's is only flushed). */
   shutdown(): Promise<void>;
+  /** The worker's: exports the spans a job process forwarded (`./span-forwarding.ts`). */
+  exportForwarded?(m: ForwardedSpans): void;
 }
 
 export interface TracingInit {
@@ -74,6 +77,11 @@ export interface TracingInit {
   /** `worker` or `job`: a resource attribute of our provider. */
   processKind: 'worker' | 'job';
   log: Logger;
+  /**
+   * A job process's way to its worker: with it, the job's spans go to the worker, which exports
+   * them, instead of to an exporter of this process's own.
+   */
+  forward?: (m: ForwardedSpans, sent: () => void) => void;
 }
 
 /** The resource of every signal: the environment's (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) over ours. */
@@ -90,17 +98,18 @@ export function otelResource(processKind: 'worker' | 'job'): Resource {
     .merge(detectResources({ detectors: [envDetector] }));
 }
 
-/** Sets up tracing as `init` asks; never throws (a failure is logged, and tracing is off). */
-export function startTracing(init: TracingInit): Tracing | undefined {
+/** Sets up tracing as `init` asks; never rejects (a failure is logged, and tracing is off). */
+export async function startTracing(init: TracingInit): Promise<Tracing | undefined> {
   try {
-    return setUp(init);
+    return await setUp(init);
   } catch (error) {
     init.log.warn('OpenTelemetry tracing could not be set up; continuing without it', { error });
     return undefined;
   }
 }
 
-function setUp({ wanted, provider, processKind, log }: TracingInit): Tracing | undefined {
+async function setUp(init: TracingInit): Promise<Tracing | undefined> {
+  const { wanted, provider, processKind, log } = init;
   // Export failures (a collector down, a bad endpoint) are the SDK's to report: at debug, so a
   // missing collector does not flood the job's logs.
   setGlobalErrorHandler((error) => log.debug('OpenTelemetry export failed', { error }));
@@ -116,23 +125,41 @@ function setUp({ wanted, provider, processKind, log }: TracingInit): Tracing | u
     return { provider, flush, shutdown: flush };
   }
   if (wanted.traces !== 'otlp' && wanted.traces !== 'console') return undefined;
-  const exporter = new InFlightExports(
-    wanted.traces === 'otlp' ? new OTLPTraceExporter() : new ConsoleSpanExporter(),
-  );
+  const resource = otelResource(processKind);
+  const exporter = new InFlightExports(await spanExporter(init, resource));
   const sdk = new SdkTracerProvider({
-    resource: otelResource(processKind),
+    resource,
     sampler: samplerFromEnv(),
     spanProcessors: [new BatchSpanProcessor({ exporter, ...batchOptionsFromEnv() })],
   });
   trace.setGlobalTracerProvider(sdk);
+  const resources = new Map<string, Resource>();
   return {
     provider: sdk,
+    exportForwarded: (m) => {
+      exporter.export(receivedSpans(m, resources), (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) {
+          log.debug('OpenTelemetry export failed', { error: result.error });
+        }
+      });
+    },
     // forceFlush resolves at once when the batch it would send is already on its way (taken by
     // the processor's timer, or by an earlier flush); a process about to exit waits for those too.
     flush: () =>
       bounded(sdk.forceFlush({ timeoutMillis: FLUSH_TIMEOUT_MS }).then(() => exporter.idle())),
     shutdown: () => bounded(sdk.shutdown()),
   };
+}
+
+/**
+ * The exporter the environment names: OTLP (imported only here, and in a job process not at
+ * all: its spans go to the worker) or the console.
+ */
+async function spanExporter(init: TracingInit, resource: Resource): Promise<SpanExporter> {
+  if (init.wanted.traces !== 'otlp') return new ConsoleSpanExporter();
+  if (init.forward) return new IpcSpanExporter(resource, init.forward);
+  const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
+  return new OTLPTraceExporter();
 }
 
 /** An exporter that knows which of its exports are still under way. */

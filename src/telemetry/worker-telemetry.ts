@@ -8,6 +8,7 @@
 import type { TracerProvider } from '@opentelemetry/api';
 import type { Actor } from 'xstate';
 import type { WorkerEmitted } from '../../machines/worker.contract.ts';
+import type { ForwardedSpans } from '../../machines/jobIpc.contract.ts';
 import type { workerMachine } from '../../machines/worker.machine.ts';
 import type { Logger } from '../log/logger.ts';
 import { VERSION } from '../version.ts';
@@ -19,6 +20,8 @@ import { JobTraces } from './job-traces.ts';
 export interface WorkerTelemetry {
   /** The job traces, when traces are on. */
   readonly traces: JobTraces | undefined;
+  /** Exports the spans a job process forwarded. */
+  onForwardedSpans(m: ForwardedSpans): void;
   /** Follows one of the chart's records (before it is logged, so the log line has its trace). */
   onRecord(ev: WorkerEmitted): void;
   /** Starts following the running chart's snapshots. */
@@ -40,7 +43,7 @@ export interface WorkerTelemetryInit {
 export async function startWorkerTelemetry(init: WorkerTelemetryInit): Promise<WorkerTelemetry> {
   const { wanted, log } = init;
   const tracing = wanted.traces
-    ? startTracing({
+    ? await startTracing({
         wanted,
         provider: init.tracerProvider,
         processKind: 'worker',
@@ -70,6 +73,13 @@ export async function startWorkerTelemetry(init: WorkerTelemetryInit): Promise<W
   return {
     traces,
     onRecord: (ev) => traces?.onRecord(ev),
+    onForwardedSpans: (m) => {
+      try {
+        tracing?.exportForwarded?.(m);
+      } catch (error) {
+        log.debug('forwarded spans not exported', { error });
+      }
+    },
     follow(actor) {
       if (!traces) return;
       const sub = actor.subscribe({

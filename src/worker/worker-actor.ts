@@ -10,7 +10,7 @@ import { workerMachine } from '../../machines/worker.machine.ts';
 import { createLoadSampler } from '../load/load-sampler.ts';
 import type { LogFields, Logger } from '../log/logger.ts';
 import type { WorkerEmitted } from '../../machines/worker.contract.ts';
-import type { TraceCarrier } from '../../machines/jobIpc.contract.ts';
+import type { ForwardedSpans, TraceCarrier } from '../../machines/jobIpc.contract.ts';
 import type { ResolvedWorkerOptions } from '../options/resolve.ts';
 import type { WorkerLoadView } from '../options/worker-options.ts';
 import { createJobProcessLogic } from '../job-host/job-process-logic.ts';
@@ -38,6 +38,8 @@ export interface WorkerActorInput {
   onRecord?: (ev: WorkerEmitted) => void;
   /** A job's trace context, sent with its launch (tracing on). */
   traceCarrier?: (jobId: string) => TraceCarrier | undefined;
+  /** The spans job processes forward, for the worker's exporter. */
+  onSpans?: (m: ForwardedSpans) => void;
   /** Extra fields of the records about a job (its trace and span id). */
   jobLogFields?: (jobId: string) => LogFields;
 }
@@ -52,6 +54,7 @@ export function createWorkerActor({
   recovery,
   onRecord,
   traceCarrier,
+  onSpans,
   jobLogFields,
 }: WorkerActorInput): Actor<typeof workerMachine> {
   const membership = config.membership;
@@ -95,6 +98,7 @@ export function createWorkerActor({
             ? { onCheckpoint: (jobId, value) => recovery.onCheckpoint(jobId, value) }
             : {}),
           ...(traceCarrier ? { traceCarrier } : {}),
+          ...(onSpans ? { onSpans } : {}),
         })) as ReturnType<typeof createJobProcessLogic>,
     },
     // A group's process-wide limits, checked by the chart beside the agent's own.

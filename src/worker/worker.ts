@@ -276,6 +276,7 @@ export class Worker {
         ? {
             onRecord: (ev) => this.#telemetry?.onRecord(ev),
             traceCarrier: (jobId) => this.#telemetry?.traces?.carrier(jobId),
+            onSpans: (m) => this.#telemetry?.onForwardedSpans(m),
             jobLogFields: (jobId) => traceLogFields(this.#telemetry?.traces?.carrier(jobId)),
           }
         : {}),
