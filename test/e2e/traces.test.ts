@@ -173,6 +173,21 @@ describe('job traces', () => {
     expect(jobSide).toMatchObject({ traceId: t.traceID, spanId: entrypoint.spanID });
   }, 45_000);
 
+  it('cost a job process the trace SDK but no exporter: its spans go out through the worker', async () => {
+    await dispatches.createDispatch('modules-1', 'observed');
+    const probe = await worker.waitForLog(
+      (r) => r.message === 'otel modules' && r.roomName === 'modules-1',
+      'the probe',
+      20_000,
+    );
+    const packages = probe.packages as string[];
+    expect(packages).toEqual(expect.arrayContaining(['api', 'sdk-trace', 'context-async-hooks']));
+    expect(packages.filter((p) => p.startsWith('exporter-') || p.startsWith('otlp-'))).toEqual([]);
+    // And yet its spans are in Jaeger, under the job process's own resource.
+    const t = await traceOfRoom('modules-1', ['agentstate.job', 'agentstate.job.entrypoint']);
+    expect(kindOf(t, span(t, 'agentstate.job.entrypoint'))).toBe('job');
+  }, 45_000);
+
   it('record a declined offer with its decision and reason', async () => {
     await dispatches.createDispatch('decline-1', 'observed');
     await worker.waitForLog(

@@ -105,7 +105,7 @@ describe('the installed package', () => {
       s.on('Debugger.scriptParsed', (m) => urls.push(m.params.url));
       await s.post('Debugger.enable');
       const otel = urls.filter((u) => /node_modules\\/@opentelemetry\\//.test(u));
-      const own = urls.filter((u) => /\\/dist\\/src\\/telemetry\\/(otel-sdk|otel-logs|otel-metrics|job-spans|job-traces|worker-telemetry)\\.js$/.test(u));
+      const own = urls.filter((u) => /\\/dist\\/src\\/telemetry\\/(otel-sdk|otel-logs|otel-metrics|job-spans|job-traces|worker-telemetry|span-forwarding)\\.js$/.test(u));
       console.log(JSON.stringify({
         packages: [...new Set(otel.map((u) => /@opentelemetry\\/([^/]+)/.exec(u)[1]))].sort(),
         own,
