@@ -33,10 +33,7 @@ export function startOtlpMetrics(registry: Registry, log: Logger): () => Promise
   const startTime = hrTime();
   const producer: MetricProducer = {
     collect: async (): Promise<CollectionResult> => {
-      const now = hrTime();
-      const metrics = (await registry.getMetricsAsJSON()).flatMap((m) =>
-        translate(m, startTime, now),
-      );
+      const metrics = await otlpMetricsOf(registry, startTime);
       return {
         resourceMetrics: {
           resource: otelResource('worker'),
@@ -56,6 +53,12 @@ export function startOtlpMetrics(registry: Registry, log: Logger): () => Promise
   log.debug('sending metrics over OTLP');
   return () =>
     withDeadline(provider.shutdown(), 2_000, 'flushing OTLP metrics').catch(() => undefined);
+}
+
+/** The registry's metrics as OTLP metric data, cumulative since `startTime`. */
+export async function otlpMetricsOf(registry: Registry, startTime: HrTime): Promise<MetricData[]> {
+  const now = hrTime();
+  return (await registry.getMetricsAsJSON()).flatMap((m) => translate(m, startTime, now));
 }
 
 function labelsOf(v: PromValue, drop?: string): Attributes {
