@@ -15,7 +15,7 @@ log() { echo "with-node.sh: $*" >&2; }
 
 mapfile -t pinned < <(grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' "$here/node.versions")
 lines=("${pinned[@]%%.*}")
-# `"node": ">=22.12.0"` in package.json's engines: the lowest release of the lowest line.
+# `"node": ">=22.15.0"` in package.json's engines: the lowest release of the lowest line.
 floor="$(sed -nE 's/^ *"node": *">=([0-9]+\.[0-9]+\.[0-9]+)".*/\1/p' "$here/../package.json" | head -n 1)"
 [[ -n "$floor" ]] || { log "no \"node\": \">=X.Y.Z\" in package.json's engines"; exit 2; }
 
