@@ -28,7 +28,10 @@ export interface JobProcessTask {
 
 /** A prebuilt bundle of `@livekit/rtc-node` and where its parts belong (`../src/job-host/rtc-bundle.ts`). */
 export interface RtcBundle {
-  /** The bundle: CommonJS whose exports are the exports of `modules`, in that order. */
+  /**
+   * The bundle: CommonJS exporting `modules` (the exports of `modules`, in that order) and the
+   * `Job` and `JobType` classes of `@livekit/protocol` the job runtime uses.
+   */
   file: string;
   /** Where the V8 code cache of `file` is kept (written by the first job process to load it). */
   codeCache: string;

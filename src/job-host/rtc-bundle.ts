@@ -33,6 +33,7 @@ import {
 import { createRequire } from 'node:module';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writeFileAtomically } from '../atomic-write.ts';
 import { withEsbuild } from '../esbuild-session.ts';
 import type { Logger } from '../log/logger.ts';
@@ -42,7 +43,7 @@ import type { RtcBundle } from '../../machines/jobIpc.contract.ts';
 export const RTC_BUNDLE_ENV = 'AGENTSTATE_RTC_BUNDLE';
 
 /** Bumped when what the bundle holds or how it is loaded changes: older bundles are not used. */
-const FORMAT = 4;
+const FORMAT = 5;
 
 interface Manifest {
   format: number;
@@ -126,6 +127,8 @@ function prepare(log: Logger): void {
 interface Plan {
   /** The module files the bundle stands in for, as Node names them (real paths). */
   modules: string[];
+  /** `@livekit/protocol`'s ES entry, where the job runtime's classes come from. */
+  protocol: string;
   /** Where the bundle's remaining `require`s (the native binding) resolve from. */
   requireFrom: string;
   file: string;
@@ -134,10 +137,13 @@ interface Plan {
 
 /**
  * What to bundle: rtc-node's CommonJS entry (what its ES entry re-exports); the two modules the
- * job process's warm-up reaches directly (its FFI client and the FFI bindings); and the
- * `@livekit/protocol` build and protobuf runtime the job runtime requires beside them
- * (`src/job-process/livekit-protocol.ts`), which share that runtime with the bindings. Each is then one
- * instance in the process, whichever way it is reached.
+ * job process's warm-up reaches directly (its FFI client and the FFI bindings); and the protobuf
+ * runtime beside them. Each is then one instance in the process, whichever way it is reached.
+ * Beside these, the two `@livekit/protocol` classes the job runtime needs (`Job`, `JobType`:
+ * `src/job-process/livekit-protocol.ts`), from the package's ES build, where esbuild can leave
+ * out the ~430 message types a job process never uses; evaluating them all was ~8 ms of every
+ * start (bench/results/start-cpu.md). They use the bundle's protobuf runtime, and stand in for
+ * no module: anything else that requires `@livekit/protocol` gets the package as usual.
  */
 function planBundle(): Plan {
   const require = createRequire(import.meta.url);
@@ -152,17 +158,18 @@ function planBundle(): Plan {
     realpathSync(join(dirname(entry), 'ffi_client.cjs')),
     bindings,
     realpathSync(createRequire(bindings).resolve('@bufbuild/protobuf')),
-    realpathSync(require.resolve('@livekit/protocol')),
   ];
   if (modules.some((m) => m.endsWith('.mjs'))) throw new Error('an ES module among the parts');
-  const versions = [entry, bindings, modules[4] ?? ''].map((f) => packageVersion(f)).join('+');
+  // The ES build the job runtime's `import` of the package would get.
+  const protocol = realpathSync(fileURLToPath(import.meta.resolve('@livekit/protocol')));
+  const versions = [entry, bindings, protocol].map((f) => packageVersion(f)).join('+');
   const esbuildVersion = packageVersion(require.resolve('esbuild'));
   const key = createHash('sha256')
-    .update([FORMAT, ...modules, versions, esbuildVersion, process.version].join('\n'))
+    .update([FORMAT, ...modules, protocol, versions, esbuildVersion, process.version].join('\n'))
     .digest('hex')
     .slice(0, 12);
   const file = join(cacheDirFor(entry), `rtc-node-${packageVersion(entry)}-${key}.cjs`);
-  return { modules, requireFrom: native, file, manifestFile: `${file}.json` };
+  return { modules, protocol, requireFrom: native, file, manifestFile: `${file}.json` };
 }
 
 /** The package.json nearest above `file` that names a version, and that version. */
@@ -258,7 +265,10 @@ async function build(plan: Plan): Promise<RtcBundle> {
     esbuild.build({
       stdin: {
         // The modules in the order of `RtcBundle.modules`; each `require` is bundled, once.
-        contents: `module.exports = [${plan.modules.map((m) => `require(${JSON.stringify(m)})`).join(', ')}];`,
+        contents: [
+          `export const modules = [${plan.modules.map((m) => `require(${JSON.stringify(m)})`).join(', ')}];`,
+          `export { Job, JobType } from ${JSON.stringify(plan.protocol)};`,
+        ].join('\n'),
         resolveDir: cwd,
         loader: 'js',
       },
@@ -269,8 +279,28 @@ async function build(plan: Plan): Promise<RtcBundle> {
       platform: 'node',
       format: 'cjs',
       target: `node${process.versions.node.split('.')[0]}`,
+      // No comments and no indentation: a third less to read and compile in every job process,
+      // and all ASCII (a comment's one non-ASCII character made V8 hold the whole source as
+      // two-byte text). Names are kept, so stack traces still name rtc-node's functions.
+      minifyWhitespace: true,
+      charset: 'ascii',
       // The native binding stays a `require`, resolved from the bindings' own directory.
       external: ['@livekit/rtc-ffi-bindings-*', '*.node'],
+      // The protocol's ES build imports the protobuf runtime as ESM: it gets the CommonJS build
+      // of the same package instead, the one the FFI bindings require, so the bundle holds a
+      // single runtime (two, should the packages ever depend on different installs of it).
+      plugins: [
+        {
+          name: 'protobuf-runtime-as-commonjs',
+          setup(b) {
+            b.onResolve({ filter: /^@bufbuild\/protobuf$/ }, (args) => ({
+              path: realpathSync(
+                createRequire(join(args.resolveDir, 'importer.js')).resolve('@bufbuild/protobuf'),
+              ),
+            }));
+          },
+        },
+      ],
       logLevel: 'silent',
     }),
   );
@@ -285,7 +315,7 @@ async function build(plan: Plan): Promise<RtcBundle> {
   const bundle: RtcBundle = {
     file: plan.file,
     // An install replaces these: a job process checks them before it trusts the bundle.
-    sentinels: [...new Set(plan.modules.map((m) => packageOf(m).manifest))]
+    sentinels: [...new Set([...plan.modules, plan.protocol].map((m) => packageOf(m).manifest))]
       .filter((f) => f !== '')
       .map((f): [string, number, number] => {
         const st = statSync(f);

@@ -7,6 +7,9 @@
  * CommonJS file takes its exports from that cache), so the agent's `import '@livekit/rtc-node'`,
  * the job runtime's and the warm-up's all get the bundle's single instance.
  *
+ * The bundle also brings the two `@livekit/protocol` classes the job runtime needs, without the
+ * rest of the package (`bundledJobProtocol`, read by `./livekit-protocol.ts`).
+ *
  * Any failure leaves the cache untouched, and rtc-node loads from its own files as it always does.
  */
 import { errorMessage } from '../errors.ts';
@@ -16,6 +19,37 @@ import { dirname } from 'node:path';
 import { Script } from 'node:vm';
 import { writeFileAtomically } from '../atomic-write.ts';
 import type { RtcBundle } from '../../machines/jobIpc.contract.ts';
+import type * as ProtocolTypes from '@livekit/protocol';
+
+/** What the job runtime takes of `@livekit/protocol`. */
+export type JobProtocol = Pick<typeof ProtocolTypes, 'Job' | 'JobType'>;
+
+/** What the bundle exports (`src/job-host/rtc-bundle.ts`). */
+interface BundleExports {
+  /** The exports of `RtcBundle.modules`, in that order. */
+  modules: unknown[];
+  Job: JobProtocol['Job'];
+  JobType: JobProtocol['JobType'];
+}
+
+let jobProtocol: JobProtocol | undefined;
+
+/** The protocol classes the bundle brought, once rtc-node came from it; else `undefined`. */
+export function bundledJobProtocol(): JobProtocol | undefined {
+  return jobProtocol;
+}
+
+function isBundleExports(x: unknown, modules: number): x is BundleExports {
+  const e = x as Partial<BundleExports> | null;
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    Array.isArray(e.modules) &&
+    e.modules.length === modules &&
+    typeof e.Job === 'function' &&
+    typeof e.JobType === 'object'
+  );
+}
 
 /** How the preload went; `saveCodeCache` finishes what it started. */
 export interface RtcPreload {
@@ -85,18 +119,20 @@ export function preloadRtcNode(bundle: RtcBundle | undefined): RtcPreload {
   } catch (err) {
     return { loadedFrom: 'files', reason: errorMessage(err), saveCodeCache: notSaved };
   }
-  if (!Array.isArray(exported) || exported.length !== bundle.modules.length) {
+  if (!isBundleExports(exported, bundle.modules.length)) {
     return {
       loadedFrom: 'files',
       reason: 'the bundle exports something else',
       saveCodeCache: notSaved,
     };
   }
+  const { modules, Job, JobType } = exported;
+  jobProtocol = { Job, JobType };
   bundle.modules.forEach((file, i) => {
     const m = new ModuleInternals(file);
     m.filename = file;
     m.paths = ModuleInternals._nodeModulePaths(dirname(file));
-    m.exports = exported[i];
+    m.exports = modules[i];
     m.loaded = true;
     require.cache[file] = m as unknown as NodeJS.Module;
   });

@@ -83,7 +83,13 @@ describe('rtc-node bundle for job processes', () => {
   it('gives the agent the classes the framework uses, without loading rtc-node file by file', async () => {
     const bundle = await rtcBundleSettled(quiet);
     const h = await runOnce(() => bundle);
-    expect(h.log('rtc-node')?.fields).toMatchObject({ sameRoom: true, rtcFiles: 2 });
+    // ctx.job parses with the bundle's protocol classes, and the package is not loaded whole.
+    expect(h.log('rtc-node')?.fields).toMatchObject({
+      sameRoom: true,
+      rtcFiles: 2,
+      protocolFiles: 0,
+    });
+    expect(h.log('rtc-node')?.fields.jobId).toEqual(expect.any(String));
     expect(h.log('@livekit/rtc-node loaded from its own files')).toBeUndefined();
     // The first process to load the bundle leaves V8's code cache for the next ones.
     await vi.waitFor(() => expect(existsSync(bundle!.codeCache)).toBe(true), { timeout: 5_000 });
@@ -93,7 +99,8 @@ describe('rtc-node bundle for job processes', () => {
 
   it('loads rtc-node from its own files when there is no bundle', async () => {
     const h = await runOnce(() => undefined);
-    expect(h.log('rtc-node')?.fields).toMatchObject({ sameRoom: true });
+    expect(h.log('rtc-node')?.fields).toMatchObject({ sameRoom: true, protocolFiles: 1 });
+    expect(h.log('rtc-node')?.fields.jobId).toEqual(expect.any(String));
     expect(h.log('rtc-node')?.fields.rtcFiles).toBeGreaterThan(10);
     expect(h.log('@livekit/rtc-node loaded from its own files')?.fields).toMatchObject({
       reason: 'no bundle',
