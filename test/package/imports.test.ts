@@ -60,7 +60,7 @@ describe('the installed package', () => {
     expect(JSON.parse(out)).toEqual([]);
   });
 
-  it('costs a job process no HTTP server, hashing, compiler, option-resolution or proxy modules', () => {
+  it('costs a job process no HTTP server, hashing, compiler, option-resolution, proxy or worker-only package modules', () => {
     // What a job process imports: its entry, the rest of it (the agent loader and the runtime),
     // then the user's `import 'agentstate'`. Each module looked for here is the worker's only.
     const out = nodeEval(
@@ -78,11 +78,15 @@ describe('the installed package', () => {
       s.on('Debugger.scriptParsed', (m) => urls.push(m.params.url));
       await s.post('Debugger.enable');
       const own = urls.filter((u) => /\\/dist\\/src\\/(agent-file\\/compile-typescript|job-host\\/(memory|rtc-bundle)|options\\/(resolve|proxy))\\.js$/.test(u));
-      console.log(JSON.stringify({ builtins, own, entry: urls.some((u) => u.endsWith('/job-entry.js')) }));
+      // The worker's dependencies (the chart, the server link, metrics, the pool's own side, the
+      // command line, the inspector, Redis, the compilers), and the ES builds of the protocol and
+      // its protobuf runtime (a second runtime beside the CommonJS one rtc-node's bindings use).
+      const packages = urls.filter((u) => /\\/node_modules\\/(xstate|ws|prom-client|livekit-server-sdk|redis|@redis|@statelyai|elkjs|sade|https-proxy-agent|esbuild|tsx)\\/|\\/tinypool\\/dist\\/index\\.js$|\\/@livekit\\/protocol\\/dist\\/index\\.mjs$|\\/@bufbuild\\/protobuf\\/dist\\/esm\\//.test(u));
+      console.log(JSON.stringify({ builtins, own, packages, entry: urls.some((u) => u.endsWith('/job-entry.js')) }));
     `,
       { AGENTSTATE_JOB_PROCESS: '1' },
     );
-    expect(JSON.parse(out)).toEqual({ builtins: [], own: [], entry: true });
+    expect(JSON.parse(out)).toEqual({ builtins: [], own: [], packages: [], entry: true });
   });
 
   it('loads no OpenTelemetry module in a job process, and no SDK in the worker, with OTel not configured', () => {
