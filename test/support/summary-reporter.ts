@@ -1,9 +1,10 @@
 /**
- * Prints one plain closing line, `tests: N passed, N failed, N skipped`, after the run, so a
- * reader (or CI) that does not parse vitest's own summary still sees what ran. "failed" counts
- * failed tests *and* every failure outside a test: a suite whose file or hook failed (its tests
- * then never ran, and would otherwise only show up as skipped) and unhandled errors. A line
- * naming those failures comes just before it.
+ * Prints one plain closing line after the run,
+ * `tests: N passed, N failed, N skipped; suites: N passed, N failed`, so a reader (or CI) that
+ * does not parse vitest's own summary still sees what ran. A suite is a test file: it failed when
+ * a test in it failed or the file or one of its hooks did (its tests then never ran, and would
+ * otherwise only show up as skipped). The tests' "failed" also counts every failure outside a
+ * test (such a file, such a hook, an unhandled error). A line naming those comes just before it.
  */
 import type { SerializedError } from 'vitest';
 import type { Reporter, TestModule } from 'vitest/node';
@@ -17,13 +18,18 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     const brokenSuites: string[] = [];
+    let failedFiles = 0;
     for (const mod of testModules) {
+      let fileFailed = mod.errors().length > 0 || mod.state() === 'failed';
       for (const test of mod.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed++;
-        else if (state === 'failed') failed++;
-        else skipped++;
+        else if (state === 'failed') {
+          failed++;
+          fileFailed = true;
+        } else skipped++;
       }
+      if (fileFailed) failedFiles++;
       if (mod.errors().length > 0) brokenSuites.push(mod.moduleId);
       for (const suite of mod.children.allSuites()) {
         if (suite.errors().length > 0) brokenSuites.push(`${mod.moduleId} > ${suite.fullName}`);
@@ -38,7 +44,8 @@ export default class SummaryReporter implements Reporter {
       );
     }
     process.stdout.write(
-      `\ntests: ${passed} passed, ${failed + outside} failed, ${skipped} skipped\n`,
+      `\ntests: ${passed} passed, ${failed + outside} failed, ${skipped} skipped; ` +
+        `suites: ${testModules.length - failedFiles} passed, ${failedFiles} failed\n`,
     );
   }
 }
