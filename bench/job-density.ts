@@ -44,13 +44,10 @@ import {
 import { processTree, pssKb } from './lib/procfs.ts';
 import { FRAMEWORKS, startWorker, type Framework, type WorkerHandle } from './lib/workers.ts';
 import { spawnSync } from 'node:child_process';
+import { argOf, freePort } from './lib/cli.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
-const argOf = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 const JOBS = Number(argOf('--jobs') ?? 3);
 const SETTLE_MS = 5_000;
 const SAMPLES = 5;
@@ -122,18 +119,6 @@ async function publishTone(room: Awaited<ReturnType<typeof joinRoom>>['room']) {
       await withDeadline(source.close(), 5_000, 'closing the audio source').catch(() => undefined);
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? done(a.port) : fail(new Error('no port'))));
-    });
-  });
 }
 
 interface JobSample extends Memory {

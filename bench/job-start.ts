@@ -17,11 +17,8 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { createActor, setup } from 'xstate';
 import type { ProcessHostEvent } from '../machines/processHost.contract.ts';
+import { argOf } from './lib/cli.ts';
 
-const argOf = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 const RUNS = Number(argOf('--runs') ?? 10);
 const profDir = argOf('--cpu-prof');
 const agentArg = process.argv

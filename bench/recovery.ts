@@ -48,13 +48,10 @@ import {
   type StartOptions,
   type WorkerHandle,
 } from './lib/workers.ts';
+import { argOf, freePort } from './lib/cli.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
-const argOf = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 const JOBS = Number(argOf('--jobs') ?? 5);
 if (!Number.isInteger(JOBS) || JOBS < 1)
   throw new Error(`--jobs ${argOf('--jobs')}: an integer ≥ 1`);
@@ -360,16 +357,4 @@ function optional<K extends string, V>(k: K, v: V | undefined): Partial<Record<K
 
 function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? done(a.port) : fail(new Error('no port'))));
-    });
-  });
 }

@@ -65,12 +65,9 @@ import {
   type StartOptions,
   type WorkerHandle,
 } from './lib/workers.ts';
+import { argOf, freePort } from './lib/cli.ts';
 
 const quick = process.argv.includes('--quick');
-const argOf = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 const only = argOf('--only');
 if (only !== undefined && only !== 'latency' && only !== 'churn') {
   throw new Error(`--only ${only}: "latency" or "churn"`);
@@ -603,18 +600,6 @@ async function startWorkerOnFreePort(
       log(`${o.label ?? fw}: its health port was taken before it bound it; again on another`);
     }
   }
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? done(a.port) : fail(new Error('no port'))));
-    });
-  });
 }
 
 /** Waits until the tree's size has held still for 3 s (a fresh worker's warm pool filled). */

@@ -20,12 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { LIVEKIT_SERVER_VERSION, startLiveKitServer } from '../test/support/livekit-server.ts';
 import { processTree } from './lib/procfs.ts';
 import { summarize } from './lib/stats.ts';
+import { argOf } from './lib/cli.ts';
 
 const argv = process.argv.slice(2);
-const argOf = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 const node = argOf('--node') ?? process.execPath;
 const runs = Number(argOf('--runs') ?? 5);
 const extraEnv: Record<string, string> = {};

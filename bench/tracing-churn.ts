@@ -23,12 +23,9 @@ import { startJaeger } from '../test/support/jaeger.ts';
 import { startLiveKitServer } from '../test/support/livekit-server.ts';
 import { processTree, treeCpuMs } from './lib/procfs.ts';
 import { summarize } from './lib/stats.ts';
+import { argOf } from './lib/cli.ts';
 
 const argv = process.argv.slice(2);
-const argOf = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 const slices = Number(argOf('--slices') ?? 3);
 const jobsPerSlice = Number(argOf('--jobs') ?? 10);
 const bin = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
