@@ -44,7 +44,8 @@ import {
 import { processTree, pssKb } from './lib/procfs.ts';
 import { FRAMEWORKS, startWorker, type Framework, type WorkerHandle } from './lib/workers.ts';
 import { spawnSync } from 'node:child_process';
-import { argOf, freePort } from './lib/cli.ts';
+import { argOf } from './lib/cli.ts';
+import { freeTcpPort } from '../test/support/managed-process.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
@@ -154,7 +155,7 @@ try {
         benchDir,
         server,
         idleProcesses: 1,
-        httpPort: await freePort(),
+        httpPort: await freeTcpPort(),
         agentName: `density-${fw}`,
         label: `density-${fw}`,
       });

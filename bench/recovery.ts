@@ -48,7 +48,8 @@ import {
   type StartOptions,
   type WorkerHandle,
 } from './lib/workers.ts';
-import { argOf, freePort } from './lib/cli.ts';
+import { argOf } from './lib/cli.ts';
+import { freeTcpPort } from '../test/support/managed-process.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
@@ -92,7 +93,7 @@ const base = (label: string, agentName: string, env: Record<string, string>): St
 async function start(fw: Framework, o: StartOptions, settle = false): Promise<WorkerHandle> {
   const w = await startWorker(
     fw,
-    o.httpPort === 0 && fw !== 'agentstate' ? { ...o, httpPort: await freePort() } : o,
+    o.httpPort === 0 && fw !== 'agentstate' ? { ...o, httpPort: await freeTcpPort() } : o,
   );
   workers.push(w);
   if (settle) await sleep(SETTLE_MS);

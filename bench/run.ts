@@ -65,7 +65,8 @@ import {
   type StartOptions,
   type WorkerHandle,
 } from './lib/workers.ts';
-import { argOf, freePort } from './lib/cli.ts';
+import { argOf } from './lib/cli.ts';
+import { freeTcpPort } from '../test/support/managed-process.ts';
 
 const quick = process.argv.includes('--quick');
 const only = argOf('--only');
@@ -594,7 +595,7 @@ async function startWorkerOnFreePort(
 ): Promise<WorkerHandle> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startWorker(fw, { ...o, node: workerNode, httpPort: await freePort() });
+      return await startWorker(fw, { ...o, node: workerNode, httpPort: await freeTcpPort() });
     } catch (error) {
       if (attempt >= 3 || !String((error as Error).message).includes('EADDRINUSE')) throw error;
       log(`${o.label ?? fw}: its health port was taken before it bound it; again on another`);

@@ -11,17 +11,17 @@
  * - Redis stopped mid-run: jobs run on, the worker stays ready, the log says recovery is
  *   degraded, and it resumes when Redis is back.
  */
-import { RoomEvent, type Room } from '@livekit/rtc-node';
 import { ParticipantInfo_Kind } from '@livekit/protocol';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAllAgents, type LogRecord } from '../support/agent-process.ts';
+import { killAllAgents } from '../support/agent-process.ts';
 import { keepLogOf, readyWorker, saveWorkerLogs } from '../support/cluster-workers.ts';
 import type { FixtureWorker } from '../support/e2e-workers.ts';
 import { startLiveKitCluster, type LiveKitCluster } from '../support/livekit-cluster.ts';
 import type { LiveKitServer } from '../support/livekit-server.ts';
 import { descendants } from '../support/process-table.ts';
 import { joinRoom, leaveAllRooms } from '../support/participants.ts';
+import { recoveryReport, ticks, untilTicks as until } from '../support/recovery-reports.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 
 const AGENT = 'test/fixtures/e2e/recovery-agent.ts';
@@ -67,21 +67,9 @@ async function fleetWorker(
   return w;
 }
 
-interface Report extends LogRecord {
-  jobId: string;
-  room: string;
-  identity: string;
-  pid: number;
-  recovery: { previousJobId: string; attempt: number; checkpoint: { tick: number } | null } | null;
-}
-
-function report(w: FixtureWorker, room: string, pred: (r: Report) => boolean = () => true) {
-  return w.waitForLog(
-    (r) => r.message === 'recovery job report' && r.room === room && pred(r as Report),
-    `a recovery job report from ${room} on ${w.label}`,
-    30_000,
-  ) as Promise<Report>;
-}
+/** The reports here wait longer: a dead worker is found by the other, on another node. */
+const report: typeof recoveryReport = (w, room, pred, timeoutMs = 30_000) =>
+  recoveryReport(w, room, pred, timeoutMs);
 
 /** A room on `node` with a dispatch of `agentName`, and a user in it. */
 async function userIn(node: LiveKitServer, room: string, agentName: string) {
@@ -94,22 +82,6 @@ async function userIn(node: LiveKitServer, room: string, agentName: string) {
     agentName,
   );
   return user;
-}
-
-function ticks(room: Room): { tick: number; attempt: number; identity: string }[] {
-  const got: { tick: number; attempt: number; identity: string }[] = [];
-  room.on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
-    if (topic === 'tick') got.push(JSON.parse(new TextDecoder().decode(payload)) as never);
-  });
-  return got;
-}
-
-async function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Polls every room's participants until stopped; the most agents seen at once per room. */

@@ -7,12 +7,16 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RoomEvent, type Room } from '@livekit/rtc-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAllAgents, type LogRecord } from '../support/agent-process.ts';
+import { killAllAgents } from '../support/agent-process.ts';
 import { startFixtureWorker, type FixtureWorker } from '../support/e2e-workers.ts';
 import { startLiveKitServer, type LiveKitServer } from '../support/livekit-server.ts';
 import { joinRoom, leaveAllRooms } from '../support/participants.ts';
+import {
+  recoveryReport as report,
+  ticks,
+  untilTicks as until,
+} from '../support/recovery-reports.ts';
 
 const AGENT = 'test/fixtures/e2e/recovery-agent.ts';
 
@@ -49,49 +53,6 @@ async function startWorker(
   });
   workers.push(w);
   return w;
-}
-
-interface Report extends LogRecord {
-  jobId: string;
-  room: string;
-  identity: string;
-  pid: number;
-  recovery: {
-    previousJobId: string;
-    attempt: number;
-    firstStartedAt: number;
-    checkpoint: { tick: number } | null;
-  } | null;
-}
-
-function report(
-  w: FixtureWorker,
-  room: string,
-  pred: (r: Report) => boolean = () => true,
-  timeoutMs = 20_000,
-) {
-  return w.waitForLog(
-    (r) => r.message === 'recovery job report' && r.room === room && pred(r as Report),
-    `a recovery job report from ${room}`,
-    timeoutMs,
-  ) as Promise<Report>;
-}
-
-/** The data messages the user gets from the agent (topic `tick`). */
-function ticks(room: Room): { tick: number; attempt: number; identity: string }[] {
-  const got: { tick: number; attempt: number; identity: string }[] = [];
-  room.on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
-    if (topic === 'tick') got.push(JSON.parse(new TextDecoder().decode(payload)) as never);
-  });
-  return got;
-}
-
-async function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('job recovery with the disk journal', () => {
