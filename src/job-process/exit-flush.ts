@@ -4,6 +4,8 @@
  * inside the host's TERMINATE_TIMEOUT. Without tracing there is nothing to wait for, and the
  * process exits at once, as it always did.
  */
+import { withDeadline } from '../clock.ts';
+
 let flush: (() => Promise<void>) | undefined;
 
 /** At most this long between `terminate` and the exit (the host waits 5 s before SIGKILL). */
@@ -15,9 +17,8 @@ export function setExitFlush(fn: () => Promise<void>): void {
 
 export function exitAfterFlush(code: number): void {
   if (!flush) process.exit(code);
-  setTimeout(() => process.exit(code), EXIT_FLUSH_TIMEOUT_MS);
-  flush().then(
-    () => process.exit(code),
-    () => process.exit(code),
-  );
+  // Flushed, failed or past its deadline, the process exits with the code it was given.
+  void withDeadline(flush(), EXIT_FLUSH_TIMEOUT_MS, 'flushing spans before the exit')
+    .catch(() => undefined)
+    .then(() => process.exit(code));
 }
