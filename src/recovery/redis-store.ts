@@ -74,6 +74,8 @@ const PRESENCE_GRACE = 750;
  * when Redis restarts, every worker reconnects, with a backoff of up to 2 s.
  */
 const PRESENCE_SETTLE = 5_000;
+/** How long each step of `close()` may take before it is given up. */
+const CLOSE_TIMEOUT = 2_000;
 // GET then DEL, atomically (GETDEL needs Redis 6.2).
 const TAKE = `
 local v = redis.call('GET', KEYS[1])
@@ -320,19 +322,27 @@ export class RedisStore implements JobStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopRenewing?.();
+    // A Redis that takes the connection but never answers must not hold the worker's stop: each
+    // step has CLOSE_TIMEOUT, and a connection that does not close in it is dropped.
+    const bounded = (step: Promise<unknown>, what: string) =>
+      withDeadline(step, CLOSE_TIMEOUT, what, this.#clock);
     if (this.#client.isReady && this.#held) {
       // A clean stop: nothing of ours is left to claim.
-      await this.#client
-        .multi()
-        .del(this.#key('lease', this.#o.owner))
-        .sRem(this.#key('owners'), this.#o.owner)
-        .exec()
-        .catch(() => undefined);
+      await bounded(
+        this.#client
+          .multi()
+          .del(this.#key('lease', this.#o.owner))
+          .sRem(this.#key('owners'), this.#o.owner)
+          .exec(),
+        'releasing the lease',
+      ).catch(() => undefined);
     }
     this.#held = false;
-    if (this.#presence.isOpen) await this.#presence.close().catch(() => this.#presence.destroy());
+    if (this.#presence.isOpen) {
+      await bounded(this.#presence.close(), 'closing').catch(() => this.#presence.destroy());
+    }
     if (this.#client.isOpen) {
-      await this.#client.close().catch(() => this.#client.destroy());
+      await bounded(this.#client.close(), 'closing').catch(() => this.#client.destroy());
     } else {
       this.#client.destroy();
     }
