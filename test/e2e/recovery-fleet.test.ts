@@ -162,6 +162,13 @@ describe('job recovery across a fleet, with Redis', () => {
     const first = await report(wa, room);
     const wb = await fleetWorker(b, 'frozen-b', agentName);
     await until(() => got.length >= 3, 'ticks from the first attempt');
+    // The server picks a node by the load its workers last reported: frozen with a load of 0,
+    // worker A would tie with the idle B and take about half of the recovery's dispatches.
+    await wa.waitForLog(
+      (r) => r.message === 'status reported' && Number(r.jobCount) >= 1 && Number(r.load) > 0,
+      'worker A reporting its job in its load',
+      10_000,
+    );
     const watch = watchAgents(a, [room]);
     const tree = [wa.child.pid!, ...descendants(wa.child.pid!).map((p) => p.pid)];
     for (const pid of tree) process.kill(pid, 'SIGSTOP');
